@@ -1,0 +1,1 @@
+//! Model → events2 lines, exactly as drbdsetup prints them. (Being written.)
