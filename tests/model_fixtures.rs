@@ -46,7 +46,11 @@ fn every_events2_fixture_block_parses_and_applies() {
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).expect("fixture dir") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         if !name.starts_with("events2-") {
             continue;
         }
@@ -54,13 +58,18 @@ fn every_events2_fixture_block_parses_and_applies() {
         for (command, lines) in test_blocks(&text) {
             // --diff prints old->new pairs and --color escape codes: neither is
             // what the agent runs; TIME is a sed placeholder for timestamps.
-            if command.contains("--diff") || command.contains("--color") || command.contains("TIME") {
+            if command.contains("--diff") || command.contains("--color") || command.contains("TIME")
+            {
                 continue;
             }
             let mut model = Model::new();
             for line in &lines {
                 let event = parse_line(line).unwrap_or_else(|e| panic!("{name}: {e}"));
-                assert_eq!(event.unknown_keys() + event.unknown_values(), 0, "{name}: {line}");
+                assert_eq!(
+                    event.unknown_keys() + event.unknown_values(),
+                    0,
+                    "{name}: {line}"
+                );
                 model.apply(&event);
             }
             checked += 1;
@@ -81,7 +90,10 @@ fn fixture_lines(name: &str, command_contains: &str) -> String {
 #[test]
 fn create_then_destroy_leaves_nothing() {
     let mut model = Model::new();
-    let changes = apply_all(&mut model, &fixture_lines("events2-all-create-destroy.test", "events2;"));
+    let changes = apply_all(
+        &mut model,
+        &fixture_lines("events2-all-create-destroy.test", "events2;"),
+    );
     assert!(model.initial_dump_done());
     assert!(model.resources().is_empty());
     let destroyed: Vec<_> = changes
@@ -103,7 +115,10 @@ fn create_then_destroy_leaves_nothing() {
 #[test]
 fn sync_fixture_with_statistics() {
     let mut model = Model::new();
-    apply_all(&mut model, &fixture_lines("events2-sync.test", "--statistics"));
+    apply_all(
+        &mut model,
+        &fixture_lines("events2-sync.test", "--statistics"),
+    );
     let resource = model.resource("some-resource").expect("resource");
     assert_eq!(resource.may_promote, Some(YesNo::Yes));
     assert_eq!(resource.promotion_score, Some(10101));
@@ -205,7 +220,12 @@ fn old_captures_create_parents_implicitly() {
     assert!(pvc.announced);
     assert_eq!(pvc.may_promote, None);
     assert!(model.initial_dump_done());
-    assert!(changes.iter().any(|c| matches!(c, Change::Created { object: ObjectRef::Connection { .. } })));
+    assert!(changes.iter().any(|c| matches!(
+        c,
+        Change::Created {
+            object: ObjectRef::Connection { .. }
+        }
+    )));
     // The last timestamp seen is kept, with its offset.
     assert_eq!(
         model.last_event_at().map(|t| t.to_rfc3339()),
@@ -216,9 +236,20 @@ fn old_captures_create_parents_implicitly() {
 #[test]
 fn centreon_capture_without_newer_keys() {
     let mut model = Model::new();
-    apply_all(&mut model, &data("events2/captured-centreon-now-statistics.txt"));
+    apply_all(
+        &mut model,
+        &data("events2/captured-centreon-now-statistics.txt"),
+    );
     let counts = model.counts();
-    assert_eq!((counts.resources, counts.devices, counts.connections, counts.peer_devices), (1, 1, 2, 2));
+    assert_eq!(
+        (
+            counts.resources,
+            counts.devices,
+            counts.connections,
+            counts.peer_devices
+        ),
+        (1, 1, 2, 2)
+    );
     let r = model.resource("drbd1").expect("drbd1");
     assert_eq!(r.force_io_failures, None);
     assert_eq!(r.connections["central-2004"].peer_role, Some(Role::Primary));
@@ -231,9 +262,15 @@ fn field_less_and_partial_change_lines_keep_previous_values() {
         &mut model,
         "exists peer-device name:r0 peer-node-id:1 conn-name:b volume:0 replication:Established peer-disk:UpToDate peer-client:no resync-suspended:no received:1 sent:2 out-of-sync:0 pending:0 unacked:0\nexists -",
     );
-    let changes = apply_all(&mut model, "change peer-device name:r0 peer-node-id:1 conn-name:b volume:0");
+    let changes = apply_all(
+        &mut model,
+        "change peer-device name:r0 peer-node-id:1 conn-name:b volume:0",
+    );
     assert!(changes.is_empty(), "{changes:?}");
-    apply_all(&mut model, "change peer-device name:r0 peer-node-id:1 conn-name:b volume:0 sent:9");
+    apply_all(
+        &mut model,
+        "change peer-device name:r0 peer-node-id:1 conn-name:b volume:0 sent:9",
+    );
     let pd = &model.resource("r0").expect("r0").connections["b"].peer_devices[&0];
     assert_eq!(pd.replication, Some(ReplicationState::Established));
     assert_eq!(pd.peer_disk, Some(DiskState::UpToDate));
@@ -261,7 +298,10 @@ fn flush_forgets_everything_until_the_next_dump() {
     model.flush();
     assert!(!model.initial_dump_done());
     assert!(model.resources().is_empty());
-    apply_all(&mut model, "exists resource name:other role:Secondary\nexists -");
+    apply_all(
+        &mut model,
+        "exists resource name:other role:Secondary\nexists -",
+    );
     assert_eq!(model.resources().keys().collect::<Vec<_>>(), vec!["other"]);
 }
 
@@ -275,13 +315,19 @@ fn unknown_values_do_not_cost_the_line_in_the_model() {
     let device = &model.resource("r0").expect("r0").devices[&0];
     assert_eq!(device.disk, Some(DiskState::Other("Quantum".into())));
     assert_eq!(device.quorum, Some(YesNo::Yes));
-    assert_eq!(device.unknown.get("future-key").map(String::as_str), Some("42"));
+    assert_eq!(
+        device.unknown.get("future-key").map(String::as_str),
+        Some("42")
+    );
 }
 
 #[test]
 fn destroy_of_unknown_objects_is_harmless_and_destroy_order_is_any() {
     let mut model = Model::new();
-    let changes = apply_all(&mut model, "destroy peer-device name:x conn-name:c volume:0\ndestroy resource name:x");
+    let changes = apply_all(
+        &mut model,
+        "destroy peer-device name:x conn-name:c volume:0\ndestroy resource name:x",
+    );
     assert!(changes.is_empty());
     // Destroying the resource first removes its children with it.
     apply_all(
@@ -299,7 +345,9 @@ fn helper_response_exit_code_is_status_shifted() {
         "create resource name:r role:Secondary\ncall helper name:r peer-node-id:1 conn-name:p helper:fence-peer\nresponse helper name:r peer-node-id:1 conn-name:p helper:fence-peer status:1792",
     );
     assert!(changes.contains(&Change::HelperResponded {
-        object: ObjectRef::Resource { resource: "r".into() },
+        object: ObjectRef::Resource {
+            resource: "r".into()
+        },
         helper: "fence-peer".into(),
         status: 1792,
         exit_code: 7,

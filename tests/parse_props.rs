@@ -5,9 +5,28 @@ use drbd_agent::events2::{parse_line, Body};
 use proptest::prelude::*;
 
 const KEYS: &[&str] = &[
-    "role", "suspended", "disk", "replication", "peer-disk", "done", "eta", "size", "received",
-    "may_promote", "established", "blocked", "write-ordering", "dbdt1", "helper", "status",
-    "future-key", "open", "client", "quorum", "connection", "congested",
+    "role",
+    "suspended",
+    "disk",
+    "replication",
+    "peer-disk",
+    "done",
+    "eta",
+    "size",
+    "received",
+    "may_promote",
+    "established",
+    "blocked",
+    "write-ordering",
+    "dbdt1",
+    "helper",
+    "status",
+    "future-key",
+    "open",
+    "client",
+    "quorum",
+    "connection",
+    "congested",
 ];
 
 proptest! {

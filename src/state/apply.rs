@@ -412,10 +412,10 @@ fn device_entry<'r>(
                 volume,
             },
         });
-        Device {
+        Box::new(Device {
             volume,
             ..Device::default()
-        }
+        })
     })
 }
 
@@ -428,10 +428,10 @@ fn connection_entry<'r>(
     if !resource.connections.contains_key(conn_name) {
         resource.connections.insert(
             conn_name.to_owned(),
-            Connection {
+            Box::new(Connection {
                 conn_name: conn_name.to_owned(),
                 ..Connection::default()
-            },
+            }),
         );
         changes.push(Change::Created {
             object: ObjectRef::Connection {
@@ -466,10 +466,10 @@ fn peer_device_entry<'c>(
                 volume,
             },
         });
-        PeerDevice {
+        Box::new(PeerDevice {
             volume,
             ..PeerDevice::default()
-        }
+        })
     })
 }
 

@@ -3,6 +3,9 @@
 //! Every state field is an `Option`: `None` until a line carried it (older
 //! drbd-utils never print some keys). A change line that omits a field keeps
 //! the previous value.
+//!
+//! Children are boxed: B-tree nodes hold eleven values inline, and unboxed
+//! objects made a 1,000-resource model three times larger.
 
 use std::collections::BTreeMap;
 
@@ -53,9 +56,9 @@ pub struct Resource {
     pub may_promote: Option<YesNo>,
     pub promotion_score: Option<u64>,
     /// Devices by volume number.
-    pub devices: BTreeMap<u32, Device>,
+    pub devices: BTreeMap<u32, Box<Device>>,
     /// Connections by `conn-name` (the peer's name).
-    pub connections: BTreeMap<String, Connection>,
+    pub connections: BTreeMap<String, Box<Connection>>,
     pub helpers: Helpers,
     pub unknown: UnknownFields,
 }
@@ -111,7 +114,7 @@ pub struct Connection {
     /// Printed only on StandAlone connections after a split brain.
     pub sync_state: Option<SyncState>,
     /// Peer devices by volume.
-    pub peer_devices: BTreeMap<u32, PeerDevice>,
+    pub peer_devices: BTreeMap<u32, Box<PeerDevice>>,
     /// Paths in the order they were first seen.
     pub paths: Vec<Path>,
     pub helpers: Helpers,
