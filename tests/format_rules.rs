@@ -5,11 +5,11 @@ use drbd_agent::events2::format::{
     batch, end_of_dump, helper_event, helper_line, rename_line, timestamp_prefix, BatchKind,
     FormatOptions, HelperLine,
 };
+use drbd_agent::events2::parse_line;
 use drbd_agent::events2::{
     BlockedBy, ConnectionState, DiskState, Eta, Flags, ReplicationState, Role, SuspendReason,
     SyncState, Tristate, YesNo,
 };
-use drbd_agent::events2::parse_line;
 use drbd_agent::state::{Model, Resource};
 
 const BASE: &[&str] = &[
@@ -51,7 +51,14 @@ const FULL: FormatOptions = FormatOptions {
 
 fn live(old: &Resource, new: &Resource, options: FormatOptions) -> String {
     let mut out = String::new();
-    batch(Some(old), Some(new), BatchKind::Live, &options, "", &mut out);
+    batch(
+        Some(old),
+        Some(new),
+        BatchKind::Live,
+        &options,
+        "",
+        &mut out,
+    );
     out
 }
 
@@ -62,7 +69,14 @@ fn lines(text: &str) -> Vec<&str> {
 #[test]
 fn initial_dump_prints_reverse_kernel_order() {
     let mut out = String::new();
-    batch(None, Some(&base()), BatchKind::InitialDump, &PLAIN, "", &mut out);
+    batch(
+        None,
+        Some(&base()),
+        BatchKind::InitialDump,
+        &PLAIN,
+        "",
+        &mut out,
+    );
     let objects: Vec<String> = out
         .lines()
         .map(|l| l.split(' ').take(5).collect::<Vec<_>>().join(" "))
@@ -81,8 +95,13 @@ fn initial_dump_prints_reverse_kernel_order() {
             "exists path name:r0 peer-node-id:1 conn-name:bravo",
         ]
     );
-    assert!(lines(&out)[5].ends_with("volume:1 replication:Established peer-disk:UpToDate peer-client:no resync-suspended:no"));
-    assert!(lines(&out)[7].contains("local:ipv4:10.0.0.1:7000"), "paths in stored order");
+    assert!(lines(&out)[5].ends_with(
+        "volume:1 replication:Established peer-disk:UpToDate peer-client:no resync-suspended:no"
+    ));
+    assert!(
+        lines(&out)[7].contains("local:ipv4:10.0.0.1:7000"),
+        "paths in stored order"
+    );
 }
 
 #[test]
@@ -106,7 +125,10 @@ fn resource_prints_only_changed_groups() {
     let old = base();
     let mut new = old.clone();
     new.role = Some(Role::Primary);
-    assert_eq!(live(&old, &new, PLAIN), "change resource name:r0 role:Primary\n");
+    assert_eq!(
+        live(&old, &new, PLAIN),
+        "change resource name:r0 role:Primary\n"
+    );
     let mut new = old.clone();
     new.suspended = Some(Flags(vec![SuspendReason::User, SuspendReason::Quorum]));
     assert_eq!(
@@ -310,7 +332,8 @@ fn two_levels_print_resync_details_and_want_only_when_set() {
         .expect("peer device");
     pd.stats.want = Some(20.0);
     pd.stats.eta = Some(Eta::Seconds(42));
-    assert!(live(&old, &new, STATS2).contains(" rs-same-csum:6 want:20.00 dbdt:7.00 dbdt0:8.12 dbdt1:1.50 eta:42\n"));
+    assert!(live(&old, &new, STATS2)
+        .contains(" rs-same-csum:6 want:20.00 dbdt:7.00 dbdt0:8.12 dbdt1:1.50 eta:42\n"));
 }
 
 #[test]
@@ -402,7 +425,14 @@ fn path_prints_when_established_changes() {
 #[test]
 fn prefix_starts_every_line() {
     let mut out = String::new();
-    batch(None, Some(&base()), BatchKind::InitialDump, &STATS, "T ", &mut out);
+    batch(
+        None,
+        Some(&base()),
+        BatchKind::InitialDump,
+        &STATS,
+        "T ",
+        &mut out,
+    );
     end_of_dump("T ", &mut out);
     assert!(out.lines().all(|l| l.starts_with("T ")));
     assert!(out.ends_with("T exists -\n"));
@@ -423,7 +453,18 @@ fn helper_rename_and_end_of_dump_lines() {
         None,
         &mut out,
     );
-    helper_line("", true, "r0", None, None, None, None, "fence-peer", Some(1024), &mut out);
+    helper_line(
+        "",
+        true,
+        "r0",
+        None,
+        None,
+        None,
+        None,
+        "fence-peer",
+        Some(1024),
+        &mut out,
+    );
     helper_event(
         "",
         &HelperLine {
@@ -470,9 +511,15 @@ fn timestamp_prefix_format() {
         timestamp_prefix(at(-(3 * 3600 + 1800), 999_999)),
         "2024-02-29T23:05:09.999999-03:30 "
     );
-    assert_eq!(timestamp_prefix(at(0, 0)), "2024-02-29T23:05:09.000000+00:00 ");
+    assert_eq!(
+        timestamp_prefix(at(0, 0)),
+        "2024-02-29T23:05:09.000000+00:00 "
+    );
     // drbdsetup truncates the hours, so -00:30 prints as +00:30.
-    assert_eq!(timestamp_prefix(at(-1800, 1)), "2024-02-29T23:05:09.000001+00:30 ");
+    assert_eq!(
+        timestamp_prefix(at(-1800, 1)),
+        "2024-02-29T23:05:09.000001+00:30 "
+    );
     let line = format!("{}exists -", timestamp_prefix(at(19800, 5)));
     let event = parse_line(&line).expect("parses");
     assert_eq!(event.timestamp, Some(at(19800, 5)));

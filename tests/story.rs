@@ -72,7 +72,10 @@ fn full_output_parses_and_rebuilds_the_final_state() {
         expected.final_state(),
         "--full"
     );
-    assert_eq!(final_resource(&model), final_resource(&rebuild(STATISTICS, false)));
+    assert_eq!(
+        final_resource(&model),
+        final_resource(&rebuild(STATISTICS, false))
+    );
 }
 
 #[test]
@@ -98,7 +101,12 @@ fn two_statistics_levels_print_the_resync_details() {
     let text = rendered(2, false, false);
     let progress: Vec<&str> = text.lines().filter(|l| l.contains("done:17.48")).collect();
     assert_eq!(progress.len(), 1);
-    for key in ["rs-total:2097152", "rs-db1-sectors:366592", "dbdt1:59.67", "eta:14"] {
+    for key in [
+        "rs-total:2097152",
+        "rs-db1-sectors:366592",
+        "dbdt1:59.67",
+        "eta:14",
+    ] {
         assert!(progress[0].contains(key), "{key} in {}", progress[0]);
     }
 }

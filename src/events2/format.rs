@@ -192,9 +192,7 @@ pub fn batch(
 /// kernel's order, taken as descending peer-node-id (then conn-name).
 fn ordered_connections(resource: &Resource) -> Vec<&Connection> {
     let mut connections: Vec<&Connection> = resource.connections.values().collect();
-    connections.sort_by(|a, b| {
-        (b.peer_node_id, &b.conn_name).cmp(&(a.peer_node_id, &a.conn_name))
-    });
+    connections.sort_by(|a, b| (b.peer_node_id, &b.conn_name).cmp(&(a.peer_node_id, &a.conn_name)));
     connections
 }
 
@@ -245,9 +243,8 @@ fn resource_line(p: &mut Printer<'_>, old: Option<&Resource>, new: &Resource) {
     let suspended = differs(&|o| o.suspended != new.suspended);
     let fail_io = differs(&|o| o.force_io_failures != new.force_io_failures);
     let ordering = p.level >= 1 && differs(&|o| o.write_ordering != new.write_ordering);
-    let promotion = differs(&|o| {
-        o.may_promote != new.may_promote || o.promotion_score != new.promotion_score
-    });
+    let promotion =
+        differs(&|o| o.may_promote != new.may_promote || o.promotion_score != new.promotion_score);
     if !(role || suspended || fail_io || ordering || promotion) {
         return;
     }
@@ -280,7 +277,9 @@ fn connection_line(p: &mut Printer<'_>, name: &str, old: Option<&Connection>, ne
     let congested = differs(&|o| o.congested != new.congested);
     let stats = p.level >= 1
         && (congested
-            || differs(&|o| o.ap_in_flight != new.ap_in_flight || o.rs_in_flight != new.rs_in_flight));
+            || differs(&|o| {
+                o.ap_in_flight != new.ap_in_flight || o.rs_in_flight != new.rs_in_flight
+            }));
     if !(state || role || stats) {
         return;
     }
@@ -430,7 +429,7 @@ fn path_line(
     new: &Path,
 ) {
     let is_new = old.is_none();
-    if !old.is_none_or(|o| o.established != new.established) {
+    if old.is_some_and(|o| o.established == new.established) {
         return;
     }
     p.start(is_new, "path");
@@ -543,4 +542,42 @@ pub fn timestamp_prefix(at: DateTime<FixedOffset>) -> String {
         hours,
         minutes
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_implies_statistics() {
+        let full = FormatOptions {
+            statistics: 0,
+            full: true,
+        };
+        assert_eq!(full.statistics_level(), 1);
+        let twice = FormatOptions {
+            statistics: 2,
+            full: true,
+        };
+        assert_eq!(twice.statistics_level(), 2);
+        assert_eq!(FormatOptions::default().statistics_level(), 0);
+    }
+
+    #[test]
+    fn connections_order_by_peer_node_id_then_name_descending() {
+        let mut resource = Resource::default();
+        for (name, id) in [("a", Some(1)), ("b", Some(3)), ("c", None), ("d", None)] {
+            let connection = Connection {
+                conn_name: name.to_owned(),
+                peer_node_id: id,
+                ..Connection::default()
+            };
+            resource.connections.insert(name.to_owned(), connection);
+        }
+        let order: Vec<&str> = ordered_connections(&resource)
+            .iter()
+            .map(|c| c.conn_name.as_str())
+            .collect();
+        assert_eq!(order, ["b", "a", "d", "c"]);
+    }
 }

@@ -254,7 +254,11 @@ impl Node {
             backing_dev: Some(self.backing_dev.to_owned()),
             disk: Some(self.disk.clone()),
             client: Some(Tristate::No),
-            open: Some(if self.open { Tristate::Yes } else { Tristate::No }),
+            open: Some(if self.open {
+                Tristate::Yes
+            } else {
+                Tristate::No
+            }),
             quorum: Some(YesNo::Yes),
             stats: DeviceStats {
                 size: Some(self.size),
@@ -362,8 +366,7 @@ impl Resync {
         stats.eta = Some(if self.db1_sectors == 0 {
             Eta::Unknown
         } else {
-            let seconds =
-                self.dt1_ms.max(1) as f64 * 1e-3 * to_go as f64 / self.db1_sectors as f64;
+            let seconds = self.dt1_ms.max(1) as f64 * 1e-3 * to_go as f64 / self.db1_sectors as f64;
             Eta::Seconds(seconds.round_ties_even() as u64)
         });
     }
@@ -460,7 +463,8 @@ fn resync_3node() -> Story {
     let peer = peer.clone();
     s.after(4_211).batch(&node);
     s.after(2).step(helper(&peer, None, "disconnected", None));
-    s.after(9).step(helper(&peer, None, "disconnected", Some(0)));
+    s.after(9)
+        .step(helper(&peer, None, "disconnected", Some(0)));
     for state in [ConnectionState::Unconnected, ConnectionState::Connecting] {
         node.peer("bravo").connection = state;
         s.after(3).batch(&node);
@@ -483,8 +487,10 @@ fn resync_3node() -> Story {
     peer.unacked = 0;
     let peer = peer.clone();
     s.after(6).batch(&node);
-    s.after(1).step(helper(&peer, volume, "before-resync-source", None));
-    s.after(12).step(helper(&peer, volume, "before-resync-source", Some(0)));
+    s.after(1)
+        .step(helper(&peer, volume, "before-resync-source", None));
+    s.after(12)
+        .step(helper(&peer, volume, "before-resync-source", Some(0)));
 
     // Resync: alpha is SyncSource, progress every ~3 s.
     let peer = node.peer("bravo");
@@ -496,9 +502,14 @@ fn resync_3node() -> Story {
     };
     peer.resync = Some(resync);
     s.after(2).batch(&node);
-    for (step, (db1, dt1)) in [(366_592, 3000), (425_984, 3004), (434_176, 3008), (442_368, 3012)]
-        .into_iter()
-        .enumerate()
+    for (step, (db1, dt1)) in [
+        (366_592, 3000),
+        (425_984, 3004),
+        (434_176, 3008),
+        (442_368, 3012),
+    ]
+    .into_iter()
+    .enumerate()
     {
         resync.db0_sectors = resync.db1_sectors;
         resync.dt0_ms = resync.dt1_ms;
