@@ -1,1 +1,3 @@
-//! (filled in below)
+//! The node simulator: scripted stories printed as drbdsetup would.
+
+pub mod story;
