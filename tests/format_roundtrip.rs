@@ -224,7 +224,10 @@ fn connection(name: &'static str, allow_verify: bool) -> impl Strategy<Value = C
                 congested: Some(congested),
                 ap_in_flight: ap,
                 rs_in_flight: rs,
-                peer_devices: peer_devices.into_iter().map(|p| (p.volume, p)).collect(),
+                peer_devices: peer_devices
+                    .into_iter()
+                    .map(|p| (p.volume, Box::new(p)))
+                    .collect(),
                 paths: unique,
                 ..Connection::default()
             }
@@ -260,10 +263,13 @@ fn resource(name: &'static str, allow_verify: bool) -> impl Strategy<Value = Res
                 write_ordering: Some(ordering),
                 may_promote: Some(may_promote),
                 promotion_score: Some(score),
-                devices: devices.into_iter().map(|d| (d.volume, d)).collect(),
+                devices: devices
+                    .into_iter()
+                    .map(|d| (d.volume, Box::new(d)))
+                    .collect(),
                 connections: connections
                     .into_iter()
-                    .map(|c| (c.conn_name.clone(), c))
+                    .map(|c| (c.conn_name.clone(), Box::new(c)))
                     .collect(),
                 ..Resource::default()
             }

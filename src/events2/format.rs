@@ -137,18 +137,26 @@ pub fn batch(
     if let Some(new) = new {
         resource_line(&mut p, old, new);
         for connection in ordered_connections(new) {
-            let before = old.and_then(|o| o.connections.get(&connection.conn_name));
+            let before = old
+                .and_then(|o| o.connections.get(&connection.conn_name))
+                .map(|c| &**c);
             connection_line(&mut p, name, before, connection);
         }
         for device in new.devices.values().rev() {
-            let before = old.and_then(|o| o.devices.get(&device.volume));
+            let before = old
+                .and_then(|o| o.devices.get(&device.volume))
+                .map(|d| &**d);
             device_line(&mut p, name, before, device);
         }
     }
     for connection in ordered_connections(target) {
-        let before = old.and_then(|o| o.connections.get(&connection.conn_name));
+        let before = old
+            .and_then(|o| o.connections.get(&connection.conn_name))
+            .map(|c| &**c);
         for peer_device in connection.peer_devices.values().rev() {
-            let was = before.and_then(|c| c.peer_devices.get(&peer_device.volume));
+            let was = before
+                .and_then(|c| c.peer_devices.get(&peer_device.volume))
+                .map(|pd| &**pd);
             peer_device_line(&mut p, name, connection, was, peer_device);
         }
         for path in &connection.paths {
@@ -191,7 +199,7 @@ pub fn batch(
 /// Connections in the order drbdsetup prints them: the reverse of the
 /// kernel's order, taken as descending peer-node-id (then conn-name).
 fn ordered_connections(resource: &Resource) -> Vec<&Connection> {
-    let mut connections: Vec<&Connection> = resource.connections.values().collect();
+    let mut connections: Vec<&Connection> = resource.connections.values().map(|c| &**c).collect();
     connections.sort_by(|a, b| (b.peer_node_id, &b.conn_name).cmp(&(a.peer_node_id, &a.conn_name)));
     connections
 }
@@ -572,7 +580,9 @@ mod tests {
                 peer_node_id: id,
                 ..Connection::default()
             };
-            resource.connections.insert(name.to_owned(), connection);
+            resource
+                .connections
+                .insert(name.to_owned(), Box::new(connection));
         }
         let order: Vec<&str> = ordered_connections(&resource)
             .iter()

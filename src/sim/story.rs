@@ -282,11 +282,11 @@ impl Node {
             write_ordering: Some(WriteOrdering::Flush),
             may_promote: Some(YesNo::from_bool(may_promote)),
             promotion_score: Some(score),
-            devices: BTreeMap::from([(0, device)]),
+            devices: BTreeMap::from([(0, Box::new(device))]),
             connections: self
                 .peers
                 .iter()
-                .map(|p| (p.name.to_owned(), p.state()))
+                .map(|p| (p.name.to_owned(), Box::new(p.state())))
                 .collect(),
             ..Resource::default()
         }
@@ -331,7 +331,7 @@ impl Peer {
             congested: Some(YesNo::No),
             ap_in_flight: Some(0),
             rs_in_flight: Some(0),
-            peer_devices: BTreeMap::from([(0, peer_device)]),
+            peer_devices: BTreeMap::from([(0, Box::new(peer_device))]),
             paths: vec![path],
             ..Connection::default()
         }
