@@ -19,13 +19,13 @@ pub fn conf_d_files(main: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(ConfigError::Read { path: dir, source }),
+        Err(error) => return Err(ConfigError::Read { path: dir, error }),
     };
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| ConfigError::Read {
+        let entry = entry.map_err(|error| ConfigError::Read {
             path: dir.clone(),
-            source,
+            error,
         })?;
         let path = entry.path();
         if path.extension().is_some_and(|ext| ext == "toml") && path.is_file() {
@@ -44,17 +44,17 @@ pub fn load(main: &Path, required: bool) -> Result<Config, ConfigError> {
     match fs::read_to_string(main) {
         Ok(text) => sources.push((main.to_owned(), text)),
         Err(e) if e.kind() == io::ErrorKind::NotFound && !required => {}
-        Err(source) => {
+        Err(error) => {
             return Err(ConfigError::Read {
                 path: main.to_owned(),
-                source,
+                error,
             })
         }
     }
     for path in conf_d_files(main)? {
-        let text = fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        let text = fs::read_to_string(&path).map_err(|error| ConfigError::Read {
             path: path.clone(),
-            source,
+            error,
         })?;
         sources.push((path, text));
     }

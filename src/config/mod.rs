@@ -96,10 +96,11 @@ pub enum ConfigError {
         key: Option<String>,
         message: String,
     },
-    #[error("{}: {source}", path.display())]
+    /// A file or directory cannot be read (the I/O error is part of the message).
+    #[error("{}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
