@@ -1,1 +1,141 @@
-//! (filled in below)
+//! The HTTP API: `GET /v1/status`, `GET /healthz`; everything else is 404.
+//!
+//! [`router`] builds the axum router; [`serve`] runs it on listeners with
+//! hyper's HTTP/1 server (header read timeout, bounded header size and a
+//! connection limit); [`render_status`] turns a status document into the
+//! table `drbd-agent status` prints.
+
+mod serve;
+mod table;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, FixedOffset};
+use serde::Serialize;
+
+use crate::drbd::Shared;
+use crate::state::Resource;
+
+pub use serve::{bind, fallback_addr, is_no_ipv6_error, serve, ApiError, Limits};
+pub use table::render_status;
+
+/// Largest request body accepted (no endpoint takes one today).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the handlers read.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub node_name: String,
+    pub shared: Arc<Shared>,
+}
+
+/// The `agent` part of `/v1/status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentStatus {
+    pub version: &'static str,
+    pub node_name: String,
+    pub supervisor_alive: bool,
+    pub drbd_reachable: bool,
+    pub initial_dump_done: bool,
+    /// The timestamp of the last events2 line (drbdsetup's clock and offset).
+    pub last_event_at: Option<DateTime<FixedOffset>>,
+    pub events: u64,
+    pub parse_errors: u64,
+    pub last_parse_error: Option<String>,
+    pub unknown_keys: u64,
+    pub unknown_values: u64,
+    pub child_restarts: u64,
+    pub spawn_errors: u64,
+    pub last_spawn_error: Option<String>,
+    pub drifts: u64,
+    pub reconcile_errors: u64,
+    pub events_lost: u64,
+    pub last_exit: Option<String>,
+}
+
+/// The `/v1/status` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status<'a> {
+    pub agent: AgentStatus,
+    /// The model's resources by name.
+    pub resources: &'a BTreeMap<String, Resource>,
+}
+
+/// The router with its limits (body size, 404 for unknown paths).
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(reject_large_bodies))
+        .with_state(Arc::new(state))
+}
+
+async fn status(State(api): State<Arc<ApiState>>) -> Response {
+    let state = api.shared.state.read().await;
+    let stats = &state.stats;
+    let agent = AgentStatus {
+        version: env!("CARGO_PKG_VERSION"),
+        node_name: api.node_name.clone(),
+        supervisor_alive: api.shared.supervisor_alive(),
+        drbd_reachable: state.drbd_reachable(),
+        initial_dump_done: state.model.initial_dump_done(),
+        last_event_at: state.model.last_event_at(),
+        events: stats.events,
+        parse_errors: stats.parse_errors,
+        last_parse_error: stats.last_parse_error.clone(),
+        unknown_keys: stats.unknown_keys,
+        unknown_values: stats.unknown_values,
+        child_restarts: stats.child_restarts,
+        spawn_errors: stats.spawn_errors,
+        last_spawn_error: stats.last_spawn_error.clone(),
+        drifts: stats.drifts,
+        reconcile_errors: stats.reconcile_errors,
+        events_lost: stats.events_lost,
+        last_exit: stats.last_exit.clone(),
+    };
+    Json(Status {
+        agent,
+        resources: state.model.resources(),
+    })
+    .into_response()
+}
+
+async fn healthz(State(api): State<Arc<ApiState>>) -> Response {
+    if api.shared.supervisor_alive() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "events2 supervisor not running\n",
+        )
+            .into_response()
+    }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+/// 413 for a declared body larger than [`MAX_BODY_BYTES`], before routing.
+async fn reject_large_bodies(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > MAX_BODY_BYTES as u64 => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response()
+        }
+        _ => next.run(request).await,
+    }
+}

@@ -1,1 +1,274 @@
-fn main() {}
+//! The `drbd-agent` command line: run, check-config, status, demo.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use drbd_agent::config::{self, ApiConfig, Config, DrbdConfig, DEFAULT_CONFIG_PATH};
+use drbd_agent::daemon::Daemon;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "drbd-agent", version, about = "Node agent for DRBD")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent until SIGTERM or Ctrl-C.
+    Run {
+        /// Main configuration file; conf.d/*.toml beside it is read too.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Validate the configuration and print a summary.
+    CheckConfig {
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Show the replication state from a running agent.
+    Status {
+        /// The agent's API.
+        #[arg(long, default_value = "http://127.0.0.1:9943")]
+        url: String,
+        /// Print the raw JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the agent against the DRBD simulator (`drbd-sim`) until Ctrl-C.
+    Demo {
+        /// Where the demo agent's API listens.
+        #[arg(long, default_value = "127.0.0.1:9943")]
+        listen: SocketAddr,
+        /// The simulator scenario.
+        #[arg(long, default_value = "demo")]
+        scenario: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run(&config),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Status { url, json } => status(&url, json),
+        Command::Demo { listen, scenario } => demo(listen, &scenario),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("drbd-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The default path may be missing (defaults apply); an explicit one may not.
+fn load_config(path: &Path) -> Result<Config> {
+    let required = path != Path::new(DEFAULT_CONFIG_PATH);
+    Ok(config::load(path, required)?)
+}
+
+/// RUST_LOG wins over the configured level, which wins over `info`.
+fn init_logging(config_level: Option<&str>) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|env| EnvFilter::try_new(env).ok())
+        .or_else(|| config_level.and_then(|level| EnvFilter::try_new(level).ok()))
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Returns on SIGTERM or SIGINT.
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    tokio::select! {
+        _ = terminate.recv() => info!(signal = "SIGTERM", "stopping"),
+        _ = interrupt.recv() => info!(signal = "SIGINT", "stopping"),
+    }
+    Ok(())
+}
+
+fn run(path: &Path) -> Result<()> {
+    let config = load_config(path)?;
+    init_logging(config.log_level.as_deref());
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        files = ?config.sources,
+        "drbd-agent"
+    );
+    runtime()?.block_on(async {
+        let daemon = Daemon::start(&config).await?;
+        let signal = wait_for_signal().await;
+        daemon.shutdown().await;
+        signal
+    })
+}
+
+fn check_config(path: &Path) -> Result<()> {
+    let config = load_config(path)?;
+    print!("{}", config.summary());
+    Ok(())
+}
+
+/// The error and its causes on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn status(url: &str, json: bool) -> Result<()> {
+    let url = format!("{}/v1/status", url.trim_end_matches('/'));
+    let body = runtime()?.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let response = client.get(&url).send().await.map_err(|e| {
+            anyhow!(
+                "cannot reach the agent at {url}: {} (is `drbd-agent run` running? see --url)",
+                chain(&e)
+            )
+        })?;
+        let code = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| anyhow!("reading the answer from {url}: {}", chain(&e)))?;
+        if !code.is_success() {
+            bail!("the agent at {url} answered {code}: {}", body.trim());
+        }
+        Ok(body)
+    })?;
+    if json {
+        println!("{}", body.trim_end());
+    } else {
+        let document: serde_json::Value = serde_json::from_str(&body)
+            .with_context(|| format!("the answer from {url} is not JSON"))?;
+        print!("{}", drbd_agent::api::render_status(&document));
+    }
+    Ok(())
+}
+
+/// A directory removed (with its contents) when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("drbd-agent: cannot remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// The simulator node the demo agent plays.
+const DEMO_NODE: &str = "alpha";
+
+fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the drbd-agent executable")?;
+    let sim = exe
+        .parent()
+        .map(|dir| dir.join("drbd-sim"))
+        .ok_or_else(|| anyhow!("{} has no parent directory", exe.display()))?;
+    if !sim.is_file() {
+        bail!(
+            "the simulator is not installed: {} does not exist (build it with `cargo build --bins`)",
+            sim.display()
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("drbd-agent-demo-{}", std::process::id()));
+    std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = TempDir(dir);
+    let bin = dir.0.join("bin");
+    std::fs::create_dir(&bin).with_context(|| format!("cannot create {}", bin.display()))?;
+    for tool in ["drbdsetup", "drbdadm"] {
+        std::os::unix::fs::symlink(&sim, bin.join(tool))
+            .with_context(|| format!("cannot link {tool} to {}", sim.display()))?;
+    }
+    // Sound: no other thread exists yet (the runtime is built below), and the
+    // simulated drbdsetup children inherit these.
+    std::env::set_var("DRBD_SIM_DIR", &dir.0);
+    std::env::set_var("DRBD_SIM_NODE", DEMO_NODE);
+
+    let config = Config {
+        node_name: DEMO_NODE.to_owned(),
+        log_level: None,
+        drbd: DrbdConfig {
+            drbdsetup: bin.join("drbdsetup"),
+            drbdadm: bin.join("drbdadm"),
+            statistics_poll_interval: Duration::from_secs(2),
+            reconcile_interval: Duration::from_secs(60),
+            sysfs_root: dir.0.join("sys"),
+        },
+        api: ApiConfig {
+            listen: vec![listen],
+        },
+        sources: Vec::new(),
+    };
+    init_logging(Some("info"));
+    runtime()?.block_on(async {
+        let mut simulator = tokio::process::Command::new(&sim)
+            .arg("serve")
+            .arg("--scenario")
+            .arg(scenario)
+            .arg("--dir")
+            .arg(&dir.0)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", sim.display()))?;
+        let daemon = match Daemon::start(&config).await {
+            Ok(daemon) => daemon,
+            Err(e) => {
+                let _ = simulator.kill().await;
+                return Err(e.into());
+            }
+        };
+        println!(
+            "demo: simulator scenario {scenario:?} in {}, agent as node {DEMO_NODE}",
+            dir.0.display()
+        );
+        for addr in &daemon.api_addrs {
+            println!("demo: status API  http://{addr}/v1/status   health  http://{addr}/healthz");
+        }
+        println!(
+            "demo: try `drbd-agent status --url http://{}` in another terminal; Ctrl-C stops",
+            daemon.api_addrs.first().unwrap_or(&listen)
+        );
+        let outcome = tokio::select! {
+            signal = wait_for_signal() => signal,
+            exit = simulator.wait() => match exit {
+                Ok(status) => Err(anyhow!("the simulator exited early ({status})")),
+                Err(e) => Err(anyhow!("waiting for the simulator: {e}")),
+            },
+        };
+        daemon.shutdown().await;
+        if let Err(e) = simulator.kill().await {
+            tracing::debug!(error = %e, "simulator already gone");
+        }
+        outcome
+    })
+}

@@ -1,1 +1,20 @@
-//! (filled in below)
+//! The drbdsetup / drbdadm driver: one-shot commands with timeouts, the
+//! supervised `drbdsetup events2` stream feeding the model, and the periodic
+//! reconcile that compares the model with a fresh dump.
+
+mod backoff;
+mod lines;
+mod reconcile;
+mod runner;
+mod shared;
+mod supervisor;
+
+pub use backoff::{Backoff, BackoffPolicy};
+pub use lines::{Line, LineReader};
+pub use reconcile::{compare, describe, model_from_dump, Difference, Dump};
+pub use runner::{run_command, CommandError, CommandOutput, DrbdTools, DEFAULT_COMMAND_TIMEOUT};
+pub use shared::{AliveGuard, DrbdState, Shared, StreamStats};
+pub use supervisor::{
+    apply_line, supervise, wait_shutdown, LineOutcome, StreamEnd, SupervisorOptions, DUMP_ARGS,
+    EVENTS2_ARGS,
+};

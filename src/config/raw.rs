@@ -1,0 +1,175 @@
+//! The configuration as written in one file: every key optional, unknown keys
+//! rejected, values checked while deserializing (so errors carry a position).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use super::{ApiConfig, Config, DrbdConfig, HumanDuration};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawConfig {
+    node_name: Option<NodeName>,
+    log_level: Option<LogLevel>,
+    #[serde(default)]
+    drbd: RawDrbd,
+    #[serde(default)]
+    api: RawApi,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawDrbd {
+    drbdsetup: Option<ProgramPath>,
+    drbdadm: Option<ProgramPath>,
+    statistics_poll_interval: Option<HumanDuration>,
+    reconcile_interval: Option<HumanDuration>,
+    sysfs_root: Option<ProgramPath>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawApi {
+    listen: Option<ListenAddrs>,
+}
+
+impl RawConfig {
+    /// Key-by-key merge: a key set in `later` wins.
+    pub(super) fn overridden_by(self, later: RawConfig) -> RawConfig {
+        RawConfig {
+            node_name: later.node_name.or(self.node_name),
+            log_level: later.log_level.or(self.log_level),
+            drbd: RawDrbd {
+                drbdsetup: later.drbd.drbdsetup.or(self.drbd.drbdsetup),
+                drbdadm: later.drbd.drbdadm.or(self.drbd.drbdadm),
+                statistics_poll_interval: later
+                    .drbd
+                    .statistics_poll_interval
+                    .or(self.drbd.statistics_poll_interval),
+                reconcile_interval: later
+                    .drbd
+                    .reconcile_interval
+                    .or(self.drbd.reconcile_interval),
+                sysfs_root: later.drbd.sysfs_root.or(self.drbd.sysfs_root),
+            },
+            api: RawApi {
+                listen: later.api.listen.or(self.api.listen),
+            },
+        }
+    }
+
+    /// Fills in defaults. `hostname` is only called when `node-name` is unset.
+    pub(super) fn resolve(self, hostname: impl FnOnce() -> String) -> Config {
+        let drbd_default = DrbdConfig::default();
+        Config {
+            node_name: self.node_name.map_or_else(hostname, |n| n.0),
+            log_level: self.log_level.map(|l| l.0),
+            drbd: DrbdConfig {
+                drbdsetup: self.drbd.drbdsetup.map_or(drbd_default.drbdsetup, |p| p.0),
+                drbdadm: self.drbd.drbdadm.map_or(drbd_default.drbdadm, |p| p.0),
+                statistics_poll_interval: self
+                    .drbd
+                    .statistics_poll_interval
+                    .map_or(drbd_default.statistics_poll_interval, |d| d.0),
+                reconcile_interval: self
+                    .drbd
+                    .reconcile_interval
+                    .map_or(drbd_default.reconcile_interval, |d| d.0),
+                sysfs_root: self
+                    .drbd
+                    .sysfs_root
+                    .map_or(drbd_default.sysfs_root, |p| p.0),
+            },
+            api: ApiConfig {
+                listen: self
+                    .api
+                    .listen
+                    .map_or_else(|| ApiConfig::default().listen, |l| l.0),
+            },
+            sources: Vec::new(),
+        }
+    }
+}
+
+/// Defines a newtype deserialized from a string through a checking function.
+macro_rules! checked_string {
+    ($name:ident, $inner:ty, $expecting:literal, $check:expr) => {
+        #[derive(Debug)]
+        struct $name($inner);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: de::Error>(self, value: &str) -> Result<$name, E> {
+                        let check: fn(&str) -> Result<$inner, String> = $check;
+                        check(value).map($name).map_err(E::custom)
+                    }
+                }
+                deserializer.deserialize_str(V)
+            }
+        }
+    };
+}
+
+checked_string!(NodeName, String, "a node name", |value| {
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err(format!(
+            "node name {value:?} must be non-empty and contain no white space"
+        ))
+    } else {
+        Ok(value.to_owned())
+    }
+});
+
+checked_string!(LogLevel, String, "a log filter such as \"info\"", |value| {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(value)
+        .map(|_| value.to_owned())
+        .map_err(|e| format!("invalid log level {value:?}: {e}"))
+});
+
+checked_string!(ProgramPath, PathBuf, "a path", |value| {
+    if value.is_empty() || value.contains('\0') {
+        Err(format!("invalid path {value:?}"))
+    } else {
+        Ok(PathBuf::from(value))
+    }
+});
+
+/// A non-empty list of socket addresses.
+#[derive(Debug)]
+struct ListenAddrs(Vec<SocketAddr>);
+
+impl<'de> Deserialize<'de> for ListenAddrs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let addrs = Vec::<ListenAddr>::deserialize(deserializer)?;
+        if addrs.is_empty() {
+            return Err(de::Error::custom(
+                "listen must name at least one address, e.g. [\"[::]:9943\"]",
+            ));
+        }
+        Ok(ListenAddrs(addrs.into_iter().map(|a| a.0).collect()))
+    }
+}
+
+checked_string!(
+    ListenAddr,
+    SocketAddr,
+    "a socket address such as \"[::]:9943\"",
+    |value| {
+        value.parse().map_err(|_| {
+            format!(
+                "invalid socket address {value:?} (write IP:PORT, e.g. \"0.0.0.0:9943\" or \"[::1]:9943\")"
+            )
+        })
+    }
+);

@@ -1,0 +1,411 @@
+//! The supervised `drbdsetup events2` stream: spawn, read, apply, poll,
+//! reconcile, restart with backoff, kill on shutdown.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStderr, Command};
+use tokio::sync::watch;
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tracing::{debug, error, info, warn};
+
+use super::backoff::{Backoff, BackoffPolicy};
+use super::lines::{Line, LineReader};
+use super::reconcile::{compare, model_from_dump};
+use super::runner::{run_command, CommandError, DEFAULT_COMMAND_TIMEOUT};
+use super::shared::{DrbdState, Shared};
+use crate::config::DrbdConfig;
+use crate::events2::{parse_line, Body};
+use crate::state::Change;
+
+/// The arguments of the long-running stream.
+pub const EVENTS2_ARGS: [&str; 6] = [
+    "events2",
+    "--timestamps",
+    "--statistics",
+    "--full",
+    "--poll",
+    "all",
+];
+
+/// The arguments of the reconcile dump.
+pub const DUMP_ARGS: [&str; 5] = ["events2", "--now", "--statistics", "--full", "all"];
+
+/// Differences logged per drift.
+const DIFFERENCES_LOGGED: usize = 5;
+
+/// How the supervisor runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupervisorOptions {
+    pub drbdsetup: PathBuf,
+    /// `n` is written to the child's stdin this often.
+    pub poll_interval: Duration,
+    /// A fresh dump is compared with the model this often.
+    pub reconcile_interval: Duration,
+    /// Delay before a difference is checked again before it counts as drift.
+    pub recheck_delay: Duration,
+    pub backoff: BackoffPolicy,
+    /// Longer lines are dropped and counted as parse errors.
+    pub max_line_len: usize,
+    /// Timeout of the reconcile dump.
+    pub command_timeout: Duration,
+    /// How long a child that closed its stdout may take to exit before it is killed.
+    pub exit_grace: Duration,
+}
+
+impl SupervisorOptions {
+    /// Options from the `[drbd]` configuration with the built-in limits.
+    pub fn from_config(drbd: &DrbdConfig) -> Self {
+        Self {
+            drbdsetup: drbd.drbdsetup.clone(),
+            poll_interval: drbd.statistics_poll_interval,
+            reconcile_interval: drbd.reconcile_interval,
+            recheck_delay: drbd.reconcile_interval.min(Duration::from_secs(2)),
+            backoff: BackoffPolicy::default(),
+            max_line_len: 64 * 1024,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            exit_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why one run of the stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// drbdsetup could not be started.
+    SpawnFailed(String),
+    /// The child closed its output and exited (`exit code 20`, `signal 9`).
+    Exited(String),
+    /// Reading its output failed.
+    ReadError(String),
+    /// `- skipped N`: events were lost.
+    EventsLost(u64),
+    /// A reconcile dump disagreed with the model (twice in a row).
+    Drift,
+    /// No initial dump within one reconcile interval.
+    Hung,
+    /// The daemon is stopping.
+    Shutdown,
+}
+
+impl fmt::Display for StreamEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SpawnFailed(e) => write!(f, "start failed: {e}"),
+            Self::Exited(status) => write!(f, "exited: {status}"),
+            Self::ReadError(e) => write!(f, "read error: {e}"),
+            Self::EventsLost(n) => write!(f, "killed: {n} events lost"),
+            Self::Drift => f.write_str("killed: drift"),
+            Self::Hung => f.write_str("killed: no initial dump"),
+            Self::Shutdown => f.write_str("killed: shutdown"),
+        }
+    }
+}
+
+/// What one line did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineOutcome {
+    Applied,
+    Error,
+    /// `- skipped N`: the stream must be restarted.
+    EventsLost(u64),
+}
+
+/// Parses one line and applies it to the model, updating the counters. Pure.
+pub fn apply_line(state: &mut DrbdState, line: &Line) -> LineOutcome {
+    let text = match line {
+        Line::Text(text) => text,
+        Line::TooLong { len } => {
+            return parse_failure(state, format!("line of {len} bytes is too long"));
+        }
+        Line::NotUtf8 => return parse_failure(state, "line is not UTF-8".to_owned()),
+    };
+    let event = match parse_line(text) {
+        Ok(event) => event,
+        Err(e) => return parse_failure(state, e.to_string()),
+    };
+    let stats = &mut state.stats;
+    stats.events += 1;
+    stats.unknown_keys += event.unknown_keys() as u64;
+    stats.unknown_values += event.unknown_values() as u64;
+    if let Body::Skipped(count) = event.body {
+        stats.events_lost += 1;
+        return LineOutcome::EventsLost(count);
+    }
+    for change in state.model.apply(&event) {
+        match change {
+            Change::InitialDumpComplete => info!("events2 initial dump complete"),
+            Change::EventsLost { count } => return LineOutcome::EventsLost(count),
+            _ => {}
+        }
+    }
+    LineOutcome::Applied
+}
+
+fn parse_failure(state: &mut DrbdState, message: String) -> LineOutcome {
+    let stats = &mut state.stats;
+    stats.parse_errors += 1;
+    // Log the 1st, 2nd, 4th, 8th… error so a flood of garbage cannot flood the log.
+    if stats.parse_errors.is_power_of_two() {
+        warn!(error = %message, total = stats.parse_errors, "events2 line not understood");
+    }
+    stats.last_parse_error = Some(message);
+    LineOutcome::Error
+}
+
+/// Returns when `shutdown` is true or its sender is gone.
+pub async fn wait_shutdown(shutdown: &mut watch::Receiver<bool>) {
+    // An error means the sender was dropped: also a reason to stop.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Runs the events2 stream until `shutdown`, restarting it with backoff.
+/// The model is flushed whenever a run ends.
+pub async fn supervise(
+    options: SupervisorOptions,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _alive = shared.alive_guard();
+    let mut backoff = Backoff::new(options.backoff);
+    let mut first = true;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        if !first {
+            shared.state.write().await.stats.child_restarts += 1;
+        }
+        first = false;
+        let started = Instant::now();
+        let end = run_stream(&options, &shared, &mut shutdown).await;
+        let dump_was_done = {
+            let mut state = shared.state.write().await;
+            let done = state.model.initial_dump_done();
+            state.model.flush();
+            state.stats.child_running = false;
+            state.stats.child_pid = None;
+            state.stats.last_exit = Some(end.to_string());
+            done
+        };
+        if end == StreamEnd::Shutdown {
+            info!("events2 stopped for shutdown");
+            break;
+        }
+        if dump_was_done && started.elapsed() >= backoff.policy().stable_after {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay();
+        warn!(reason = %end, restart_in_ms = delay.as_millis() as u64, "events2 stream ended");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = wait_shutdown(&mut shutdown) => break,
+        }
+    }
+}
+
+fn spawn_child(options: &SupervisorOptions) -> std::io::Result<Child> {
+    Command::new(&options.drbdsetup)
+        .args(EVENTS2_ARGS)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Never leave the child behind, even if this task is dropped.
+        .kill_on_drop(true)
+        .spawn()
+}
+
+async fn run_stream(
+    options: &SupervisorOptions,
+    shared: &Shared,
+    shutdown: &mut watch::Receiver<bool>,
+) -> StreamEnd {
+    let mut child = match spawn_child(options) {
+        Ok(child) => child,
+        Err(e) => {
+            let e = CommandError::from_spawn(&options.drbdsetup, e);
+            error!(error = %e, "cannot start drbdsetup events2");
+            let mut state = shared.state.write().await;
+            state.stats.spawn_errors += 1;
+            state.stats.last_spawn_error = Some(e.to_string());
+            return StreamEnd::SpawnFailed(e.to_string());
+        }
+    };
+    let pid = child.id();
+    {
+        let mut state = shared.state.write().await;
+        state.stats.child_running = true;
+        state.stats.child_pid = pid;
+    }
+    info!(pid, "events2 started");
+    let (Some(stdout), Some(stderr), Some(mut stdin)) =
+        (child.stdout.take(), child.stderr.take(), child.stdin.take())
+    else {
+        // Cannot happen: all three were requested as pipes.
+        stop_child(&mut child).await;
+        return StreamEnd::ReadError("child pipes missing".to_owned());
+    };
+    let stderr_task = tokio::spawn(log_stderr(stderr, options.max_line_len));
+    let mut lines = LineReader::new(BufReader::new(stdout), options.max_line_len);
+    let mut poll = interval_at(
+        Instant::now() + options.poll_interval,
+        options.poll_interval,
+    );
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut reconcile = interval_at(
+        Instant::now() + options.reconcile_interval,
+        options.reconcile_interval,
+    );
+    reconcile.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut suspect = false;
+
+    let end = loop {
+        tokio::select! {
+            _ = wait_shutdown(shutdown) => break StreamEnd::Shutdown,
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    let mut state = shared.state.write().await;
+                    state.stats.last_line_at = Some(chrono::Utc::now());
+                    if let LineOutcome::EventsLost(count) = apply_line(&mut state, &line) {
+                        warn!(count, "events2 lost events, re-reading the state");
+                        break StreamEnd::EventsLost(count);
+                    }
+                }
+                Ok(None) => break StreamEnd::Exited(String::new()),
+                Err(e) => break StreamEnd::ReadError(e.to_string()),
+            },
+            _ = poll.tick() => {
+                let write = tokio::time::timeout(Duration::from_secs(1), stdin.write_all(b"n\n"));
+                match write.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => debug!(error = %e, "cannot poll events2"),
+                    Err(_) => debug!("events2 does not read its stdin"),
+                }
+            },
+            _ = reconcile.tick() => match reconcile_step(options, shared, &mut suspect).await {
+                Verdict::Agrees => {}
+                Verdict::Recheck => reconcile.reset_after(options.recheck_delay),
+                Verdict::Drift => break StreamEnd::Drift,
+                Verdict::Hung => break StreamEnd::Hung,
+            },
+        }
+    };
+    drop(stdin);
+    let end = match end {
+        StreamEnd::Exited(_) => {
+            let status = match tokio::time::timeout(options.exit_grace, child.wait()).await {
+                Ok(Ok(status)) => describe_status(status),
+                Ok(Err(e)) => format!("wait failed: {e}"),
+                Err(_) => {
+                    stop_child(&mut child).await;
+                    "closed its output but did not exit; killed".to_owned()
+                }
+            };
+            warn!(pid, status = %status, "events2 exited");
+            StreamEnd::Exited(status)
+        }
+        other => {
+            stop_child(&mut child).await;
+            other
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(1), stderr_task)
+        .await
+        .is_err()
+    {
+        debug!("stderr reader did not finish");
+    }
+    end
+}
+
+/// Kills the child and reaps it.
+async fn stop_child(child: &mut Child) {
+    if let Err(e) = child.kill().await {
+        warn!(error = %e, "cannot kill events2");
+    }
+}
+
+fn describe_status(status: ExitStatus) -> String {
+    match status.code() {
+        Some(code) => format!("exit code {code}"),
+        None => format!("terminated by a signal ({status})"),
+    }
+}
+
+async fn log_stderr(stderr: ChildStderr, max_line_len: usize) {
+    let mut lines = LineReader::new(BufReader::new(stderr), max_line_len);
+    while let Ok(Some(line)) = lines.next_line().await {
+        match line {
+            Line::Text(text) if text.is_empty() => {}
+            Line::Text(text) => warn!(line = %text, "drbdsetup events2 stderr"),
+            other => warn!(line = ?other, "drbdsetup events2 stderr"),
+        }
+    }
+}
+
+enum Verdict {
+    Agrees,
+    Recheck,
+    Drift,
+    Hung,
+}
+
+async fn reconcile_step(
+    options: &SupervisorOptions,
+    shared: &Shared,
+    suspect: &mut bool,
+) -> Verdict {
+    if !shared.state.read().await.model.initial_dump_done() {
+        warn!("events2 gave no initial dump within the reconcile interval");
+        return Verdict::Hung;
+    }
+    let output = match run_command(&options.drbdsetup, &DUMP_ARGS, options.command_timeout).await {
+        Ok(output) => output,
+        Err(e) => {
+            warn!(error = %e, "reconcile dump failed");
+            shared.state.write().await.stats.reconcile_errors += 1;
+            return Verdict::Agrees;
+        }
+    };
+    let dump = model_from_dump(&output.stdout);
+    if !dump.model.initial_dump_done() {
+        warn!(
+            parse_errors = dump.parse_errors,
+            "reconcile dump incomplete (no `exists -`)"
+        );
+        shared.state.write().await.stats.reconcile_errors += 1;
+        return Verdict::Agrees;
+    }
+    let mut state = shared.state.write().await;
+    let differences = compare(&state.model, &dump.model);
+    if differences.is_empty() {
+        *suspect = false;
+        return Verdict::Agrees;
+    }
+    if !*suspect {
+        // Possibly a change still in flight on the stream: look again soon.
+        *suspect = true;
+        debug!(
+            count = differences.len(),
+            "model differs from dump, rechecking"
+        );
+        return Verdict::Recheck;
+    }
+    *suspect = false;
+    state.stats.drifts += 1;
+    let first: Vec<String> = differences
+        .iter()
+        .take(DIFFERENCES_LOGGED)
+        .map(ToString::to_string)
+        .collect();
+    warn!(
+        count = differences.len(),
+        first = ?first,
+        "model drifted from DRBD, restarting events2"
+    );
+    Verdict::Drift
+}
