@@ -1,1 +1,17 @@
-//! (filled in below)
+//! The DRBD simulator behind `drbd-sim`: a scenario-driven cluster that
+//! stands in for the kernel module and drbd-utils on machines without DRBD.
+//!
+//! Pure parts: [`scenario`] (TOML + validation), [`cluster`] with
+//! [`timeline`] and [`view`] (state and time), [`disk`] (I/O counters),
+//! [`options`] (peer-device options). I/O at the edges: [`server`] (the
+//! `serve` process), [`frontend`] (`drbdsetup`/`drbdadm` stand-ins), [`cli`].
+
+pub mod cluster;
+pub mod disk;
+pub mod options;
+pub mod scenario;
+mod timeline;
+pub mod view;
+
+#[cfg(test)]
+mod cluster_tests;
