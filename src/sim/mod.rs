@@ -7,9 +7,12 @@
 //! `serve` process), [`frontend`] (`drbdsetup`/`drbdadm` stand-ins), [`cli`].
 
 pub mod cluster;
+pub mod command;
 pub mod disk;
 pub mod options;
+pub mod protocol;
 pub mod scenario;
+pub mod show;
 mod timeline;
 pub mod view;
 
