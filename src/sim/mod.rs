@@ -6,12 +6,16 @@
 //! [`options`] (peer-device options). I/O at the edges: [`server`] (the
 //! `serve` process), [`frontend`] (`drbdsetup`/`drbdadm` stand-ins), [`cli`].
 
+pub mod cli;
 pub mod cluster;
 pub mod command;
 pub mod disk;
+pub mod events2_client;
+pub mod frontend;
 pub mod options;
 pub mod protocol;
 pub mod scenario;
+pub mod server;
 pub mod show;
 mod timeline;
 pub mod view;
