@@ -67,7 +67,8 @@ fn command_failures_then_missing_module() {
     }
     // bravo is not affected.
     assert_eq!(
-        sim.run("drbdsetup", "bravo", &["events2", "--now", "all"], "").code,
+        sim.run("drbdsetup", "bravo", &["events2", "--now", "all"], "")
+            .code,
         0
     );
     loop {

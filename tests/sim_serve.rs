@@ -21,8 +21,9 @@ fn events2_now_dumps_and_exits() {
         out.stdout
     );
     assert!(
-        out.stdout
-            .contains("exists connection name:r0 peer-node-id:1 conn-name:bravo connection:Connected"),
+        out.stdout.contains(
+            "exists connection name:r0 peer-node-id:1 conn-name:bravo connection:Connected"
+        ),
         "{}",
         out.stdout
     );
@@ -37,7 +38,10 @@ fn events2_streams_live_batches_with_timestamps() {
     assert_all_parse(&text);
     assert!(text.contains("exists -"), "{text}");
     assert!(text.contains("connection:NetworkFailure"), "{text}");
-    assert!(text.contains("call helper name:r0 peer-node-id:1 conn-name:bravo helper:disconnected"), "{text}");
+    assert!(
+        text.contains("call helper name:r0 peer-node-id:1 conn-name:bravo helper:disconnected"),
+        "{text}"
+    );
     for line in &lines {
         let event = drbd_agent::events2::parse_line(line).unwrap();
         assert!(event.timestamp.is_some(), "no timestamp: {line}");
@@ -68,7 +72,15 @@ fn peer_device_options_round_trip_through_show() {
     let set = sim.run(
         "drbdsetup",
         "bravo",
-        &["peer-device-options", "r0", "0", "0", "--c-max-rate=20M", "--c-fill-target", "200s"],
+        &[
+            "peer-device-options",
+            "r0",
+            "0",
+            "0",
+            "--c-max-rate=20M",
+            "--c-fill-target",
+            "200s",
+        ],
         "",
     );
     assert_eq!(set.code, 0, "{set:?}");
@@ -95,16 +107,44 @@ fn peer_device_options_round_trip_through_show() {
 #[test]
 fn bad_options_and_unknown_objects_fail() {
     let sim = short();
-    let bad = sim.run("drbdsetup", "alpha", &["peer-device-options", "r0", "1", "0", "--c-max-rate=1.5M"], "");
+    let bad = sim.run(
+        "drbdsetup",
+        "alpha",
+        &["peer-device-options", "r0", "1", "0", "--c-max-rate=1.5M"],
+        "",
+    );
     assert_eq!(bad.code, 20, "{bad:?}");
-    assert!(bad.stderr.contains("c-max-rate: invalid value '1.5M'"), "{bad:?}");
-    let range = sim.run("drbdsetup", "alpha", &["peer-device-options", "r0", "1", "0", "--c-plan-ahead=301"], "");
+    assert!(
+        bad.stderr.contains("c-max-rate: invalid value '1.5M'"),
+        "{bad:?}"
+    );
+    let range = sim.run(
+        "drbdsetup",
+        "alpha",
+        &["peer-device-options", "r0", "1", "0", "--c-plan-ahead=301"],
+        "",
+    );
     assert_eq!(range.code, 20, "{range:?}");
     assert!(range.stderr.contains("out of range [0..300]"), "{range:?}");
-    let unknown = sim.run("drbdsetup", "alpha", &["peer-device-options", "r9", "1", "0", "--c-max-rate=1M"], "");
+    let unknown = sim.run(
+        "drbdsetup",
+        "alpha",
+        &["peer-device-options", "r9", "1", "0", "--c-max-rate=1M"],
+        "",
+    );
     assert_eq!(unknown.code, 10, "{unknown:?}");
-    assert!(unknown.stderr.contains("r9: Failure: (158) Unknown resource"), "{unknown:?}");
-    let peer = sim.run("drbdsetup", "alpha", &["peer-device-options", "r0", "5", "0"], "");
+    assert!(
+        unknown
+            .stderr
+            .contains("r9: Failure: (158) Unknown resource"),
+        "{unknown:?}"
+    );
+    let peer = sim.run(
+        "drbdsetup",
+        "alpha",
+        &["peer-device-options", "r0", "5", "0"],
+        "",
+    );
     assert_eq!(peer.code, 10, "{peer:?}");
     let status = sim.run("drbdsetup", "alpha", &["status", "--json", "r0"], "");
     assert_eq!(status.code, 0, "{status:?}");
@@ -118,11 +158,17 @@ fn stat_files_move() {
     let path = sim.path().join("alpha/sys/block/drbd1000/stat");
     let read = || -> u64 {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        text.split_whitespace().nth(6).and_then(|f| f.parse().ok()).unwrap_or(0)
+        text.split_whitespace()
+            .nth(6)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0)
     };
     let start = std::time::Instant::now();
     while read() == 0 {
-        assert!(start.elapsed() < sim_common::LIMIT, "sectors written never moved");
+        assert!(
+            start.elapsed() < sim_common::LIMIT,
+            "sectors written never moved"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let text = std::fs::read_to_string(&path).unwrap();
@@ -145,7 +191,10 @@ fn drbdadm_version_with_and_without_module() {
 #[test]
 fn no_server_is_no_module() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [&["events2", "--now", "all"][..], &["show", "--json", "all"][..]] {
+    for args in [
+        &["events2", "--now", "all"][..],
+        &["show", "--json", "all"][..],
+    ] {
         let out = run_in(Some(dir.path()), "drbdsetup", "alpha", args, "");
         assert_eq!(out.code, 20, "{out:?}");
         assert_eq!(

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use super::{frontend, scenario, server};
 
 #[derive(Debug, Parser)]
-#[command(name = "drbd-sim", version, about = "DRBD simulator: kernel + drbd-utils stand-in")]
+#[command(
+    name = "drbd-sim",
+    version,
+    about = "DRBD simulator: kernel + drbd-utils stand-in"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Sub,
@@ -38,7 +42,7 @@ enum Sub {
     Check { scenario: String },
     /// List the built-in scenarios.
     Scenarios,
-    /// Print a scenario's events2 output without running it (not yet).
+    /// Print a scripted story as `drbdsetup events2` prints it (no server).
     Story {
         name: String,
         #[arg(long, short = 'T')]
@@ -78,7 +82,11 @@ pub fn main() -> i32 {
                     s.nodes.len(),
                     s.resources.len(),
                     s.timeline.len(),
-                    if s.repeat_at.is_some() { ", repeats" } else { "" }
+                    if s.repeat_at.is_some() {
+                        ", repeats"
+                    } else {
+                        ""
+                    }
                 );
                 0
             }
@@ -93,10 +101,27 @@ pub fn main() -> i32 {
             }
             0
         }
-        Sub::Story { name, .. } => {
-            // TODO: call sim::story::render once src/sim/story.rs lands.
-            eprintln!("drbd-sim story {name}: not yet implemented in this build");
-            1
+        Sub::Story {
+            name,
+            timestamps,
+            statistics,
+            full,
+        } => {
+            let options = super::story::StoryOptions {
+                timestamps,
+                statistics,
+                full,
+            };
+            match super::story::render(&name, options) {
+                Ok(text) => {
+                    print!("{text}");
+                    0
+                }
+                Err(error) => {
+                    eprintln!("drbd-sim story: {error}");
+                    1
+                }
+            }
         }
     }
 }

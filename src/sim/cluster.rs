@@ -91,6 +91,8 @@ pub struct ResourceTruth {
     pub roles: BTreeMap<String, Role>,
     pub open: BTreeMap<String, bool>,
     pub links: BTreeMap<Pair, Link>,
+    /// Connected pairs still negotiating (peer devices not yet replicating).
+    pub handshake: BTreeSet<Pair>,
     pub volumes: BTreeMap<(Pair, u32), PairVolume>,
     pub devices: BTreeMap<(String, u32), DeviceCounters>,
     /// (node, peer, volume).
@@ -110,6 +112,9 @@ pub struct HelperEvent {
 }
 
 /// One thing a node's events2 clients receive.
+// Batches dominate and are shared behind an Arc when broadcast: boxing
+// them would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// A kernel state change of one resource.
@@ -194,13 +199,18 @@ impl Cluster {
                 roles: BTreeMap::new(),
                 open: BTreeMap::new(),
                 links: BTreeMap::new(),
+                handshake: BTreeSet::new(),
                 volumes: BTreeMap::new(),
                 devices: BTreeMap::new(),
                 peers: BTreeMap::new(),
             };
             for node in &spec.nodes {
                 let primary = spec.primary.as_deref() == Some(node.as_str());
-                let role = if primary { Role::Primary } else { Role::Secondary };
+                let role = if primary {
+                    Role::Primary
+                } else {
+                    Role::Secondary
+                };
                 truth.roles.insert(node.clone(), role);
                 truth.open.insert(node.clone(), primary);
                 for vol in &spec.volumes {
@@ -208,7 +218,10 @@ impl Cluster {
                         .devices
                         .insert((node.clone(), vol.volume), DeviceCounters::default());
                     let model = IoModel::default();
-                    disks.insert((node.clone(), format!("drbd{}", vol.minor)), Disk::new(model));
+                    disks.insert(
+                        (node.clone(), format!("drbd{}", vol.minor)),
+                        Disk::new(model),
+                    );
                     disks.insert((node.clone(), vol.backing_device.clone()), Disk::new(model));
                 }
                 for peer in &spec.nodes {
@@ -366,7 +379,10 @@ impl Cluster {
         self.disks
             .iter()
             .map(|((node, dev), disk)| {
-                (format!("{node}/sys/block/{dev}/stat"), disk.stats.stat_text())
+                (
+                    format!("{node}/sys/block/{dev}/stat"),
+                    disk.stats.stat_text(),
+                )
             })
             .collect()
     }
@@ -403,7 +419,11 @@ impl Cluster {
         due.extend(self.pending.iter().map(|(at, _)| *at));
         for truth in self.resources.values() {
             for ((p, vol), pv) in &truth.volumes {
-                if let Some(rs) = pv.resync.as_ref().filter(|r| r.phase == ResyncPhase::Running) {
+                if let Some(rs) = pv
+                    .resync
+                    .as_ref()
+                    .filter(|r| r.phase == ResyncPhase::Running)
+                {
                     due.push(rs.last_push + PROGRESS_INTERVAL);
                     let rate = self.resync_rate(truth, p, *vol, rs);
                     let secs = rs.remaining_kib.max(0.0) / rate.max(1) as f64;

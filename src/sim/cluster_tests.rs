@@ -146,8 +146,9 @@ fn unknown_objects_and_injected_failures() {
         Err(CommandError::UnknownPeerDevice { .. })
     ));
     let out = run(&mut cluster, 2.5);
-    assert!(out.iter().any(|b| b.node == "bravo"
-        && matches!(b.item, Item::Fault(Fault::ModuleMissing { .. }))));
+    assert!(out
+        .iter()
+        .any(|b| b.node == "bravo" && matches!(b.item, Item::Fault(Fault::ModuleMissing { .. }))));
     for _ in 0..2 {
         assert_eq!(
             cluster.set_peer_device_options("alpha", "r0", 1, 0, &change),
@@ -158,7 +159,10 @@ fn unknown_objects_and_injected_failures() {
         cluster.set_peer_device_options("alpha", "r0", 1, 0, &change),
         Ok(())
     );
-    assert_eq!(cluster.check_module("bravo"), Err(CommandError::ModuleMissing));
+    assert_eq!(
+        cluster.check_module("bravo"),
+        Err(CommandError::ModuleMissing)
+    );
     run(&mut cluster, 5.5);
     assert_eq!(cluster.check_module("bravo"), Ok(()));
 }
@@ -176,7 +180,10 @@ fn demo_repeats_forever() {
     assert!(count(&first) > 0);
     assert_eq!(count(&first), count(&second));
     // After two cycles charlie is Primary of web again.
-    assert_eq!(cluster.published("charlie")["web"].role, Some(Role::Primary));
+    assert_eq!(
+        cluster.published("charlie")["web"].role,
+        Some(Role::Primary)
+    );
 }
 
 #[test]
@@ -190,7 +197,13 @@ fn destroy_announces_a_removal() {
     let mut cluster = Cluster::new(scenario::parse("t", &text).unwrap());
     let out = run(&mut cluster, 2.0);
     assert!(out.iter().any(|b| b.node == "bravo"
-        && matches!(&b.item, Item::Batch { old: Some(_), new: None })));
+        && matches!(
+            &b.item,
+            Item::Batch {
+                old: Some(_),
+                new: None
+            }
+        )));
     assert!(cluster.published("bravo").is_empty());
     let alpha = cluster.published("alpha");
     assert_eq!(
@@ -215,7 +228,10 @@ fn writes_move_stat_files_and_counters() {
     assert_eq!(field(&after, "alpha/sys/block/dm-0/stat", 6), 32768);
     assert_eq!(field(&after, "alpha/sys/block/drbd1000/stat", 6), 0);
     // Counters only move in the fresh view, not in what was announced.
-    assert_eq!(cluster.views("charlie")["r0"].devices[&0].stats.written, Some(16384));
+    assert_eq!(
+        cluster.views("charlie")["r0"].devices[&0].stats.written,
+        Some(16384)
+    );
     assert_eq!(
         cluster.published("charlie")["r0"].devices[&0].stats.written,
         Some(0)

@@ -233,9 +233,11 @@ mod tests {
 
     #[test]
     fn events2_flags() {
-        let Command::Events2(e) =
-            parse("drbdsetup", &argv("events2 -T -s -s --full --poll -c never r0")).unwrap()
-        else {
+        let Command::Events2(e) = parse(
+            "drbdsetup",
+            &argv("events2 -T -s -s --full --poll -c never r0"),
+        )
+        .unwrap() else {
             panic!("not events2")
         };
         assert!(e.timestamps && e.poll && e.format.full && !e.now);
@@ -275,9 +277,15 @@ mod tests {
             panic!("wrong command")
         };
         assert_eq!((resource.as_str(), peer_node_id, volume), ("r0", 1, 0));
-        assert_eq!(change.values, vec![("c-max-rate", 10240), ("c-min-rate", 0)]);
+        assert_eq!(
+            change.values,
+            vec![("c-max-rate", 10240), ("c-min-rate", 0)]
+        );
         assert!(matches!(
-            parse("drbdsetup", &argv("peer-device-options r0 1 0 --c-max-rate=9G")),
+            parse(
+                "drbdsetup",
+                &argv("peer-device-options r0 1 0 --c-max-rate=9G")
+            ),
             Err(UsageError::Option(OptionError::OutOfRange { .. }))
         ));
         assert!(parse("drbdsetup", &argv("peer-device-options r0 x 0")).is_err());

@@ -27,27 +27,24 @@ pub struct Client {
     last: BTreeMap<String, Resource>,
 }
 
-/// The `exists -` line.
-// TODO(format): use format::end_of_dump once it lands.
-fn end_of_dump(prefix: &str) -> String {
-    format!("{prefix}exists -\n")
-}
-
 /// A helper `call` and `response` pair.
-// TODO(format): use format::helper_line once it lands.
 fn helper_lines(prefix: &str, h: &HelperEvent) -> String {
-    let mut id = format!("name:{}", h.resource);
-    if let Some((peer_id, conn)) = &h.peer {
-        id.push_str(&format!(" peer-node-id:{peer_id} conn-name:{conn}"));
+    let mut out = String::new();
+    for response in [false, true] {
+        format::helper_line(
+            prefix,
+            response,
+            &h.resource,
+            h.peer.as_ref().map(|(id, _)| *id),
+            h.peer.as_ref().map(|(_, name)| name.as_str()),
+            h.volume.map(|(volume, _)| volume),
+            h.volume.map(|(_, minor)| minor),
+            &h.helper,
+            response.then_some(h.status),
+            &mut out,
+        );
     }
-    if let Some((volume, minor)) = h.volume {
-        id.push_str(&format!(" volume:{volume} minor:{minor}"));
-    }
-    format!(
-        "{prefix}call helper {id} helper:{helper}\n{prefix}response helper {id} helper:{helper} status:{status}\n",
-        helper = h.helper,
-        status = h.status
-    )
+    out
 }
 
 impl Client {
@@ -79,7 +76,7 @@ impl Client {
             );
             self.last.insert(name.clone(), resource.clone());
         }
-        out.push_str(&end_of_dump(prefix));
+        format::end_of_dump(prefix, &mut out);
         out
     }
 
@@ -99,7 +96,14 @@ impl Client {
             if old == new {
                 continue;
             }
-            format::batch(old, new, BatchKind::Live, &self.args.format, prefix, &mut out);
+            format::batch(
+                old,
+                new,
+                BatchKind::Live,
+                &self.args.format,
+                prefix,
+                &mut out,
+            );
             match new {
                 Some(new) => self.last.insert(name, new.clone()),
                 None => self.last.remove(&name),

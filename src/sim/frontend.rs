@@ -39,7 +39,11 @@ pub fn split_node(args: &[String]) -> (Option<String>, Vec<String>) {
 /// Runs `tool args…` against the simulator; returns the exit code.
 pub fn run(tool: &str, args: &[String]) -> i32 {
     let (node, argv) = split_node(args);
-    let node = node.or_else(|| std::env::var("DRBD_SIM_NODE").ok().filter(|n| !n.is_empty()));
+    let node = node.or_else(|| {
+        std::env::var("DRBD_SIM_NODE")
+            .ok()
+            .filter(|n| !n.is_empty())
+    });
     let dir = std::env::var_os("DRBD_SIM_DIR").map(PathBuf::from);
     let stream = dir.and_then(|d| UnixStream::connect(d.join(SOCKET_NAME)).ok());
     let Some(stream) = stream else {
@@ -108,7 +112,11 @@ fn talk(
                 }
                 let mut out = stdout.lock();
                 // The reader of our output went away: like drbdsetup, stop.
-                if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+                if out
+                    .write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
                     return Ok(0);
                 }
             }

@@ -15,8 +15,10 @@ pub mod frontend;
 pub mod options;
 pub mod protocol;
 pub mod scenario;
+mod scenario_check;
 pub mod server;
 pub mod show;
+pub mod story;
 mod timeline;
 pub mod view;
 

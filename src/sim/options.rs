@@ -331,10 +331,7 @@ mod tests {
             "--c-max-rate=99999999999999999999999",
         ] {
             let err = OptionChange::parse(&args(&[bad])).unwrap_err();
-            assert!(
-                matches!(err, OptionError::Invalid { .. }),
-                "{bad}: {err:?}"
-            );
+            assert!(matches!(err, OptionError::Invalid { .. }), "{bad}: {err:?}");
         }
     }
 
@@ -366,8 +363,10 @@ mod tests {
 
     #[test]
     fn apply_keeps_or_resets_others() {
-        let mut current = PeerDeviceOptions::default();
-        current.c_min_rate = 0;
+        let current = PeerDeviceOptions {
+            c_min_rate: 0,
+            ..PeerDeviceOptions::default()
+        };
         let change = OptionChange::parse(&args(&["--c-max-rate=4096"])).unwrap();
         let next = change.apply(&current);
         assert_eq!(next.c_max_rate, 4096);

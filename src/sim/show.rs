@@ -240,7 +240,11 @@ mod tests {
             Err(CommandError::UnknownResource("nope".into()))
         );
         assert_eq!(
-            show_json(&cluster, "alpha", "all").unwrap().as_array().unwrap().len(),
+            show_json(&cluster, "alpha", "all")
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len(),
             1
         );
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::events2::{Eta, Role};
 
 use super::cluster::{
-    pair, Cluster, HelperEvent, Item, Link, NodeBatch, Pair, ResyncPhase, Resync, Step,
+    pair, Cluster, HelperEvent, Item, Link, NodeBatch, Pair, Resync, ResyncPhase, Step,
 };
 use super::scenario::{Action, Fault};
 use super::view;
@@ -53,9 +53,13 @@ impl Cluster {
             } => {
                 let p = pair(&nodes[0], &nodes[1]);
                 for name in self.matching(resource.as_deref(), &p) {
-                    let source = source.clone().unwrap_or_else(|| self.default_source(&name, &nodes));
+                    let source = source
+                        .clone()
+                        .unwrap_or_else(|| self.default_source(&name, &nodes));
                     if let Some(truth) = self.resources.get_mut(&name) {
-                        truth.links.insert(p.clone(), Link::Connecting { path_up: true });
+                        truth
+                            .links
+                            .insert(p.clone(), Link::Connecting { path_up: true });
                         if let Some(kib) = out_of_sync {
                             for ((q, _), pv) in truth.volumes.iter_mut() {
                                 if *q == p {
@@ -111,11 +115,16 @@ impl Cluster {
         match step {
             Step::Link(name, p, link) => self.set_link(&name, &p, link),
             Step::StartResync(name, p, source) => {
-                let target = if source == p.0 { p.1.clone() } else { p.0.clone() };
+                let target = if source == p.0 {
+                    p.1.clone()
+                } else {
+                    p.0.clone()
+                };
                 let clock = self.clock;
                 let Some(truth) = self.resources.get_mut(&name) else {
                     return;
                 };
+                truth.handshake.remove(&p);
                 if truth.links.get(&p) != Some(&Link::Connected) {
                     return;
                 }
@@ -150,7 +159,10 @@ impl Cluster {
         };
         let mut helpers = Vec::new();
         for ((q, vol), pv) in &truth.volumes {
-            let Some(rs) = pv.resync.as_ref().filter(|r| r.phase == ResyncPhase::WaitBitmap)
+            let Some(rs) = pv
+                .resync
+                .as_ref()
+                .filter(|r| r.phase == ResyncPhase::WaitBitmap)
             else {
                 continue;
             };
@@ -211,7 +223,10 @@ impl Cluster {
         }
         for (name, truth) in self.resources.iter_mut() {
             for ((p, vol), pv) in truth.volumes.iter_mut() {
-                let Some(rs) = pv.resync.as_mut().filter(|r| r.phase == ResyncPhase::Running)
+                let Some(rs) = pv
+                    .resync
+                    .as_mut()
+                    .filter(|r| r.phase == ResyncPhase::Running)
                 else {
                     continue;
                 };
@@ -251,7 +266,11 @@ impl Cluster {
         let mut rates = BTreeMap::new();
         for (name, truth) in &self.resources {
             for ((p, vol), pv) in &truth.volumes {
-                if let Some(rs) = pv.resync.as_ref().filter(|r| r.phase == ResyncPhase::Running) {
+                if let Some(rs) = pv
+                    .resync
+                    .as_ref()
+                    .filter(|r| r.phase == ResyncPhase::Running)
+                {
                     rates.insert(
                         (name.clone(), p.clone(), *vol),
                         self.resync_rate(truth, p, *vol, rs),
@@ -284,12 +303,16 @@ impl Cluster {
                         if truth.links.get(&pair(primary, peer)) == Some(&Link::Connected) {
                             add(&mut io, peer, &vol.backing_device, 0.0, write);
                             if let Some(c) =
-                                truth.peers.get_mut(&(primary.clone(), peer.clone(), vol.volume))
+                                truth
+                                    .peers
+                                    .get_mut(&(primary.clone(), peer.clone(), vol.volume))
                             {
                                 c.sent_kib += write;
                             }
                             if let Some(c) =
-                                truth.peers.get_mut(&(peer.clone(), primary.clone(), vol.volume))
+                                truth
+                                    .peers
+                                    .get_mut(&(peer.clone(), primary.clone(), vol.volume))
                             {
                                 c.received_kib += write;
                             }
@@ -303,7 +326,10 @@ impl Cluster {
                     if !primaries.is_empty() && truth.links.get(p) != Some(&Link::Connected) {
                         pv.out_of_sync = (pv.out_of_sync + write).min(vol.size_kib as f64);
                     }
-                    let Some(rs) = pv.resync.as_mut().filter(|r| r.phase == ResyncPhase::Running)
+                    let Some(rs) = pv
+                        .resync
+                        .as_mut()
+                        .filter(|r| r.phase == ResyncPhase::Running)
                     else {
                         continue;
                     };
@@ -412,8 +438,13 @@ impl Cluster {
         if !truth.links.contains_key(p) {
             return;
         }
-        truth.links.insert(p.clone(), link);
+        let was = truth.links.insert(p.clone(), link);
+        if link == Link::Connected && was != Some(Link::Connected) {
+            // Peer devices start replicating once the resync handshake ran.
+            truth.handshake.insert(p.clone());
+        }
         if link != Link::Connected {
+            truth.handshake.remove(p);
             for ((q, _), pv) in truth.volumes.iter_mut() {
                 if q == p {
                     if let Some(rs) = pv.resync.take() {

@@ -2,12 +2,9 @@
 //! would report it.
 
 use crate::events2::{
-    ConnectionState, DiskState, Eta, Flags, ReplicationState, Role, Tristate, WriteOrdering,
-    YesNo,
+    ConnectionState, DiskState, Eta, Flags, ReplicationState, Role, Tristate, WriteOrdering, YesNo,
 };
-use crate::state::{
-    Connection, Device, DeviceStats, Path, PeerDevice, PeerDeviceStats, Resource,
-};
+use crate::state::{Connection, Device, DeviceStats, Path, PeerDevice, PeerDeviceStats, Resource};
 
 use super::cluster::{pair, Cluster, Link, ResourceTruth, ResyncPhase};
 
@@ -29,6 +26,7 @@ pub fn resource(cluster: &Cluster, truth: &ResourceTruth, node: &str) -> Option<
         ..Resource::default()
     };
     let mut connected_peers = 0u64;
+    let mut up_to_date_peers = 0u64;
     let mut peer_primary = false;
     let mut inconsistent = false;
     for peer in &spec.nodes {
@@ -45,6 +43,8 @@ pub fn resource(cluster: &Cluster, truth: &ResourceTruth, node: &str) -> Option<
             Link::Connecting { path_up: false }
         };
         let connected = link == Link::Connected;
+        let replicating = connected && !truth.handshake.contains(&p);
+        let mut peer_up_to_date = replicating;
         let peer_role = truth.roles.get(peer).cloned().unwrap_or(Role::Secondary);
         if connected {
             connected_peers += 1;
@@ -91,7 +91,7 @@ pub fn resource(cluster: &Cluster, truth: &ResourceTruth, node: &str) -> Option<
                 unacked: Some(0),
                 ..PeerDeviceStats::default()
             };
-            if connected {
+            if replicating {
                 peer_device.replication = Some(ReplicationState::Established);
                 peer_device.peer_disk = Some(DiskState::UpToDate);
             }
@@ -112,6 +112,7 @@ pub fn resource(cluster: &Cluster, truth: &ResourceTruth, node: &str) -> Option<
                         (ReplicationState::SyncTarget, DiskState::UpToDate)
                     }
                 };
+                peer_up_to_date &= peer_disk == DiskState::UpToDate;
                 peer_device.replication = Some(replication);
                 peer_device.peer_disk = Some(peer_disk);
                 stats.out_of_sync = Some(rs.shown_remaining);
@@ -126,6 +127,7 @@ pub fn resource(cluster: &Cluster, truth: &ResourceTruth, node: &str) -> Option<
             peer_device.stats = stats;
             connection.peer_devices.insert(vol.volume, peer_device);
         }
+        up_to_date_peers += u64::from(peer_up_to_date);
         let port = spec.port;
         connection.paths.push(Path {
             local: format!("ipv4:{}:{port}", me.address),
@@ -182,7 +184,7 @@ pub fn resource(cluster: &Cluster, truth: &ResourceTruth, node: &str) -> Option<
         role == Role::Secondary && up_to_date && !peer_primary && quorum,
     ));
     resource.promotion_score = Some(if up_to_date {
-        10_100 + connected_peers + 1
+        10_100 + up_to_date_peers + 1
     } else {
         0
     });
