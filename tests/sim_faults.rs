@@ -79,3 +79,17 @@ fn command_failures_then_missing_module() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn garbage_line_then_a_hang_then_events_again() {
+    let sim = Sim::start(data("garbage-hang.toml").to_str().unwrap());
+    let stream = sim.stream("alpha", &["events2", "all"]);
+    stream.read_until(|l| l == "exists -");
+    let lines = stream.read_until(|l| drbd_agent::events2::parse_line(l).is_err());
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    // After the silence the events that queued up arrive, in order.
+    let after = stream.read_until(|l| l.contains("connection:NetworkFailure"));
+    for line in &after {
+        drbd_agent::events2::parse_line(line).unwrap();
+    }
+}
