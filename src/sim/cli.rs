@@ -1,0 +1,163 @@
+//! The `drbd-sim` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use super::{frontend, scenario, server};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "drbd-sim",
+    version,
+    about = "DRBD simulator: kernel + drbd-utils stand-in"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Run a simulated cluster in real time.
+    Serve {
+        /// A scenario file or a built-in name (resync-3node, demo).
+        #[arg(long)]
+        scenario: String,
+        /// Directory for the socket (sim.sock) and <node>/sys/block/*/stat.
+        #[arg(long, env = "DRBD_SIM_DIR")]
+        dir: PathBuf,
+    },
+    /// Act as drbdsetup (node: --node or DRBD_SIM_NODE; dir: DRBD_SIM_DIR).
+    Drbdsetup {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Act as drbdadm (--version, adjust).
+    Drbdadm {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Check a scenario file and print a summary.
+    Check { scenario: String },
+    /// List the built-in scenarios.
+    Scenarios,
+    /// Print a scripted story as `drbdsetup events2` prints it (no server).
+    Story {
+        name: String,
+        #[arg(long, short = 'T')]
+        timestamps: bool,
+        #[arg(long, short = 's', action = clap::ArgAction::Count)]
+        statistics: u8,
+        #[arg(long, short = 'f')]
+        full: bool,
+    },
+}
+
+/// Runs `drbd-sim`; returns the process exit code.
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    let invoked_as = args
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_owned())
+        .unwrap_or_default();
+    if invoked_as == "drbdsetup" || invoked_as == "drbdadm" {
+        return frontend::run(&invoked_as, &args[1..]);
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match cli.command {
+        Sub::Drbdsetup { args } => frontend::run("drbdsetup", &args),
+        Sub::Drbdadm { args } => frontend::run("drbdadm", &args),
+        Sub::Serve { scenario, dir } => serve(&scenario, &dir),
+        Sub::Check { scenario } => match scenario::load(&scenario) {
+            Ok(s) => {
+                println!(
+                    "{scenario}: ok: {} nodes, {} resources, {} events{}",
+                    s.nodes.len(),
+                    s.resources.len(),
+                    s.timeline.len(),
+                    if s.repeat_at.is_some() {
+                        ", repeats"
+                    } else {
+                        ""
+                    }
+                );
+                0
+            }
+            Err(error) => {
+                eprintln!("drbd-sim: {error}");
+                1
+            }
+        },
+        Sub::Scenarios => {
+            for (name, _) in scenario::BUILTIN {
+                println!("{name}");
+            }
+            0
+        }
+        Sub::Story {
+            name,
+            timestamps,
+            statistics,
+            full,
+        } => {
+            let options = super::story::StoryOptions {
+                timestamps,
+                statistics,
+                full,
+            };
+            match super::story::render(&name, options) {
+                Ok(text) => {
+                    print!("{text}");
+                    0
+                }
+                Err(error) => {
+                    eprintln!("drbd-sim story: {error}");
+                    1
+                }
+            }
+        }
+    }
+}
+
+fn serve(name: &str, dir: &std::path::Path) -> i32 {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+    let scenario = match scenario::load(name) {
+        Ok(s) => s,
+        Err(error) => {
+            eprintln!("drbd-sim: {error}");
+            return 1;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("drbd-sim: cannot start the runtime: {error}");
+            return 1;
+        }
+    };
+    match runtime.block_on(server::serve(scenario, dir)) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("drbd-sim: {error}");
+            1
+        }
+    }
+}

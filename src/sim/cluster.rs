@@ -1,0 +1,489 @@
+//! The simulated cluster: the truth (links, roles, resyncs, counters), the
+//! timeline that changes it, and per node the state the kernel last
+//! announced. Pure: [`Cluster::step`] takes the simulated time and returns
+//! what every node's `events2` prints.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::events2::{Eta, Role};
+use crate::state::Resource;
+
+use super::disk::{Disk, IoModel};
+use super::options::{OptionChange, PeerDeviceOptions};
+use super::scenario::{Fault, ResourceSpec, Scenario};
+use super::view;
+
+/// The kernel pushes resync progress this often.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
+
+/// Two node names, sorted.
+pub type Pair = (String, String);
+
+pub fn pair(a: &str, b: &str) -> Pair {
+    if a <= b {
+        (a.to_owned(), b.to_owned())
+    } else {
+        (b.to_owned(), a.to_owned())
+    }
+}
+
+/// State of the link between two nodes for one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Connected,
+    NetworkFailure,
+    Unconnected,
+    Connecting { path_up: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncPhase {
+    WaitBitmap,
+    Running,
+}
+
+/// A resync between two nodes of one volume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resync {
+    pub source: String,
+    pub target: String,
+    pub phase: ResyncPhase,
+    pub total_kib: u64,
+    pub remaining_kib: f64,
+    /// Progress as last pushed (percent).
+    pub shown_done: f64,
+    /// Out-of-sync KiB as last pushed.
+    pub shown_remaining: u64,
+    pub last_push: Duration,
+    pub dbdt1: f64,
+    pub eta: Eta,
+}
+
+/// Per pair and volume.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PairVolume {
+    /// KiB that differ (written while disconnected).
+    pub out_of_sync: f64,
+    pub resync: Option<Resync>,
+}
+
+/// Counters of one device on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DeviceCounters {
+    pub read_kib: f64,
+    pub written_kib: f64,
+}
+
+/// Counters of one peer device (node → peer, volume).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PeerCounters {
+    pub sent_kib: f64,
+    pub received_kib: f64,
+}
+
+/// The truth about one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceTruth {
+    pub spec: ResourceSpec,
+    /// Nodes on which the resource (still) exists.
+    pub present: BTreeSet<String>,
+    pub roles: BTreeMap<String, Role>,
+    pub open: BTreeMap<String, bool>,
+    pub links: BTreeMap<Pair, Link>,
+    /// Connected pairs still negotiating (peer devices not yet replicating).
+    pub handshake: BTreeSet<Pair>,
+    pub volumes: BTreeMap<(Pair, u32), PairVolume>,
+    pub devices: BTreeMap<(String, u32), DeviceCounters>,
+    /// (node, peer, volume).
+    pub peers: BTreeMap<(String, String, u32), PeerCounters>,
+}
+
+/// A helper call and its response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperEvent {
+    pub resource: String,
+    pub peer: Option<(u32, String)>,
+    /// Volume and minor.
+    pub volume: Option<(u32, u32)>,
+    pub helper: String,
+    /// Wait status (exit code << 8).
+    pub status: u32,
+}
+
+/// One thing a node's events2 clients receive.
+// Batches dominate and are shared behind an Arc when broadcast: boxing
+// them would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// A kernel state change of one resource.
+    Batch {
+        old: Option<Resource>,
+        new: Option<Resource>,
+    },
+    Helper(HelperEvent),
+    Fault(Fault),
+}
+
+/// What one node's events2 prints next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeBatch {
+    pub node: String,
+    pub item: Item,
+}
+
+/// A scheduled follow-up of a timeline action.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Step {
+    Link(String, Pair, Link),
+    StartResync(String, Pair, String),
+    RunResync(String, Pair),
+    Role(String, String, Role),
+    Open(String, String, bool),
+}
+
+/// Why a command on a node failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("Could not connect to 'drbd' generic netlink family")]
+    ModuleMissing,
+    #[error("{0}: Failure: (158) Unknown resource")]
+    UnknownResource(String),
+    #[error("{resource}: Failure: (162) Invalid configuration request\nadditional info from kernel:\nunknown peer device (peer-node-id {peer_node_id}, volume {volume})")]
+    UnknownPeerDevice {
+        resource: String,
+        peer_node_id: u32,
+        volume: u32,
+    },
+    #[error("Failure: (10) State change failed: injected failure (simulator)")]
+    Injected,
+    #[error("unknown node '{0}'")]
+    UnknownNode(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct NodeFaults {
+    pub(super) module_missing_until: Option<Duration>,
+    pub(super) fail_next: u32,
+}
+
+/// The whole simulated cluster.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub(super) scenario: Scenario,
+    pub(super) clock: Duration,
+    pub(super) cycle_start: Duration,
+    pub(super) next_event: usize,
+    pub(super) pending: Vec<(Duration, Step)>,
+    pub(super) faults: BTreeMap<String, NodeFaults>,
+    pub(super) resources: BTreeMap<String, ResourceTruth>,
+    /// What each node's kernel last announced, by node and resource.
+    pub(super) published: BTreeMap<String, BTreeMap<String, Resource>>,
+    /// Block devices by (node, device name).
+    pub(super) disks: BTreeMap<(String, String), Disk>,
+    /// Runtime options by (node, resource, peer node-id, volume).
+    pub(super) options: BTreeMap<(String, String, u32, u32), PeerDeviceOptions>,
+}
+
+impl Cluster {
+    /// The cluster at time zero: every link connected and in sync.
+    pub fn new(scenario: Scenario) -> Self {
+        let mut resources = BTreeMap::new();
+        let mut disks = BTreeMap::new();
+        let mut options = BTreeMap::new();
+        for spec in &scenario.resources {
+            let mut truth = ResourceTruth {
+                spec: spec.clone(),
+                present: spec.nodes.iter().cloned().collect(),
+                roles: BTreeMap::new(),
+                open: BTreeMap::new(),
+                links: BTreeMap::new(),
+                handshake: BTreeSet::new(),
+                volumes: BTreeMap::new(),
+                devices: BTreeMap::new(),
+                peers: BTreeMap::new(),
+            };
+            for node in &spec.nodes {
+                let primary = spec.primary.as_deref() == Some(node.as_str());
+                let role = if primary {
+                    Role::Primary
+                } else {
+                    Role::Secondary
+                };
+                truth.roles.insert(node.clone(), role);
+                truth.open.insert(node.clone(), primary);
+                for vol in &spec.volumes {
+                    truth
+                        .devices
+                        .insert((node.clone(), vol.volume), DeviceCounters::default());
+                    let model = IoModel::default();
+                    disks.insert(
+                        (node.clone(), format!("drbd{}", vol.minor)),
+                        Disk::new(model),
+                    );
+                    disks.insert((node.clone(), vol.backing_device.clone()), Disk::new(model));
+                }
+                for peer in &spec.nodes {
+                    if peer == node {
+                        continue;
+                    }
+                    let peer_id = scenario.node_id(peer).unwrap_or_default();
+                    truth.links.insert(pair(node, peer), Link::Connected);
+                    for vol in &spec.volumes {
+                        truth
+                            .volumes
+                            .insert((pair(node, peer), vol.volume), PairVolume::default());
+                        truth.peers.insert(
+                            (node.clone(), peer.clone(), vol.volume),
+                            PeerCounters::default(),
+                        );
+                        options.insert(
+                            (node.clone(), spec.name.clone(), peer_id, vol.volume),
+                            spec.options,
+                        );
+                    }
+                }
+            }
+            resources.insert(spec.name.clone(), truth);
+        }
+        let mut cluster = Self {
+            scenario,
+            clock: Duration::ZERO,
+            cycle_start: Duration::ZERO,
+            next_event: 0,
+            pending: Vec::new(),
+            resources,
+            published: BTreeMap::new(),
+            disks,
+            options,
+            faults: BTreeMap::new(),
+        };
+        for node in cluster.node_names() {
+            let views = cluster.views(&node);
+            cluster.published.insert(node, views);
+        }
+        cluster
+    }
+
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// Simulated time of the last step.
+    pub fn now(&self) -> Duration {
+        self.clock
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        self.scenario.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// What the node's kernel last announced (the initial dump of a new
+    /// events2 client).
+    pub fn published(&self, node: &str) -> BTreeMap<String, Resource> {
+        self.published.get(node).cloned().unwrap_or_default()
+    }
+
+    /// The node's state with current counters (what `--poll` re-reads).
+    pub fn views(&self, node: &str) -> BTreeMap<String, Resource> {
+        self.resources
+            .values()
+            .filter_map(|truth| view::resource(self, truth, node))
+            .map(|r| (r.name.clone(), r))
+            .collect()
+    }
+
+    /// Fails when the node's module is "not loaded" now.
+    pub fn check_module(&self, node: &str) -> Result<(), CommandError> {
+        if !self.scenario.nodes.iter().any(|n| n.name == node) {
+            return Err(CommandError::UnknownNode(node.to_owned()));
+        }
+        match self.faults.get(node).and_then(|f| f.module_missing_until) {
+            Some(until) if until > self.clock => Err(CommandError::ModuleMissing),
+            _ => Ok(()),
+        }
+    }
+
+    /// `drbdsetup peer-device-options`.
+    pub fn set_peer_device_options(
+        &mut self,
+        node: &str,
+        resource: &str,
+        peer_node_id: u32,
+        volume: u32,
+        change: &OptionChange,
+    ) -> Result<(), CommandError> {
+        self.check_module(node)?;
+        let present = self
+            .resources
+            .get(resource)
+            .is_some_and(|r| r.present.contains(node));
+        if !present {
+            return Err(CommandError::UnknownResource(resource.to_owned()));
+        }
+        let key = (node.to_owned(), resource.to_owned(), peer_node_id, volume);
+        let Some(current) = self.options.get(&key).copied() else {
+            return Err(CommandError::UnknownPeerDevice {
+                resource: resource.to_owned(),
+                peer_node_id,
+                volume,
+            });
+        };
+        if let Some(faults) = self.faults.get_mut(node) {
+            if faults.fail_next > 0 {
+                faults.fail_next -= 1;
+                return Err(CommandError::Injected);
+            }
+        }
+        self.options.insert(key, change.apply(&current));
+        Ok(())
+    }
+
+    /// `drbdadm adjust RES|all`: runtime options back to the configured ones.
+    pub fn adjust(&mut self, node: &str, resource: &str) -> Result<(), CommandError> {
+        self.check_module(node)?;
+        if resource != "all"
+            && !self
+                .resources
+                .get(resource)
+                .is_some_and(|r| r.present.contains(node))
+        {
+            return Err(CommandError::UnknownResource(resource.to_owned()));
+        }
+        for ((n, res, _, _), value) in self.options.iter_mut() {
+            if n == node && (resource == "all" || res == resource) {
+                if let Some(truth) = self.resources.get(res) {
+                    *value = truth.spec.options;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runtime options of one peer device.
+    pub fn peer_device_options(
+        &self,
+        node: &str,
+        resource: &str,
+        peer_node_id: u32,
+        volume: u32,
+    ) -> Option<PeerDeviceOptions> {
+        self.options
+            .get(&(node.to_owned(), resource.to_owned(), peer_node_id, volume))
+            .copied()
+    }
+
+    /// `(relative path, text)` of every stat file: `<node>/sys/block/<dev>/stat`.
+    pub fn stat_files(&self) -> Vec<(String, String)> {
+        self.disks
+            .iter()
+            .map(|((node, dev), disk)| {
+                (
+                    format!("{node}/sys/block/{dev}/stat"),
+                    disk.stats.stat_text(),
+                )
+            })
+            .collect()
+    }
+
+    /// Advances the simulation to `now` and returns what the nodes print.
+    pub fn step(&mut self, now: Duration) -> Vec<NodeBatch> {
+        let mut out = Vec::new();
+        // Bounded: every pass consumes one due item; a runaway scenario
+        // cannot hang the server.
+        for _ in 0..10_000 {
+            let Some(due) = self.next_due().filter(|due| *due <= now) else {
+                break;
+            };
+            let due = due.max(self.clock);
+            self.advance(due - self.clock);
+            self.clock = due;
+            self.run_due(&mut out);
+            self.publish(&mut out);
+        }
+        if now > self.clock {
+            self.advance(now - self.clock);
+            self.clock = now;
+        }
+        out
+    }
+
+    fn next_due(&self) -> Option<Duration> {
+        let mut due: Vec<Duration> = Vec::new();
+        if let Some(event) = self.scenario.timeline.get(self.next_event) {
+            due.push(self.cycle_start + event.at);
+        } else if let Some(repeat) = self.scenario.repeat_at {
+            due.push(self.cycle_start + repeat);
+        }
+        due.extend(self.pending.iter().map(|(at, _)| *at));
+        for truth in self.resources.values() {
+            for ((p, vol), pv) in &truth.volumes {
+                if let Some(rs) = pv
+                    .resync
+                    .as_ref()
+                    .filter(|r| r.phase == ResyncPhase::Running)
+                {
+                    due.push(rs.last_push + PROGRESS_INTERVAL);
+                    let rate = self.resync_rate(truth, p, *vol, rs);
+                    let secs = rs.remaining_kib.max(0.0) / rate.max(1) as f64;
+                    let left = Duration::from_secs_f64(secs.min(1.0e9));
+                    due.push(self.clock + left.max(Duration::from_millis(1)));
+                }
+            }
+        }
+        due.into_iter().min()
+    }
+
+    /// KiB/s of a running resync: the SyncTarget's options decide.
+    pub(super) fn resync_rate(
+        &self,
+        truth: &ResourceTruth,
+        _pair: &Pair,
+        volume: u32,
+        rs: &Resync,
+    ) -> u64 {
+        let source_id = self.scenario.node_id(&rs.source).unwrap_or_default();
+        let options = self
+            .peer_device_options(&rs.target, &truth.spec.name, source_id, volume)
+            .unwrap_or(truth.spec.options);
+        options.effective_rate(truth.spec.resync_capacity)
+    }
+
+    fn run_due(&mut self, out: &mut Vec<NodeBatch>) {
+        let clock = self.clock;
+        // Scheduled follow-ups first (they belong to earlier actions), one
+        // at a time: each is its own batch.
+        if let Some(index) = self.pending.iter().position(|(at, _)| *at <= clock) {
+            let (_, step) = self.pending.remove(index);
+            self.run_step(step, out);
+            return;
+        }
+        if self.progress_due(out) {
+            return;
+        }
+        match self.scenario.timeline.get(self.next_event) {
+            Some(event) if self.cycle_start + event.at <= clock => {
+                let action = event.action.clone();
+                self.next_event += 1;
+                self.run_action(action, out);
+            }
+            Some(_) => {}
+            None => {
+                if let Some(repeat) = self.scenario.repeat_at {
+                    if self.cycle_start + repeat <= clock {
+                        self.cycle_start += repeat;
+                        self.next_event = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn schedule(&mut self, delay_ms: u64, step: Step) {
+        let at = self.clock + Duration::from_millis(delay_ms);
+        // Keep order for equal times: insert after the last item due at or before `at`.
+        let index = self.pending.iter().take_while(|(t, _)| *t <= at).count();
+        self.pending.insert(index, (at, step));
+    }
+}
