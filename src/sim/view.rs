@@ -125,7 +125,9 @@ pub fn resource(cluster: &Cluster, truth: &ResourceTruth, node: &str) -> Option<
                 }
             }
             peer_device.stats = stats;
-            connection.peer_devices.insert(vol.volume, peer_device);
+            connection
+                .peer_devices
+                .insert(vol.volume, Box::new(peer_device));
         }
         up_to_date_peers += u64::from(peer_up_to_date);
         let port = spec.port;
@@ -139,7 +141,9 @@ pub fn resource(cluster: &Cluster, truth: &ResourceTruth, node: &str) -> Option<
             ))),
             ..Path::default()
         });
-        resource.connections.insert(peer.clone(), connection);
+        resource
+            .connections
+            .insert(peer.clone(), Box::new(connection));
     }
     let open = truth.open.get(node).copied().unwrap_or(false);
     let quorum = (connected_peers + 1) * 2 > spec.nodes.len() as u64;
@@ -151,7 +155,7 @@ pub fn resource(cluster: &Cluster, truth: &ResourceTruth, node: &str) -> Option<
             .unwrap_or_default();
         resource.devices.insert(
             vol.volume,
-            Device {
+            Box::new(Device {
                 volume: vol.volume,
                 announced: true,
                 minor: Some(vol.minor),
@@ -176,7 +180,7 @@ pub fn resource(cluster: &Cluster, truth: &ResourceTruth, node: &str) -> Option<
                     blocked: Some(Flags(Vec::new())),
                 },
                 ..Device::default()
-            },
+            }),
         );
     }
     let up_to_date = !inconsistent;
