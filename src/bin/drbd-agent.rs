@@ -84,6 +84,7 @@ fn init_logging(config_level: Option<&str>) {
         .unwrap_or_else(|| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }
@@ -222,7 +223,8 @@ fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
             drbdadm: bin.join("drbdadm"),
             statistics_poll_interval: Duration::from_secs(2),
             reconcile_interval: Duration::from_secs(60),
-            sysfs_root: dir.0.join("sys"),
+            // The simulator keeps one sysfs tree per node.
+            sysfs_root: dir.0.join(DEMO_NODE).join("sys"),
         },
         api: ApiConfig {
             listen: vec![listen],
@@ -240,6 +242,25 @@ fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", sim.display()))?;
+        // Start the agent once the simulator answers, so that its first
+        // events2 does not meet a cluster that is not there yet.
+        let socket = dir.0.join("sim.sock");
+        let ready = async {
+            while !socket.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::select! {
+            waited = tokio::time::timeout(Duration::from_secs(10), ready) => {
+                if waited.is_err() {
+                    let _ = simulator.kill().await;
+                    bail!("the simulator did not create {} within 10 s", socket.display());
+                }
+            }
+            exit = simulator.wait() => {
+                bail!("the simulator exited at start ({})", exit.map_or_else(|e| e.to_string(), |s| s.to_string()));
+            }
+        }
         let daemon = match Daemon::start(&config).await {
             Ok(daemon) => daemon,
             Err(e) => {
