@@ -174,6 +174,10 @@ fn stat_files_move() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.split_whitespace().count(), 17, "{text}");
     assert!(sim.path().join("bravo/sys/block/dm-0/stat").exists());
+    // The first node's devices are also at DIR/sys/block (the default view).
+    let default_view = sim.path().join("sys/block/drbd1000/stat");
+    let text = std::fs::read_to_string(&default_view).unwrap();
+    assert_eq!(text.split_whitespace().count(), 17, "{text}");
 }
 
 #[test]

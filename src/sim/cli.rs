@@ -24,7 +24,7 @@ enum Sub {
         /// A scenario file or a built-in name (resync-3node, demo).
         #[arg(long)]
         scenario: String,
-        /// Directory for the socket (sim.sock) and <node>/sys/block/*/stat.
+        /// Directory for the socket (sim.sock), sys/block/*/stat (first node) and <node>/sys/block/*/stat.
         #[arg(long, env = "DRBD_SIM_DIR")]
         dir: PathBuf,
     },

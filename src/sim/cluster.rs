@@ -375,16 +375,21 @@ impl Cluster {
     }
 
     /// `(relative path, text)` of every stat file: `<node>/sys/block/<dev>/stat`.
+    ///
+    /// Every node's devices live under `<node>/sys/block/`; the scenario's
+    /// first node (the default view of `drbdsetup`) is also written to
+    /// `sys/block/`, so one agent pointed at `DIR/sys` sees its own disks.
     pub fn stat_files(&self) -> Vec<(String, String)> {
-        self.disks
-            .iter()
-            .map(|((node, dev), disk)| {
-                (
-                    format!("{node}/sys/block/{dev}/stat"),
-                    disk.stats.stat_text(),
-                )
-            })
-            .collect()
+        let default_node = self.scenario.nodes.first().map(|n| n.name.as_str());
+        let mut files = Vec::with_capacity(self.disks.len() * 2);
+        for ((node, dev), disk) in &self.disks {
+            let text = disk.stats.stat_text();
+            if Some(node.as_str()) == default_node {
+                files.push((format!("sys/block/{dev}/stat"), text.clone()));
+            }
+            files.push((format!("{node}/sys/block/{dev}/stat"), text));
+        }
+        files
     }
 
     /// Advances the simulation to `now` and returns what the nodes print.

@@ -1,5 +1,5 @@
 //! `drbd-sim serve`: runs the cluster in real time, answers front-end
-//! requests on `DIR/sim.sock` and keeps `DIR/<node>/sys/block/*/stat` fresh.
+//! requests on `DIR/sim.sock` and keeps `DIR/<node>/sys/block/*/stat` (and `DIR/sys/block` for the first node) fresh.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
