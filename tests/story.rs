@@ -123,3 +123,31 @@ fn unknown_story_is_a_typed_error_naming_the_known_ones() {
     );
     assert!(error.to_string().contains("resync-3node"));
 }
+
+/// The command line a user runs prints the same bytes and exits 0.
+#[test]
+fn drbd_sim_story_command_prints_the_fixtures() {
+    for (flags, fixture) in [
+        (&[][..], "resync-3node.txt"),
+        (&["--statistics"][..], "resync-3node.statistics.txt"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_drbd-sim"))
+            .args(["story", "resync-3node"])
+            .args(flags)
+            .output()
+            .expect("run drbd-sim");
+        assert!(output.status.success(), "{output:?}");
+        let expected = std::fs::read(format!(
+            "{}/tests/data/events2/{fixture}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture");
+        assert!(output.stdout == expected, "drbd-sim story {flags:?} differs from {fixture}");
+    }
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_drbd-sim"))
+        .args(["story", "no-such-story"])
+        .output()
+        .expect("run drbd-sim");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("resync-3node"));
+}
