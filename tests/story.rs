@@ -142,7 +142,10 @@ fn drbd_sim_story_command_prints_the_fixtures() {
             env!("CARGO_MANIFEST_DIR")
         ))
         .expect("fixture");
-        assert!(output.stdout == expected, "drbd-sim story {flags:?} differs from {fixture}");
+        assert!(
+            output.stdout == expected,
+            "drbd-sim story {flags:?} differs from {fixture}"
+        );
     }
     let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_drbd-sim"))
         .args(["story", "no-such-story"])

@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 
-use crate::drbd::Shared;
+use crate::drbd::{Shared, StreamStats};
 use crate::state::Resource;
 
 pub use serve::{bind, fallback_addr, is_no_ipv6_error, serve, ApiError, Limits};
@@ -36,7 +36,8 @@ pub struct ApiState {
     pub shared: Arc<Shared>,
 }
 
-/// The `agent` part of `/v1/status`.
+/// The `agent` part of `/v1/status`: facts about the agent plus every
+/// events2 stream counter.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentStatus {
     pub version: &'static str,
@@ -46,18 +47,8 @@ pub struct AgentStatus {
     pub initial_dump_done: bool,
     /// The timestamp of the last events2 line (drbdsetup's clock and offset).
     pub last_event_at: Option<DateTime<FixedOffset>>,
-    pub events: u64,
-    pub parse_errors: u64,
-    pub last_parse_error: Option<String>,
-    pub unknown_keys: u64,
-    pub unknown_values: u64,
-    pub child_restarts: u64,
-    pub spawn_errors: u64,
-    pub last_spawn_error: Option<String>,
-    pub drifts: u64,
-    pub reconcile_errors: u64,
-    pub events_lost: u64,
-    pub last_exit: Option<String>,
+    #[serde(flatten)]
+    pub stream: StreamStats,
 }
 
 /// The `/v1/status` document.
@@ -81,7 +72,6 @@ pub fn router(state: ApiState) -> Router {
 
 async fn status(State(api): State<Arc<ApiState>>) -> Response {
     let state = api.shared.state.read().await;
-    let stats = &state.stats;
     let agent = AgentStatus {
         version: env!("CARGO_PKG_VERSION"),
         node_name: api.node_name.clone(),
@@ -89,18 +79,7 @@ async fn status(State(api): State<Arc<ApiState>>) -> Response {
         drbd_reachable: state.drbd_reachable(),
         initial_dump_done: state.model.initial_dump_done(),
         last_event_at: state.model.last_event_at(),
-        events: stats.events,
-        parse_errors: stats.parse_errors,
-        last_parse_error: stats.last_parse_error.clone(),
-        unknown_keys: stats.unknown_keys,
-        unknown_values: stats.unknown_values,
-        child_restarts: stats.child_restarts,
-        spawn_errors: stats.spawn_errors,
-        last_spawn_error: stats.last_spawn_error.clone(),
-        drifts: stats.drifts,
-        reconcile_errors: stats.reconcile_errors,
-        events_lost: stats.events_lost,
-        last_exit: stats.last_exit.clone(),
+        stream: state.stats.clone(),
     };
     Json(Status {
         agent,
