@@ -304,7 +304,8 @@ impl Model {
         let Some(helper_name) = helper_name else {
             return;
         };
-        let (object, helpers) = self.helper_target(id);
+        let object = self.helper_target(id);
+        let helpers = self.helpers_mut(&object);
         let record_call = |helpers: Option<&mut Helpers>| {
             if let Some(helpers) = helpers {
                 let record = helpers
@@ -345,56 +346,67 @@ impl Model {
 
     /// The most specific existing object a helper line names. Helper lines
     /// never create objects (they also fire while objects are torn down).
-    fn helper_target(&mut self, id: &Identity<'_>) -> (ObjectRef, Option<&mut Helpers>) {
-        let name = id.name.to_owned();
-        let Some(resource) = self.resources.get_mut(id.name) else {
-            return (ObjectRef::Resource { resource: name }, None);
+    fn helper_target(&self, id: &Identity<'_>) -> ObjectRef {
+        let resource = id.name.to_owned();
+        let Some(known) = self.resources.get(id.name) else {
+            return ObjectRef::Resource { resource };
         };
-        match (id.conn_name, id.volume) {
-            (Some(conn_name), volume) if resource.connections.contains_key(conn_name) => {
-                // Checked just above.
-                let connection = resource
-                    .connections
-                    .get_mut(conn_name)
-                    .expect("connection present");
-                match volume.filter(|v| connection.peer_devices.contains_key(v)) {
-                    Some(volume) => {
-                        let peer_device = connection
-                            .peer_devices
-                            .get_mut(&volume)
-                            .expect("peer device present");
-                        (
-                            ObjectRef::PeerDevice {
-                                resource: name,
-                                connection: conn_name.to_owned(),
-                                volume,
-                            },
-                            Some(&mut peer_device.helpers),
-                        )
-                    }
-                    None => (
-                        ObjectRef::Connection {
-                            resource: name,
-                            connection: conn_name.to_owned(),
-                        },
-                        Some(&mut connection.helpers),
-                    ),
+        let connection = id.conn_name.and_then(|c| known.connections.get(c));
+        match (connection, id.volume) {
+            (Some(connection), Some(volume)) if connection.peer_devices.contains_key(&volume) => {
+                ObjectRef::PeerDevice {
+                    resource,
+                    connection: connection.conn_name.clone(),
+                    volume,
                 }
             }
-            (None, Some(volume)) if resource.devices.contains_key(&volume) => {
-                let device = resource.devices.get_mut(&volume).expect("device present");
-                (
-                    ObjectRef::Device {
-                        resource: name,
-                        volume,
-                    },
-                    Some(&mut device.helpers),
-                )
+            (Some(connection), _) => ObjectRef::Connection {
+                resource,
+                connection: connection.conn_name.clone(),
+            },
+            (None, Some(volume))
+                if id.conn_name.is_none() && known.devices.contains_key(&volume) =>
+            {
+                ObjectRef::Device { resource, volume }
             }
-            _ => (
-                ObjectRef::Resource { resource: name },
-                Some(&mut resource.helpers),
-            ),
+            _ => ObjectRef::Resource { resource },
+        }
+    }
+
+    /// The helper records of an object, if it exists.
+    fn helpers_mut(&mut self, object: &ObjectRef) -> Option<&mut Helpers> {
+        match object {
+            ObjectRef::Resource { resource } => {
+                self.resources.get_mut(resource).map(|r| &mut r.helpers)
+            }
+            ObjectRef::Device { resource, volume } => self
+                .resources
+                .get_mut(resource)?
+                .devices
+                .get_mut(volume)
+                .map(|d| &mut d.helpers),
+            ObjectRef::Connection {
+                resource,
+                connection,
+            } => self
+                .resources
+                .get_mut(resource)?
+                .connections
+                .get_mut(connection)
+                .map(|c| &mut c.helpers),
+            ObjectRef::PeerDevice {
+                resource,
+                connection,
+                volume,
+            } => self
+                .resources
+                .get_mut(resource)?
+                .connections
+                .get_mut(connection)?
+                .peer_devices
+                .get_mut(volume)
+                .map(|p| &mut p.helpers),
+            ObjectRef::Path { .. } => None,
         }
     }
 }
