@@ -71,7 +71,16 @@ async fn metrics_route_content_type_and_methods() {
             response.headers()["content-type"],
             "text/plain; version=0.0.4; charset=utf-8"
         );
+        let length: usize = response.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let text = response.text().await.unwrap();
+        assert_eq!(text.len(), length);
+        // All three parts arrived: agent, DRBD, version and process.
+        assert!(text.starts_with("# HELP drbd_agent_build_info "), "{text}");
+        assert!(text.contains("process_start_time_seconds "));
         assert!(text.contains("drbd_agent_build_info{version=\"1.2.3\",git_commit=\"abc123\"} 1\n"));
         assert!(text.contains("drbd_version{kmod=\"9.2.16\",utils=\"9.34.0\"} 1\n"));
         assert!(text.contains("drbd_agent_drbd_up 1\n"), "{text}");

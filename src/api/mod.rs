@@ -12,6 +12,7 @@ mod table;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -142,8 +143,22 @@ struct MetricsState {
 }
 
 async fn metrics(State(metrics): State<Arc<MetricsState>>) -> Response {
-    match metrics.exporter.render(&metrics.shared).await {
-        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+    match metrics.exporter.exposition(&metrics.shared).await {
+        Ok(exposition) => {
+            let length = exposition.len();
+            let parts = exposition.parts().to_vec();
+            let body = Body::from_stream(futures_util::stream::iter(
+                parts.into_iter().map(Ok::<_, std::convert::Infallible>),
+            ));
+            (
+                [
+                    (header::CONTENT_TYPE, CONTENT_TYPE.to_owned()),
+                    (header::CONTENT_LENGTH, length.to_string()),
+                ],
+                body,
+            )
+                .into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot render metrics");
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n").into_response()

@@ -6,8 +6,9 @@
 //! part, `drbd_version` and `process_*` are small and rendered per scrape.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
+use bytes::Bytes;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{Registry, TextEncoder};
 use tokio::sync::Mutex;
@@ -47,7 +48,41 @@ impl Facts {
 #[derive(Debug)]
 struct Cached {
     generation: u64,
-    text: Arc<String>,
+    text: Bytes,
+}
+
+/// One scrape's exposition in parts, so the large cached DRBD part is sent
+/// without being copied.
+#[derive(Debug, Clone)]
+pub struct Exposition {
+    parts: [Bytes; 3],
+}
+
+impl Exposition {
+    /// The parts in order (UTF-8 text each).
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+
+    /// Total length in bytes.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum()
+    }
+
+    /// True when nothing was rendered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole text (a copy).
+    pub fn to_text(&self) -> String {
+        let mut text = String::with_capacity(self.len());
+        for part in &self.parts {
+            // Every part was rendered from a `String`.
+            text.push_str(&String::from_utf8_lossy(part));
+        }
+        text
+    }
 }
 
 /// Renders `/metrics`.
@@ -106,9 +141,14 @@ impl Exporter {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The full exposition as one string (a copy; see [`exposition`](Self::exposition)).
+    pub async fn render(&self, shared: &Shared) -> Result<String, MetricsError> {
+        Ok(self.exposition(shared).await?.to_text())
+    }
+
     /// The full exposition: `drbd_agent_*`, the DRBD part (cached per model
     /// generation), `drbd_version`, `process_*`.
-    pub async fn render(&self, shared: &Shared) -> Result<String, MetricsError> {
+    pub async fn exposition(&self, shared: &Shared) -> Result<Exposition, MetricsError> {
         // One render at a time; concurrent scrapers then share its result.
         let mut cache = self.cache.lock().await;
         let state = shared.state.read().await;
@@ -131,7 +171,7 @@ impl Exporter {
                 })
                 .await
                 .map_err(|e| MetricsError::Task(e.to_string()))??;
-                let text = Arc::new(text);
+                let text = Bytes::from(text);
                 *cache = Some(Cached {
                     generation,
                     text: text.clone(),
@@ -149,15 +189,10 @@ impl Exporter {
             reloads_succeeded: self.reloads_succeeded.load(Ordering::Relaxed),
             reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
         })?;
-        let version = render_version(self.drbd_versions().as_ref())?;
-        let mut process = String::new();
-        TextEncoder::new().encode_utf8(&self.process.gather(), &mut process)?;
-        let mut out =
-            String::with_capacity(head.len() + drbd_text.len() + version.len() + process.len());
-        out.push_str(&head);
-        out.push_str(&drbd_text);
-        out.push_str(&version);
-        out.push_str(&process);
-        Ok(out)
+        let mut tail = render_version(self.drbd_versions().as_ref())?;
+        TextEncoder::new().encode_utf8(&self.process.gather(), &mut tail)?;
+        Ok(Exposition {
+            parts: [Bytes::from(head), drbd_text, Bytes::from(tail)],
+        })
     }
 }

@@ -26,7 +26,7 @@ use crate::drbd::StreamStats;
 use crate::state::Model;
 
 pub use agent::AgentInput;
-pub use exporter::{Exporter, Facts, CONTENT_TYPE};
+pub use exporter::{Exporter, Exposition, Facts, CONTENT_TYPE};
 pub use version::{parse_drbdadm_version, DrbdVersions, VersionError};
 
 /// Why a render failed (a bug rather than bad input: every value is valid).
