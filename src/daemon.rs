@@ -2,6 +2,7 @@
 //! together and stopped together.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,13 @@ use tracing::{error, info, warn};
 
 use crate::api::{self, ApiError, ApiState, Limits};
 use crate::config::Config;
-use crate::drbd::{supervise, Shared, SupervisorOptions};
+use crate::drbd::{
+    run_command, supervise, wait_shutdown, Shared, SupervisorOptions, DEFAULT_COMMAND_TIMEOUT,
+};
+use crate::metrics::{parse_drbdadm_version, Exporter, Facts};
+
+/// How often `drbdadm --version` is asked again while no module is loaded.
+const VERSION_RETRY: Duration = Duration::from_secs(60);
 
 /// How long stopping may take before the tasks are abandoned.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -31,6 +38,8 @@ pub struct Daemon {
     /// The addresses the API listens on (after fallbacks; real ports for `:0`).
     pub api_addrs: Vec<SocketAddr>,
     pub shared: Arc<Shared>,
+    /// Renders `/metrics`.
+    pub exporter: Arc<Exporter>,
     stop: watch::Sender<bool>,
     supervisor: JoinHandle<()>,
     servers: Vec<JoinHandle<()>>,
@@ -62,10 +71,19 @@ impl Daemon {
             "starting"
         );
         let supervisor = tokio::spawn(supervise(options, shared.clone(), stopped.clone()));
-        let router = api::router(ApiState {
-            node_name: config.node_name.clone(),
-            shared: shared.clone(),
-        });
+        let exporter = Arc::new(Exporter::new(Facts::of_this_build()));
+        tokio::spawn(probe_drbd_versions(
+            config.drbd.drbdadm.clone(),
+            exporter.clone(),
+            stopped.clone(),
+        ));
+        let router = api::router_with_metrics(
+            ApiState {
+                node_name: config.node_name.clone(),
+                shared: shared.clone(),
+            },
+            exporter.clone(),
+        );
         let servers = listeners
             .into_iter()
             .zip(&api_addrs)
@@ -77,6 +95,7 @@ impl Daemon {
         Ok(Self {
             api_addrs,
             shared,
+            exporter,
             stop,
             supervisor,
             servers,
@@ -104,5 +123,35 @@ impl Daemon {
             warn!("shutdown timed out");
         }
         info!("stopped");
+    }
+}
+
+/// Asks `drbdadm --version` for `drbd_version{kmod,utils}`; again every
+/// [`VERSION_RETRY`] while it fails or no module is loaded (it may be loaded
+/// later).
+async fn probe_drbd_versions(
+    drbdadm: PathBuf,
+    exporter: Arc<Exporter>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match run_command(&drbdadm, &["--version"], DEFAULT_COMMAND_TIMEOUT).await {
+            Ok(output) => match parse_drbdadm_version(&output.stdout) {
+                Ok(versions) => {
+                    let loaded = versions.kmod.is_some();
+                    info!(kmod = ?versions.kmod, utils = %versions.utils, "DRBD versions");
+                    exporter.set_drbd_versions(Some(versions));
+                    if loaded {
+                        return;
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot read DRBD versions"),
+            },
+            Err(e) => warn!(error = %e, "cannot read DRBD versions"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(VERSION_RETRY) => {}
+            _ = wait_shutdown(&mut stop) => return,
+        }
     }
 }

@@ -13,5 +13,6 @@ pub mod config;
 pub mod daemon;
 pub mod drbd;
 pub mod events2;
+pub mod metrics;
 pub mod sim;
 pub mod state;

@@ -1,4 +1,5 @@
-//! The HTTP API: `GET /v1/status`, `GET /healthz`; everything else is 404.
+//! The HTTP API: `GET /v1/status`, `GET /healthz`, `GET /metrics`; other
+//! methods on those paths are 405, everything else is 404.
 //!
 //! [`router`] builds the axum router; [`serve`] runs it on listeners with
 //! hyper's HTTP/1 server (header read timeout, bounded header size and a
@@ -11,6 +12,7 @@ mod table;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -21,6 +23,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 
 use crate::drbd::{Shared, StreamStats};
+use crate::metrics::{Exporter, Facts, CONTENT_TYPE};
 use crate::state::Resource;
 
 pub use serve::{bind, fallback_addr, is_no_ipv6_error, serve, ApiError, Limits};
@@ -59,11 +62,22 @@ pub struct Status<'a> {
     pub resources: &'a BTreeMap<String, Resource>,
 }
 
-/// The router with its limits (body size, 404 for unknown paths).
+/// The router with its limits (body size, 404 for unknown paths) and a
+/// metrics exporter of its own (without `drbd_version`).
 pub fn router(state: ApiState) -> Router {
+    router_with_metrics(state, Arc::new(Exporter::new(Facts::of_this_build())))
+}
+
+/// [`router`] serving `/metrics` from `exporter`.
+pub fn router_with_metrics(state: ApiState, exporter: Arc<Exporter>) -> Router {
+    let metrics_state = Arc::new(MetricsState {
+        shared: state.shared.clone(),
+        exporter,
+    });
     Router::new()
         .route("/v1/status", get(status))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics).with_state(metrics_state))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(reject_large_bodies))
@@ -97,6 +111,37 @@ async fn healthz(State(api): State<Arc<ApiState>>) -> Response {
             "events2 supervisor not running\n",
         )
             .into_response()
+    }
+}
+
+/// What `/metrics` reads.
+#[derive(Debug)]
+struct MetricsState {
+    shared: Arc<Shared>,
+    exporter: Arc<Exporter>,
+}
+
+async fn metrics(State(metrics): State<Arc<MetricsState>>) -> Response {
+    match metrics.exporter.exposition(&metrics.shared).await {
+        Ok(exposition) => {
+            let length = exposition.len();
+            let parts = exposition.parts().to_vec();
+            let body = Body::from_stream(futures_util::stream::iter(
+                parts.into_iter().map(Ok::<_, std::convert::Infallible>),
+            ));
+            (
+                [
+                    (header::CONTENT_TYPE, CONTENT_TYPE.to_owned()),
+                    (header::CONTENT_LENGTH, length.to_string()),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render metrics");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n").into_response()
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! What the events2 supervisor shares with the API: the model and counters.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
@@ -40,6 +41,10 @@ pub struct StreamStats {
     pub child_pid: Option<u32>,
     /// Wall-clock time of the last line read.
     pub last_line_at: Option<DateTime<Utc>>,
+    /// Helper `call` lines by helper name.
+    pub helper_calls: BTreeMap<String, u64>,
+    /// Helper `response` lines by helper name and exit code.
+    pub helper_responses: BTreeMap<String, BTreeMap<u32, u64>>,
 }
 
 /// The model plus the stream counters, behind one lock so readers see both
@@ -48,9 +53,19 @@ pub struct StreamStats {
 pub struct DrbdState {
     pub model: Model,
     pub stats: StreamStats,
+    /// Bumped whenever the model changes (a line that changed something, a
+    /// flush): readers (the metrics cache) compare it to skip re-rendering.
+    /// Code that changes `model` directly must bump it too.
+    pub generation: u64,
 }
 
 impl DrbdState {
+    /// Forgets the model (see [`Model::flush`]) and bumps the generation.
+    pub fn flush(&mut self) {
+        self.model.flush();
+        self.generation += 1;
+    }
+
     /// The child runs and its initial dump is complete: the model mirrors DRBD.
     pub fn drbd_reachable(&self) -> bool {
         self.stats.child_running && self.model.initial_dump_done()

@@ -136,10 +136,28 @@ pub fn apply_line(state: &mut DrbdState, line: &Line) -> LineOutcome {
         stats.events_lost += 1;
         return LineOutcome::EventsLost(count);
     }
-    for change in state.model.apply(&event) {
+    let changes = state.model.apply(&event);
+    if !changes.is_empty() {
+        state.generation += 1;
+    }
+    for change in changes {
         match change {
             Change::InitialDumpComplete => info!("events2 initial dump complete"),
             Change::EventsLost { count } => return LineOutcome::EventsLost(count),
+            Change::HelperCalled { helper, .. } => {
+                *state.stats.helper_calls.entry(helper).or_default() += 1;
+            }
+            Change::HelperResponded {
+                helper, exit_code, ..
+            } => {
+                *state
+                    .stats
+                    .helper_responses
+                    .entry(helper)
+                    .or_default()
+                    .entry(exit_code)
+                    .or_default() += 1;
+            }
             _ => {}
         }
     }
@@ -186,7 +204,7 @@ pub async fn supervise(
         let dump_was_done = {
             let mut state = shared.state.write().await;
             let done = state.model.initial_dump_done();
-            state.model.flush();
+            state.flush();
             state.stats.child_running = false;
             state.stats.child_pid = None;
             state.stats.last_exit = Some(end.to_string());

@@ -1,0 +1,247 @@
+//! Writing metric families through the `prometheus` crate's text encoder.
+//!
+//! The series are built as the crate's `proto` data model (as a custom
+//! `Collector` would) rather than with `GaugeVec` & co: the typed vectors sort
+//! label names alphabetically, but drbd-reactor prints them in a fixed order
+//! (`name` first) that dashboards were written against, and counters that
+//! mirror DRBD's own counters must be *set*, which typed counters cannot.
+//!
+//! A family is encoded in chunks so that a large family (one series per
+//! replication state of thousands of peer devices) never holds all its
+//! series in memory at once; chunks after the first are encoded without help
+//! text and their single `# TYPE` line is dropped.
+
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::TextEncoder;
+
+use super::MetricsError;
+
+/// Series encoded per chunk.
+const CHUNK: usize = 512;
+
+/// The fixed parts of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spec {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    /// Label names, in the order they are printed.
+    pub labels: &'static [&'static str],
+}
+
+/// The metric types used here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+}
+
+/// Appends one family's series to a text buffer.
+pub struct FamilyWriter<'a> {
+    spec: &'a Spec,
+    out: &'a mut String,
+    pending: Vec<Metric>,
+    header_written: bool,
+}
+
+impl<'a> FamilyWriter<'a> {
+    pub fn new(spec: &'a Spec, out: &'a mut String) -> Self {
+        Self {
+            spec,
+            out,
+            pending: Vec::new(),
+            header_written: false,
+        }
+    }
+
+    /// Adds one series; `values` are the label values in `spec.labels` order.
+    pub fn add(&mut self, values: &[&str], value: f64) -> Result<(), MetricsError> {
+        if values.len() != self.spec.labels.len() {
+            return Err(MetricsError::LabelCount {
+                family: self.spec.name,
+                expected: self.spec.labels.len(),
+                got: values.len(),
+            });
+        }
+        let labels = self
+            .spec
+            .labels
+            .iter()
+            .zip(values)
+            .map(|(name, value)| {
+                let mut pair = LabelPair::default();
+                pair.set_name((*name).to_owned());
+                pair.set_value((*value).to_owned());
+                pair
+            })
+            .collect();
+        let mut metric = Metric::from_label(labels);
+        match self.spec.kind {
+            Kind::Gauge => {
+                let mut gauge = Gauge::default();
+                gauge.set_value(value);
+                metric.set_gauge(gauge);
+            }
+            Kind::Counter => {
+                let mut counter = Counter::default();
+                counter.set_value(value);
+                metric.set_counter(counter);
+            }
+        }
+        self.pending.push(metric);
+        if self.pending.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Adds a 0/1 series.
+    pub fn add_bool(&mut self, values: &[&str], value: bool) -> Result<(), MetricsError> {
+        self.add(values, if value { 1.0 } else { 0.0 })
+    }
+
+    /// Adds an integer series (exact up to 2^53).
+    pub fn add_u64(&mut self, values: &[&str], value: u64) -> Result<(), MetricsError> {
+        self.add(values, value as f64)
+    }
+
+    /// Writes what is pending; a family without series writes nothing.
+    pub fn finish(mut self) -> Result<(), MetricsError> {
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<(), MetricsError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut family = MetricFamily::default();
+        family.set_name(self.spec.name.to_owned());
+        family.set_field_type(match self.spec.kind {
+            Kind::Gauge => MetricType::GAUGE,
+            Kind::Counter => MetricType::COUNTER,
+        });
+        family.set_metric(std::mem::take(&mut self.pending));
+        let encoder = TextEncoder::new();
+        if !self.header_written {
+            family.set_help(self.spec.help.to_owned());
+            encoder.encode_utf8(std::slice::from_ref(&family), self.out)?;
+            self.header_written = true;
+            return Ok(());
+        }
+        // Without help the encoder writes exactly one header line: `# TYPE`.
+        let mut chunk = String::new();
+        encoder.encode_utf8(std::slice::from_ref(&family), &mut chunk)?;
+        let body = chunk.split_once('\n').map_or("", |(_, body)| body);
+        self.out.push_str(body);
+        Ok(())
+    }
+}
+
+/// Writes one family filled by `fill`.
+pub fn write_family<F>(out: &mut String, spec: &Spec, fill: F) -> Result<(), MetricsError>
+where
+    F: FnOnce(&mut FamilyWriter<'_>) -> Result<(), MetricsError>,
+{
+    let mut writer = FamilyWriter::new(spec, out);
+    fill(&mut writer)?;
+    writer.finish()
+}
+
+/// A DRBD state enum exported as one series per known value.
+pub trait EnumValue: PartialEq + Sized + 'static {
+    fn known() -> &'static [Self];
+    fn wire(&self) -> &str;
+    fn is_other(&self) -> bool;
+}
+
+macro_rules! enum_value {
+    ($($name:ty),+) => {
+        $(impl EnumValue for $name {
+            fn known() -> &'static [Self] {
+                <$name>::KNOWN
+            }
+            fn wire(&self) -> &str {
+                self.as_str()
+            }
+            fn is_other(&self) -> bool {
+                !self.is_known()
+            }
+        })+
+    };
+}
+
+enum_value!(
+    crate::events2::Role,
+    crate::events2::DiskState,
+    crate::events2::ConnectionState,
+    crate::events2::ReplicationState,
+    crate::events2::ResyncSuspendReason
+);
+
+/// One series per known value of `T` (1 for `current`, 0 for the others),
+/// plus a series with 1 for a `current` this version does not know. The
+/// value label comes last.
+pub fn add_enum<T: EnumValue>(
+    writer: &mut FamilyWriter<'_>,
+    labels: &[&str],
+    current: &T,
+) -> Result<(), MetricsError> {
+    let mut values: Vec<&str> = Vec::with_capacity(labels.len() + 1);
+    values.extend_from_slice(labels);
+    values.push("");
+    let last = labels.len();
+    for known in T::known() {
+        values[last] = known.wire();
+        writer.add_bool(&values, known == current)?;
+    }
+    if current.is_other() {
+        values[last] = current.wire();
+        writer.add(&values, 1.0)?;
+    }
+    Ok(())
+}
+
+/// One series per known value of `T`, 1 for each value in `set` (flags such
+/// as `resync-suspended:user,peer`); values this version does not know add a
+/// series each.
+pub fn add_flags<T: EnumValue>(
+    writer: &mut FamilyWriter<'_>,
+    labels: &[&str],
+    set: &[T],
+) -> Result<(), MetricsError> {
+    let mut values: Vec<&str> = Vec::with_capacity(labels.len() + 1);
+    values.extend_from_slice(labels);
+    values.push("");
+    let last = labels.len();
+    for known in T::known() {
+        values[last] = known.wire();
+        writer.add_bool(&values, set.contains(known))?;
+    }
+    for (index, other) in set.iter().enumerate() {
+        // Once per unknown value, even if a list repeats it.
+        if other.is_other() && !set[..index].contains(other) {
+            values[last] = other.wire();
+            writer.add(&values, 1.0)?;
+        }
+    }
+    Ok(())
+}
+
+/// A family: its spec and how to fill it from an input `I`.
+pub struct Def<I> {
+    pub spec: Spec,
+    pub fill: fn(&I, &mut FamilyWriter<'_>) -> Result<(), MetricsError>,
+}
+
+/// Writes the families sorted by name (the order Prometheus' own clients use).
+pub fn write_sorted<I>(
+    out: &mut String,
+    mut defs: Vec<Def<I>>,
+    input: &I,
+) -> Result<(), MetricsError> {
+    defs.sort_by_key(|def| def.spec.name);
+    for def in &defs {
+        write_family(out, &def.spec, |w| (def.fill)(input, w))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! The Prometheus exporter: the replication model, the events2 stream
+//! counters and a few facts rendered as the text exposition format with the
+//! `prometheus` crate's data model and text encoder.
+//!
+//! - `drbd` — drbd-reactor's metric set, same names, labels, units.
+//! - `extra` — what drbd-reactor lacks (replication state, resync progress...).
+//! - `agent` — `drbd_agent_*` and `drbd_version`.
+//! - `version` — parsing `drbdadm --version`.
+//! - [`Exporter`] — caches the DRBD part between model changes and adds the
+//!   agent part and the standard `process_*` metrics on every scrape.
+//!
+//! Every render rebuilds the DRBD part from the model, so the series of
+//! destroyed objects disappear. Families come out sorted by name.
+
+mod agent;
+mod drbd;
+mod exporter;
+mod extra;
+mod family;
+mod objects;
+mod version;
+
+use std::collections::BTreeMap;
+
+use crate::drbd::StreamStats;
+use crate::state::Model;
+
+pub use agent::AgentInput;
+pub use exporter::{Exporter, Exposition, Facts, CONTENT_TYPE};
+pub use version::{parse_drbdadm_version, DrbdVersions, VersionError};
+
+/// Why a render failed (a bug rather than bad input: every value is valid).
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("metric family {family}: {got} label values for {expected} labels")]
+    LabelCount {
+        family: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("encoding metrics: {0}")]
+    Encode(#[from] prometheus::Error),
+    #[error("metrics render task failed: {0}")]
+    Task(String),
+}
+
+/// What the DRBD part is rendered from.
+#[derive(Debug, Clone, Copy)]
+pub struct DrbdInput<'a> {
+    pub model: &'a Model,
+    /// Helper calls by helper name.
+    pub helper_calls: &'a BTreeMap<String, u64>,
+    /// Helper responses by helper name and exit code.
+    pub helper_responses: &'a BTreeMap<String, BTreeMap<u32, u64>>,
+}
+
+impl<'a> DrbdInput<'a> {
+    /// The model with the helper counters of the stream.
+    pub fn new(model: &'a Model, stats: &'a StreamStats) -> Self {
+        Self {
+            model,
+            helper_calls: &stats.helper_calls,
+            helper_responses: &stats.helper_responses,
+        }
+    }
+}
+
+/// The DRBD part (`drbd_connection_*` … `drbd_resource_*`), sorted by name.
+pub fn render_drbd(input: &DrbdInput<'_>) -> Result<String, MetricsError> {
+    let mut defs = drbd::resource_defs();
+    defs.extend(drbd::connection_defs());
+    defs.extend(drbd::peer_device_defs());
+    defs.extend(drbd::device_defs());
+    defs.extend(extra::defs());
+    let mut out = String::new();
+    family::write_sorted(&mut out, defs, input)?;
+    Ok(out)
+}
+
+/// The `drbd_agent_*` families, sorted by name.
+pub fn render_agent(input: &AgentInput<'_>) -> Result<String, MetricsError> {
+    let mut out = String::new();
+    family::write_sorted(&mut out, agent::defs(), input)?;
+    Ok(out)
+}
+
+/// `drbd_version`, when the versions are known.
+pub fn render_version(versions: Option<&DrbdVersions>) -> Result<String, MetricsError> {
+    let mut out = String::new();
+    family::write_sorted(&mut out, agent::version_defs(), &versions)?;
+    Ok(out)
+}
+
+/// Every family name a render may produce, in output order (for tests and
+/// documentation). The order of the parts is `drbd_agent_*`, the DRBD part,
+/// `drbd_version`, then `process_*`.
+pub fn family_names() -> Vec<&'static str> {
+    let mut drbd_part: Vec<_> = drbd::resource_defs()
+        .into_iter()
+        .chain(drbd::connection_defs())
+        .chain(drbd::peer_device_defs())
+        .chain(drbd::device_defs())
+        .chain(extra::defs())
+        .map(|def| def.spec.name)
+        .collect();
+    drbd_part.sort_unstable();
+    let mut agent_part: Vec<_> = agent::defs().into_iter().map(|d| d.spec.name).collect();
+    agent_part.sort_unstable();
+    agent_part
+        .into_iter()
+        .chain(drbd_part)
+        .chain(agent::version_defs().into_iter().map(|d| d.spec.name))
+        .collect()
+}
