@@ -334,7 +334,13 @@ fn unknown_paths_other_methods_and_oversized_requests_are_refused() {
     ] {
         assert_eq!(status_of(addr, get(path).as_bytes()), 404, "{path}");
     }
-    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+    let head = raw_request(
+        addr,
+        b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("HEAD answer");
+    assert_eq!(head, (200, String::new()));
+    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
         let request = format!(
             "{method} /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab"
         );

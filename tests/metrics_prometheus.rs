@@ -242,8 +242,7 @@ struct ResyncLook {
     peer_inconsistent: Option<f64>,
 }
 
-fn look(prometheus: &Prometheus) -> ResyncLook {
-    let at = now();
+fn look(prometheus: &Prometheus, at: f64) -> ResyncLook {
     let series =
         |name: &str, extra: &str| prometheus.one_at(&format!("{name}{{{R0_BRAVO}{extra}}}"), at);
     ResyncLook {
@@ -311,17 +310,17 @@ fn prometheus_scrapes_the_simulated_cluster() {
         Duration::from_millis(250),
         "a resync seen making progress",
         || {
-            let now = look(&prometheus);
-            if now.sync_source != Some(1.0) {
+            let current = look(&prometheus, now());
+            if current.sync_source != Some(1.0) {
                 earlier = None;
                 return None;
             }
             match earlier {
                 None => {
-                    earlier = Some(now);
+                    earlier = Some(current);
                     None
                 }
-                Some(before) if now.ratio > before.ratio => Some((before, now)),
+                Some(before) if current.ratio > before.ratio => Some((before, current)),
                 Some(_) => None,
             }
         },
@@ -345,7 +344,7 @@ fn prometheus_scrapes_the_simulated_cluster() {
     }
 
     // The resync ends: Established, UpToDate, nothing out of sync.
-    poll(
+    let ended_at = poll(
         left(deadline),
         Duration::from_millis(250),
         "the resync to end",
@@ -361,8 +360,19 @@ fn prometheus_scrapes_the_simulated_cluster() {
                 &format!("drbd_peerdevice_outofsync_bytes{{{R0_BRAVO}}}"),
                 at,
             );
-            (established == Some(1.0) && oos == Some(0.0)).then_some(())
+            (established == Some(1.0) && oos == Some(0.0)).then_some(at)
         },
+    );
+    // In the same scrape the resync-only series are gone.
+    let ended = look(&prometheus, ended_at);
+    assert_eq!(ended.sync_source, Some(0.0), "{ended:?}");
+    assert_eq!((ended.ratio, ended.rate), (None, None), "{ended:?}");
+    assert_eq!(
+        prometheus.one_at(
+            &format!("drbd_peerdevice_resync_eta_seconds{{{R0_BRAVO}}}"),
+            ended_at
+        ),
+        None
     );
     assert_eq!(
         prometheus.one(&format!(
