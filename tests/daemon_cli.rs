@@ -93,14 +93,26 @@ async fn status_without_agent_is_a_clear_error() {
 async fn demo_without_simulator_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("drbd-agent");
-    fs::copy(agent(), &copy).unwrap();
-    let output = tokio::time::timeout(
-        BOUND,
-        tokio::process::Command::new(&copy)
-            .arg("demo")
-            .kill_on_drop(true)
-            .output(),
-    )
+    // A hard link where possible: a freshly written copy can fail to start
+    // with ETXTBSY while another test thread forks.
+    if fs::hard_link(agent(), &copy).is_err() {
+        fs::copy(agent(), &copy).unwrap();
+    }
+    let output = tokio::time::timeout(BOUND, async {
+        loop {
+            match tokio::process::Command::new(&copy)
+                .arg("demo")
+                .kill_on_drop(true)
+                .output()
+                .await
+            {
+                Err(e) if e.raw_os_error() == Some(26) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                other => return other,
+            }
+        }
+    })
     .await
     .unwrap()
     .unwrap();

@@ -62,7 +62,11 @@ async fn daemon_metrics_with_drbd_version() {
     let text = tokio::time::timeout(BOUND, async {
         loop {
             let text = client.get(&url).send().await.unwrap().text().await.unwrap();
-            if text.contains("drbd_version{") && text.contains("drbd_agent_drbd_up 1") {
+            // Up after the initial dump; the rest of the story follows.
+            if text.contains("drbd_version{")
+                && text.contains("drbd_agent_drbd_up 1")
+                && text.contains("drbd_agent_events_total 34\n")
+            {
                 break text;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
