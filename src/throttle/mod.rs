@@ -1,0 +1,1 @@
+//! Resync throttle (in progress).
