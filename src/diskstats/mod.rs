@@ -2,7 +2,7 @@
 //! from two samples.
 //!
 //! Pure: [`parse_stat`] turns the file's one line into a [`DiskStat`];
-//! [`derive`] turns two samples and the time between them (measured by the
+//! [`derive()`] turns two samples and the time between them (measured by the
 //! caller, no clock here) into an [`IoRates`]. Reading the files is the
 //! caller's job.
 //!
