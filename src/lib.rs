@@ -11,8 +11,10 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod diskstats;
 pub mod drbd;
 pub mod events2;
 pub mod metrics;
 pub mod sim;
 pub mod state;
+pub mod throttle;
