@@ -109,7 +109,11 @@ impl Pacer {
             let scaled = (sect_in as f64 * speedup.clamp(1.0, 10.0)).round() as i64;
             self.controller(scaled) / SECTORS_PER_BLOCK
         };
-        let room = self.max_buffers - self.in_flight / SECTORS_PER_BLOCK;
+        // At most max-buffers blocks in flight at a time; with answers back
+        // `speedup` times a tick, that many windows fit in one tick.
+        let window =
+            (self.max_buffers as f64 * speedup.clamp(1.0, 10.0)).min(i64::MAX as f64 / 2.0);
+        let room = window as i64 - self.in_flight / SECTORS_PER_BLOCK;
         blocks.min(room).max(0) * SECTORS_PER_BLOCK
     }
 
@@ -196,15 +200,44 @@ impl MinRate {
         left_kib: f64,
         foreign_sectors: f64,
     ) -> bool {
-        if c_min_rate == 0 {
-            return false;
-        }
-        if foreign_sectors - self.last_events <= BUSY_SECTORS {
-            return false;
+        self.gate(c_min_rate, now_tick, left_kib, foreign_sectors) == Gate::Closed
+    }
+
+    /// The throttle for this tick. The kernel checks before every request;
+    /// on a busy disk each check sees fresh foreign I/O, so within a tick
+    /// requests pass only until the recent rate reaches c-min-rate: that
+    /// remainder is the [`Gate::Budget`].
+    pub fn gate(
+        &mut self,
+        c_min_rate: u64,
+        now_tick: u64,
+        left_kib: f64,
+        foreign_sectors: f64,
+    ) -> Gate {
+        if c_min_rate == 0 || foreign_sectors - self.last_events <= BUSY_SECTORS {
+            return Gate::Open;
         }
         self.last_events = foreign_sectors;
-        self.recent_rate(now_tick, left_kib) > c_min_rate as f64
+        let (at, left_then) = self.marks[(self.last + MARKS - 1) % MARKS];
+        let seconds = (now_tick.saturating_sub(at) / TICKS_PER_SECOND).max(1);
+        let budget = c_min_rate as f64 * seconds as f64 - (left_then - left_kib).max(0.0);
+        if budget <= 0.0 {
+            Gate::Closed
+        } else {
+            Gate::Budget(budget)
+        }
     }
+}
+
+/// What c-min-rate lets through this tick.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gate {
+    /// Disk idle (or c-min-rate 0): no limit.
+    Open,
+    /// Disk busy, recent rate below c-min-rate: at most this many KiB.
+    Budget(f64),
+    /// Disk busy, recent rate above c-min-rate: slow down.
+    Closed,
 }
 
 #[cfg(test)]

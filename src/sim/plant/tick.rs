@@ -2,6 +2,7 @@
 
 use super::link::{share, write_delay_ms};
 use super::observe::{NodeAcc, ResyncAcc};
+use super::resync::Gate;
 use super::{
     DiskTick, Io, NodeId, NodeWindow, Plant, ResyncId, ResyncWindow, VolumeId, VolumeWindow,
     Window, TICK_S, WINDOW_TICKS,
@@ -66,33 +67,41 @@ impl Plant {
             r.target_throttle.advance_marks(now, r.left_kib);
             r.source_throttle.advance_marks(now, r.left_kib);
             let target_foreign = self.nodes[r.spec.target.0].foreign_sectors;
-            if r.target_throttle.should_slow_down(
+            match r.target_throttle.gate(
                 r.spec.target_options.c_min_rate,
                 now,
                 r.left_kib,
                 target_foreign,
             ) {
-                sectors = 0;
-                r.acc.target_throttled += 1;
+                Gate::Open => {}
+                Gate::Budget(kib) => sectors = sectors.min((kib * 2.0).ceil() as i64),
+                Gate::Closed => {
+                    sectors = 0;
+                    r.acc.target_throttled += 1;
+                }
             }
             // Never ask for more than is left (whole 4 KiB blocks).
             let unasked = (r.left_kib * 2.0 - r.pacer.in_flight_sectors() as f64).max(0.0);
             let unasked_blocks = (unasked / 8.0).ceil() as i64 * 8;
-            r.pacer.sent(sectors.min(unasked_blocks));
+            r.pacer.sent((sectors / 8 * 8).min(unasked_blocks));
             let mut serve = (r.pacer.in_flight_sectors() as f64 / 2.0).min(r.left_kib);
             let target_is_primary = self.volumes[r.spec.volume.0].spec.primary == r.spec.target;
             let source_foreign = self.nodes[r.spec.source.0].foreign_sectors;
-            if !target_is_primary
-                && r.source_throttle.should_slow_down(
+            if !target_is_primary {
+                match r.source_throttle.gate(
                     r.spec.source_options.c_min_rate,
                     now,
                     r.left_kib,
                     source_foreign,
-                )
-            {
-                // The source's receiver sleeps 100 ms per request: one request a tick.
-                serve = serve.min(r.spec.io_kib);
-                r.acc.source_throttled += 1;
+                ) {
+                    Gate::Open => {}
+                    Gate::Budget(kib) => serve = serve.min(kib.max(r.spec.io_kib)),
+                    Gate::Closed => {
+                        // The receiver sleeps 100 ms per request: one request a tick.
+                        serve = serve.min(r.spec.io_kib);
+                        r.acc.source_throttled += 1;
+                    }
+                }
             }
             resync_want[i] = serve;
         }
