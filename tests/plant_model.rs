@@ -353,8 +353,10 @@ fn bad_plants_are_refused_with_names() {
 fn the_sources_c_min_rate_alone_pins_it_too() {
     let (mut p, _, r) = build(&Setup::default(), true);
     let r = r.unwrap();
-    let mut target = PeerDeviceOptions::default();
-    target.c_min_rate = 0;
+    let target = PeerDeviceOptions {
+        c_min_rate: 0,
+        ..PeerDeviceOptions::default()
+    };
     p.set_target_options(r, target).unwrap();
     let ws = p.step(Duration::from_secs(300));
     let pinned = mean(&ws, 60, rate);
@@ -363,8 +365,10 @@ fn the_sources_c_min_rate_alone_pins_it_too() {
         .iter()
         .all(|w| w.resyncs[0].target_throttled_ticks == 0));
     // Neutralised on both sides, the same resync runs at disk speed.
-    let mut source = PeerDeviceOptions::default();
-    source.c_min_rate = 0;
+    let source = PeerDeviceOptions {
+        c_min_rate: 0,
+        ..PeerDeviceOptions::default()
+    };
     p.set_source_options(r, source).unwrap();
     let free = mean(&p.step(Duration::from_secs(60)), 10, rate);
     assert!(free > 50.0 * pinned, "{pinned} -> {free}");

@@ -57,13 +57,19 @@ impl LatencyMix {
         if self.parts.is_empty() {
             return 0.0;
         }
-        let mut lo = self.parts.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
-        let mut hi = self
+        // The mixture's quantile lies between its parts' quantiles.
+        let q = -(1.0 - p.clamp(1e-9, 1.0 - 1e-9)).ln();
+        let part_quantile = |&(_, b, m): &(f64, f64, f64)| b + m * q;
+        let mut lo = self
             .parts
             .iter()
-            .map(|(_, b, m)| b + 60.0 * m)
-            .fold(0.0, f64::max);
-        for _ in 0..60 {
+            .map(part_quantile)
+            .fold(f64::INFINITY, f64::min);
+        let mut hi = self.parts.iter().map(part_quantile).fold(0.0, f64::max);
+        for _ in 0..32 {
+            if hi - lo <= 1e-9 * hi {
+                break;
+            }
             let mid = (lo + hi) / 2.0;
             if self.cdf(mid) < p {
                 lo = mid;

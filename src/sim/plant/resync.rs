@@ -18,8 +18,20 @@
 //! [`MinRate`] is the activity throttle one side keeps: if the backing disk
 //! did more than 64 sectors (32 KiB) of I/O that was not resync since the
 //! last look, and the resync rate since the sync mark before the latest one
-//! (3–6 s ago) is above `c-min-rate`, the side slows down. Waiting for the
-//! activity log (`ap_actlog_cnt`) is not modelled.
+//! (3–6 s ago) is above `c-min-rate`, the side slows down. The kernel checks
+//! before every request; on a busy disk every check sees fresh foreign I/O,
+//! so within a tick requests pass only until the recent rate reaches
+//! c-min-rate ([`Gate::Budget`]). Slowed down, the SyncTarget sends nothing
+//! that tick and the SyncSource serves one request (its receiver sleeps
+//! 100 ms per request). Waiting for the activity log (`ap_actlog_cnt`) is
+//! not modelled.
+//!
+//! Answers quicker than the tick: the kernel reschedules itself as soon as
+//! every request is answered and scales what came in to the 100 ms
+//! interval; [`Pacer::tick`] takes that as a `speedup` (0.1 s / response
+//! time, 1..=10), which is why an unthrottled resync on a fast LAN reaches
+//! c-max-rate within a few ticks instead of creeping up by
+//! fill-target / plan-ahead per tick.
 
 use crate::sim::options::PeerDeviceOptions;
 
