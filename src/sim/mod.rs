@@ -13,6 +13,7 @@ pub mod disk;
 pub mod events2_client;
 pub mod frontend;
 pub mod options;
+pub mod plant;
 pub mod protocol;
 pub mod scenario;
 mod scenario_check;
