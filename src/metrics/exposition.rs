@@ -169,10 +169,15 @@ impl Exposition {
 
     /// The body in frames of about [`CHUNK_BYTES`] (see the module doc).
     pub fn into_chunks(self) -> Chunks {
+        self.into_chunks_of(CHUNK_BYTES)
+    }
+
+    /// The body in frames of about `target` bytes (at least 1).
+    pub fn into_chunks_of(self, target: usize) -> Chunks {
         Chunks {
             exposition: self,
             cursor: Cursor::default(),
-            target: CHUNK_BYTES,
+            target: target.max(1),
         }
     }
 

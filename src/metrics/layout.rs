@@ -127,6 +127,8 @@ impl Layout {
             writer.finish()?;
             ends.push(offset(text.len()));
         }
+        // `Bytes` keeps a `String`'s whole allocation, which grew by doubling.
+        text.shrink_to_fit();
         Ok(Rendered {
             text: Bytes::from(text),
             ends: ends.into_boxed_slice(),
