@@ -2,9 +2,9 @@
 //! - the DRBD part rendered from scratch (what every scrape after a change
 //!   cost before the per-resource cache);
 //! - a scrape after one resource changed, and an unchanged scrape;
-//! - the three ways to put the body together: one contiguous copy, 64 KiB
-//!   frames copied from the cached chunks (what the API sends), every piece as
-//!   its own frame (zero-copy);
+//! - the three ways to put the body together: one contiguous copy,
+//!   frames of 256 KiB copied from the cached chunks (what the API sends),
+//!   every piece as its own frame (zero-copy);
 //! - the same three end to end over HTTP on loopback (request to last body
 //!   byte), each after a one-resource change;
 //! - the exposition size, the cache size and this process's RSS.
@@ -108,7 +108,7 @@ struct Served {
     exporter: Arc<Exporter>,
 }
 
-/// The body built three ways: `/chunks` is what the API serves.
+/// The body built four ways: `/chunks` is what the API serves.
 async fn body(served: &Served, how: &str) -> Response {
     let Ok(exposition) = served.exporter.exposition(&served.shared).await else {
         return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "").into_response();
@@ -118,9 +118,9 @@ async fn body(served: &Served, how: &str) -> Response {
         "chunks" => Body::from_stream(futures_util::stream::iter(
             exposition.into_chunks().map(Ok::<_, Infallible>),
         )),
-        "chunks256" => Body::from_stream(futures_util::stream::iter(
+        "chunks64" => Body::from_stream(futures_util::stream::iter(
             exposition
-                .into_chunks_of(256 * 1024)
+                .into_chunks_of(64 * 1024)
                 .map(Ok::<_, Infallible>),
         )),
         "pieces" => Body::from_stream(futures_util::stream::iter(
@@ -145,8 +145,8 @@ fn router(served: Served) -> Router {
             get(|State(s): State<Served>| async move { body(&s, "chunks").await }),
         )
         .route(
-            "/chunks256",
-            get(|State(s): State<Served>| async move { body(&s, "chunks256").await }),
+            "/chunks64",
+            get(|State(s): State<Served>| async move { body(&s, "chunks64").await }),
         )
         .route(
             "/pieces",
@@ -221,7 +221,7 @@ fn bench(c: &mut Criterion, resources: usize) {
     drop(exposition);
     println!(
         "{resources} resources x 2 peers x 1 volume: exposition {:.1} MiB ({} lines), \
-         per-resource cache {:.1} MiB, {pieces} pieces, {chunks} frames of 64 KiB; \
+         per-resource cache {:.1} MiB, {pieces} pieces, {chunks} frames of 256 KiB; \
          RSS {rss_model:.1} MiB with the model, {rss_cached:.1} MiB with the cache",
         text.len() as f64 / (1024.0 * 1024.0),
         text.lines().count(),
@@ -256,7 +256,7 @@ fn bench(c: &mut Criterion, resources: usize) {
     group.bench_function("body: one contiguous copy", |b| {
         b.iter(|| black_box(exposition.to_bytes()))
     });
-    group.bench_function("body: 64 KiB frames (API)", |b| {
+    group.bench_function("body: 256 KiB frames (API)", |b| {
         b.iter(|| {
             black_box(
                 exposition
@@ -300,7 +300,7 @@ fn bench(c: &mut Criterion, resources: usize) {
         .build()
         .unwrap();
     let mut client = client_runtime.block_on(Client::connect(addr));
-    for how in ["chunks", "chunks256", "pieces", "contiguous"] {
+    for how in ["chunks", "chunks64", "pieces", "contiguous"] {
         let path = format!("/{how}");
         group.bench_function(format!("HTTP GET after a change: {how}"), |b| {
             b.iter(|| {
