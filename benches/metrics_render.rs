@@ -1,25 +1,46 @@
-//! Rendering /metrics for 1,000 and 5,000 resources × 2 peers × 1 volume:
-//! the DRBD part from scratch (after a model change), the copy of the model
-//! taken under the lock, and a cached scrape (nothing changed); plus the
-//! exposition size.
+//! /metrics for 1,000 and 5,000 resources × 2 peers × 1 volume:
+//! - the DRBD part rendered from scratch (what every scrape after a change
+//!   cost before the per-resource cache);
+//! - a scrape after one resource changed, and an unchanged scrape;
+//! - the three ways to put the body together: one contiguous copy,
+//!   frames of 256 KiB copied from the cached chunks (what the API sends),
+//!   every piece as its own frame (zero-copy);
+//! - the same three end to end over HTTP on loopback (request to last body
+//!   byte), each after a one-resource change;
+//! - the exposition size, the cache size and this process's RSS.
 //!
 //! Run: `cargo bench --bench metrics_render`
 
+use std::convert::Infallible;
 use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use criterion::Criterion;
-use drbd_agent::drbd::{apply_line, Line, Shared, StreamStats};
-use drbd_agent::metrics::{render_drbd, DrbdInput, DrbdVersions, Exporter, Facts};
-use drbd_agent::state::Model;
+use drbd_agent::api::{bind, serve, Limits};
+use drbd_agent::drbd::{apply_line, Line, Shared};
+use drbd_agent::metrics::{render_drbd, DrbdInput, DrbdVersions, Exporter, Facts, CONTENT_TYPE};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+fn name(r: usize) -> String {
+    format!("pvc-{r:08}-2c4e-4f7a-9d1b-5b8e2a1c0f3d")
+}
 
 /// An initial dump with statistics: `resources` resources, two peers, one
 /// volume each, one resync running per 100 resources.
 fn dump(resources: usize) -> Vec<String> {
     let mut lines = Vec::new();
     for r in 0..resources {
-        let name = format!("pvc-{r:08}-2c4e-4f7a-9d1b-5b8e2a1c0f3d");
+        let name = name(r);
         lines.push(format!("exists resource name:{name} role:Secondary suspended:no force-io-failures:no write-ordering:flush may_promote:no promotion_score:10202"));
         for (peer, node) in [("node-b", 1), ("node-c", 2)] {
             lines.push(format!("exists connection name:{name} peer-node-id:{node} conn-name:{peer} connection:Connected role:Secondary congested:no ap-in-flight:0 rs-in-flight:0"));
@@ -51,57 +72,261 @@ fn shared_with(resources: usize) -> Arc<Shared> {
     shared
 }
 
+/// One resource's statistics move (as the events of a running resync do).
+struct Changer {
+    shared: Arc<Shared>,
+    resources: usize,
+    next: AtomicU64,
+}
+
+impl Changer {
+    fn change_one(&self) {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let resource = name((n as usize * 7) % self.resources);
+        let line = format!(
+            "change peer-device name:{resource} peer-node-id:1 conn-name:node-b volume:0 received:{} sent:0 out-of-sync:0 pending:0 unacked:0",
+            600_000 + n
+        );
+        apply_line(&mut self.shared.state.blocking_write(), &Line::Text(line));
+    }
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+#[derive(Clone)]
+struct Served {
+    shared: Arc<Shared>,
+    exporter: Arc<Exporter>,
+}
+
+/// The body built four ways: `/chunks` is what the API serves.
+async fn body(served: &Served, how: &str) -> Response {
+    let Ok(exposition) = served.exporter.exposition(&served.shared).await else {
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "").into_response();
+    };
+    let length = exposition.len();
+    let body = match how {
+        "chunks" => Body::from_stream(futures_util::stream::iter(
+            exposition.into_chunks().map(Ok::<_, Infallible>),
+        )),
+        "chunks64" => Body::from_stream(futures_util::stream::iter(
+            exposition
+                .into_chunks_of(64 * 1024)
+                .map(Ok::<_, Infallible>),
+        )),
+        "pieces" => Body::from_stream(futures_util::stream::iter(
+            exposition.into_pieces().map(Ok::<_, Infallible>),
+        )),
+        _ => Body::from(exposition.to_bytes()),
+    };
+    (
+        [
+            ("content-type", CONTENT_TYPE.to_owned()),
+            ("content-length", length.to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn router(served: Served) -> Router {
+    Router::new()
+        .route(
+            "/chunks",
+            get(|State(s): State<Served>| async move { body(&s, "chunks").await }),
+        )
+        .route(
+            "/chunks64",
+            get(|State(s): State<Served>| async move { body(&s, "chunks64").await }),
+        )
+        .route(
+            "/pieces",
+            get(|State(s): State<Served>| async move { body(&s, "pieces").await }),
+        )
+        .route(
+            "/contiguous",
+            get(|State(s): State<Served>| async move { body(&s, "contiguous").await }),
+        )
+        .with_state(served)
+}
+
+/// A keep-alive HTTP/1.1 client reading whole responses.
+struct Client {
+    stream: BufReader<TcpStream>,
+    body: Vec<u8>,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Self {
+        Self {
+            stream: BufReader::new(TcpStream::connect(addr).await.unwrap()),
+            body: Vec::new(),
+        }
+    }
+
+    /// GET `path`, returning the body length.
+    async fn get(&mut self, path: &str) -> usize {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let mut length = 0;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        self.body.resize(length, 0);
+        self.stream.read_exact(&mut self.body).await.unwrap();
+        length
+    }
+}
+
 fn bench(c: &mut Criterion, resources: usize) {
     let shared = shared_with(resources);
-    let model: Model = shared.state.blocking_read().model.clone();
-    let stats = StreamStats::default();
-    let drbd_part = render_drbd(&DrbdInput::new(&model, &stats)).unwrap_or_default();
+    let rss_model = rss_mib();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let exporter = Exporter::new(Facts::of_this_build());
+    let exporter = Arc::new(Exporter::new(Facts::of_this_build()));
     exporter.set_drbd_versions(Some(DrbdVersions {
         kmod: Some("9.2.16".to_owned()),
         utils: "9.34.0".to_owned(),
     }));
-    let full = runtime
-        .block_on(exporter.render(&shared))
-        .unwrap_or_default();
+    let exposition = runtime.block_on(exporter.exposition(&shared)).unwrap();
+    let cached = runtime.block_on(exporter.cached_bytes());
+    let rss_cached = rss_mib();
+    let text = exposition.to_text();
+    let pieces = exposition.clone().into_pieces().count();
+    let chunks = exposition.clone().into_chunks().count();
+    drop(exposition);
     println!(
-        "{resources} resources x 2 peers x 1 volume: exposition {:.1} MiB ({} lines), DRBD part {:.1} MiB",
-        full.len() as f64 / (1024.0 * 1024.0),
-        full.lines().count(),
-        drbd_part.len() as f64 / (1024.0 * 1024.0),
+        "{resources} resources x 2 peers x 1 volume: exposition {:.1} MiB ({} lines), \
+         per-resource cache {:.1} MiB, {pieces} pieces, {chunks} frames of 256 KiB; \
+         RSS {rss_model:.1} MiB with the model, {rss_cached:.1} MiB with the cache",
+        text.len() as f64 / (1024.0 * 1024.0),
+        text.lines().count(),
+        cached as f64 / (1024.0 * 1024.0),
     );
+    drop(text);
 
+    let changer = Changer {
+        shared: shared.clone(),
+        resources,
+        next: AtomicU64::new(0),
+    };
     let mut group = c.benchmark_group(format!("metrics/{resources}"));
-    group.sample_size(10);
-    group.bench_function("render DRBD part", |b| {
-        b.iter(|| black_box(render_drbd(&DrbdInput::new(&model, &stats))))
-    });
-    group.bench_function("copy model (under the lock)", |b| {
-        b.iter(|| black_box(shared.state.blocking_read().model.clone()))
-    });
-    group.bench_function("scrape, cached", |b| {
+    group.sample_size(20);
+    {
+        let model = shared.state.blocking_read().model.clone();
+        let stats = shared.state.blocking_read().stats.clone();
+        group.bench_function("full render of the DRBD part", |b| {
+            b.iter(|| black_box(render_drbd(&DrbdInput::new(&model, &stats))))
+        });
+    }
+    group.bench_function("scrape, unchanged", |b| {
         b.iter(|| black_box(runtime.block_on(exporter.exposition(&shared))))
     });
-    group.bench_function("scrape after a change", |b| {
+    group.bench_function("scrape, one resource changed", |b| {
         b.iter(|| {
-            shared.state.blocking_write().generation += 1;
+            changer.change_one();
             black_box(runtime.block_on(exporter.exposition(&shared)))
         })
     });
+    let exposition = runtime.block_on(exporter.exposition(&shared)).unwrap();
+    group.bench_function("body: one contiguous copy", |b| {
+        b.iter(|| black_box(exposition.to_bytes()))
+    });
+    group.bench_function("body: 256 KiB frames (API)", |b| {
+        b.iter(|| {
+            black_box(
+                exposition
+                    .clone()
+                    .into_chunks()
+                    .map(|c| c.len())
+                    .sum::<usize>(),
+            )
+        })
+    });
+    group.bench_function("body: every piece a frame", |b| {
+        b.iter(|| {
+            black_box(
+                exposition
+                    .clone()
+                    .into_pieces()
+                    .map(|c| c.len())
+                    .sum::<usize>(),
+            )
+        })
+    });
+    drop(exposition);
+
+    let (stop, stopped) = watch::channel(false);
+    let served = Served {
+        shared: shared.clone(),
+        exporter: exporter.clone(),
+    };
+    let (addr, server) = runtime.block_on(async {
+        let listeners = bind(&["127.0.0.1:0".parse().unwrap()]).await.unwrap();
+        let addr = listeners[0].local_addr().unwrap();
+        let listener = listeners.into_iter().next().unwrap();
+        (
+            addr,
+            serve(listener, router(served), Limits::default(), stopped),
+        )
+    });
+    // The client runs on its own runtime (its own thread), like a scraper.
+    let client_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut client = client_runtime.block_on(Client::connect(addr));
+    for how in ["chunks", "chunks64", "pieces", "contiguous"] {
+        let path = format!("/{how}");
+        group.bench_function(format!("HTTP GET after a change: {how}"), |b| {
+            b.iter(|| {
+                changer.change_one();
+                black_box(client_runtime.block_on(client.get(&path)))
+            })
+        });
+    }
     group.finish();
+    let _ = stop.send(true);
+    let _ = runtime.block_on(server);
 }
 
 fn main() {
     let mut criterion = Criterion::default()
         .configure_from_args()
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
-    for resources in [1000, 5000] {
+        .measurement_time(Duration::from_secs(4));
+    let sizes: Vec<usize> = match std::env::var("METRICS_BENCH_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+        Err(_) => vec![1000, 5000],
+    };
+    for resources in sizes {
         bench(&mut criterion, resources);
     }
     criterion.final_summary();

@@ -125,9 +125,10 @@ async fn metrics(State(metrics): State<Arc<MetricsState>>) -> Response {
     match metrics.exporter.exposition(&metrics.shared).await {
         Ok(exposition) => {
             let length = exposition.len();
-            let parts = exposition.parts().to_vec();
             let body = Body::from_stream(futures_util::stream::iter(
-                parts.into_iter().map(Ok::<_, std::convert::Infallible>),
+                exposition
+                    .into_chunks()
+                    .map(Ok::<_, std::convert::Infallible>),
             ));
             (
                 [

@@ -13,7 +13,7 @@ pub use backoff::{Backoff, BackoffPolicy};
 pub use lines::{Line, LineReader};
 pub use reconcile::{compare, describe, model_from_dump, Difference, Dump};
 pub use runner::{run_command, CommandError, CommandOutput, DrbdTools, DEFAULT_COMMAND_TIMEOUT};
-pub use shared::{AliveGuard, DrbdState, Shared, StreamStats};
+pub use shared::{AliveGuard, ChangedSince, DrbdState, Shared, StreamStats};
 pub use supervisor::{
     apply_line, supervise, wait_shutdown, LineOutcome, StreamEnd, SupervisorOptions, DUMP_ARGS,
     EVENTS2_ARGS,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::RwLock;
 
-use crate::state::Model;
+use crate::state::{Change, Model, ObjectRef};
 
 /// Counters and facts about the events2 stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -55,8 +55,29 @@ pub struct DrbdState {
     pub stats: StreamStats,
     /// Bumped whenever the model changes (a line that changed something, a
     /// flush): readers (the metrics cache) compare it to skip re-rendering.
-    /// Code that changes `model` directly must bump it too.
+    /// Code that changes `model` directly must bump it too, and call
+    /// [`touch`](Self::touch) for the resources it changed.
     pub generation: u64,
+    /// Per resource in the model, the generation of its last change. Names
+    /// leave with their resource (destroy, rename, flush), so there are never
+    /// more entries than resources. Readers keep the generation they saw last
+    /// and ask [`changed_since`](Self::changed_since); nobody has to clear it,
+    /// so any number of readers can share it under the read lock.
+    touched: BTreeMap<String, u64>,
+    /// The generation of the last flush: everything before it is stale.
+    flushed_at: u64,
+}
+
+/// What changed since a generation (see [`DrbdState::changed_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangedSince<'a> {
+    /// Nothing changed.
+    Nothing,
+    /// These resources changed (sorted); resources that are gone are not
+    /// listed: compare with the model's resources.
+    Resources(Vec<&'a str>),
+    /// Assume everything changed (a flush, or a generation never seen).
+    Everything,
 }
 
 impl DrbdState {
@@ -64,11 +85,85 @@ impl DrbdState {
     pub fn flush(&mut self) {
         self.model.flush();
         self.generation += 1;
+        self.touched.clear();
+        self.flushed_at = self.generation;
+    }
+
+    /// Records what [`Model::apply`] returned: bumps the generation when
+    /// anything changed and marks the resources the changes name.
+    pub fn record(&mut self, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        self.generation += 1;
+        for change in changes {
+            match change {
+                Change::Created { object }
+                | Change::Updated { object }
+                | Change::HelperCalled { object, .. }
+                | Change::HelperResponded { object, .. } => self.touch(resource_of(object)),
+                Change::Destroyed {
+                    object: ObjectRef::Resource { resource },
+                } => {
+                    self.touched.remove(resource);
+                }
+                Change::Destroyed { object } => self.touch(resource_of(object)),
+                Change::Renamed { from, to } => {
+                    self.touched.remove(from);
+                    self.touch(to);
+                }
+                Change::InitialDumpComplete | Change::EventsLost { .. } => {}
+            }
+        }
+    }
+
+    /// Marks a resource as changed in the current generation.
+    pub fn touch(&mut self, resource: &str) {
+        let generation = self.generation;
+        match self.touched.get_mut(resource) {
+            Some(at) => *at = generation,
+            None => {
+                self.touched.insert(resource.to_owned(), generation);
+            }
+        }
+    }
+
+    /// The resources changed after generation `seen` (`None`: never looked).
+    /// Destroyed and renamed-away resources are not listed; a reader finds
+    /// them missing from the model.
+    pub fn changed_since(&self, seen: Option<u64>) -> ChangedSince<'_> {
+        let Some(seen) = seen.filter(|seen| *seen <= self.generation) else {
+            return ChangedSince::Everything;
+        };
+        if seen == self.generation {
+            return ChangedSince::Nothing;
+        }
+        if self.flushed_at > seen {
+            return ChangedSince::Everything;
+        }
+        ChangedSince::Resources(
+            self.touched
+                .iter()
+                .filter(|(_, at)| **at > seen)
+                .map(|(name, _)| name.as_str())
+                .collect(),
+        )
     }
 
     /// The child runs and its initial dump is complete: the model mirrors DRBD.
     pub fn drbd_reachable(&self) -> bool {
         self.stats.child_running && self.model.initial_dump_done()
+    }
+}
+
+/// The resource an object belongs to.
+fn resource_of(object: &ObjectRef) -> &str {
+    match object {
+        ObjectRef::Resource { resource }
+        | ObjectRef::Device { resource, .. }
+        | ObjectRef::Connection { resource, .. }
+        | ObjectRef::PeerDevice { resource, .. }
+        | ObjectRef::Path { resource, .. } => resource,
     }
 }
 

@@ -137,9 +137,7 @@ pub fn apply_line(state: &mut DrbdState, line: &Line) -> LineOutcome {
         return LineOutcome::EventsLost(count);
     }
     let changes = state.model.apply(&event);
-    if !changes.is_empty() {
-        state.generation += 1;
-    }
+    state.record(&changes);
     for change in changes {
         match change {
             Change::InitialDumpComplete => info!("events2 initial dump complete"),

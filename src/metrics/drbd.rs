@@ -7,8 +7,9 @@ use super::family::{add_enum, Def, Kind, Spec};
 use super::objects::{
     connections, devices, peer_devices, CONNECTION, DEVICE, PEER_DEVICE, RESOURCE,
 };
-use super::DrbdInput;
+use super::Totals;
 use crate::events2::{DiskState, Tristate, YesNo};
+use crate::state::Resource;
 
 const SECTOR: u64 = 512;
 const KIB: u64 = 1024;
@@ -44,24 +45,26 @@ fn tristate(value: &Tristate) -> Option<bool> {
     }
 }
 
+/// The families about all resources together.
+pub fn totals_defs() -> Vec<Def<Totals>> {
+    vec![Def {
+        spec: gauge("drbd_resource_resources", "Number of DRBD resources.", &[]),
+        fill: |totals, w| w.add_u64(&[], totals.resources as u64),
+    }]
+}
+
 /// The resource families.
-pub fn resource_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
+pub fn resource_defs() -> Vec<Def<Resource>> {
     vec![
-        Def {
-            spec: gauge("drbd_resource_resources", "Number of DRBD resources.", &[]),
-            fill: |input, w| w.add_u64(&[], input.model.resources().len() as u64),
-        },
         Def {
             spec: gauge(
                 "drbd_resource_role",
                 "Role of the local node, one series per role (1 for the current).",
                 &["name", "drbd_resource_role"],
             ),
-            fill: |input, w| {
-                for resource in input.model.resources().values() {
-                    if let Some(role) = &resource.role {
-                        add_enum(w, &[&resource.name], role)?;
-                    }
+            fill: |resource, w| {
+                if let Some(role) = &resource.role {
+                    add_enum(w, &[&resource.name], role)?;
                 }
                 Ok(())
             },
@@ -72,11 +75,9 @@ pub fn resource_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 "1 if I/O of the resource is suspended (any reason).",
                 RESOURCE,
             ),
-            fill: |input, w| {
-                for resource in input.model.resources().values() {
-                    if let Some(flags) = &resource.suspended {
-                        w.add_bool(&[&resource.name], !flags.is_none())?;
-                    }
+            fill: |resource, w| {
+                if let Some(flags) = &resource.suspended {
+                    w.add_bool(&[&resource.name], !flags.is_none())?;
                 }
                 Ok(())
             },
@@ -87,11 +88,9 @@ pub fn resource_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 "1 if the resource may be promoted to Primary.",
                 RESOURCE,
             ),
-            fill: |input, w| {
-                for resource in input.model.resources().values() {
-                    if let Some(value) = resource.may_promote.as_ref().and_then(yes) {
-                        w.add_bool(&[&resource.name], value)?;
-                    }
+            fill: |resource, w| {
+                if let Some(value) = resource.may_promote.as_ref().and_then(yes) {
+                    w.add_bool(&[&resource.name], value)?;
                 }
                 Ok(())
             },
@@ -102,11 +101,9 @@ pub fn resource_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 "Promotion score of the resource (higher is better).",
                 RESOURCE,
             ),
-            fill: |input, w| {
-                for resource in input.model.resources().values() {
-                    if let Some(score) = resource.promotion_score {
-                        w.add_u64(&[&resource.name], score)?;
-                    }
+            fill: |resource, w| {
+                if let Some(score) = resource.promotion_score {
+                    w.add_u64(&[&resource.name], score)?;
                 }
                 Ok(())
             },
@@ -117,11 +114,9 @@ pub fn resource_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 "1 if the resource forces I/O failures (force-io-failures).",
                 RESOURCE,
             ),
-            fill: |input, w| {
-                for resource in input.model.resources().values() {
-                    if let Some(value) = resource.force_io_failures.as_ref().and_then(yes) {
-                        w.add_bool(&[&resource.name], value)?;
-                    }
+            fill: |resource, w| {
+                if let Some(value) = resource.force_io_failures.as_ref().and_then(yes) {
+                    w.add_bool(&[&resource.name], value)?;
                 }
                 Ok(())
             },
@@ -130,7 +125,7 @@ pub fn resource_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
 }
 
 /// The connection families.
-pub fn connection_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
+pub fn connection_defs() -> Vec<Def<Resource>> {
     vec![
         Def {
             spec: gauge(
@@ -138,8 +133,8 @@ pub fn connection_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 "Connection state towards the peer, one series per state (1 for the current).",
                 &["name", "conn_name", "peer_node_id", "drbd_connection_state"],
             ),
-            fill: |input, w| {
-                for (name, connection, node) in connections(input.model) {
+            fill: |resource, w| {
+                for (name, connection, node) in connections(resource) {
                     if let Some(state) = &connection.connection {
                         add_enum(w, &[name, &connection.conn_name, &node], state)?;
                     }
@@ -153,8 +148,8 @@ pub fn connection_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 "1 if the connection's send buffer is congested.",
                 CONNECTION,
             ),
-            fill: |input, w| {
-                for (name, connection, node) in connections(input.model) {
+            fill: |resource, w| {
+                for (name, connection, node) in connections(resource) {
                     if let Some(value) = connection.congested.as_ref().and_then(yes) {
                         w.add_bool(&[name, &connection.conn_name, &node], value)?;
                     }
@@ -168,8 +163,8 @@ pub fn connection_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 "Application data in flight to the peer, bytes.",
                 CONNECTION,
             ),
-            fill: |input, w| {
-                for (name, connection, node) in connections(input.model) {
+            fill: |resource, w| {
+                for (name, connection, node) in connections(resource) {
                     if let Some(sectors) = connection.ap_in_flight {
                         w.add_u64(&[name, &connection.conn_name, &node], sectors * SECTOR)?;
                     }
@@ -183,8 +178,8 @@ pub fn connection_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 "Resync data in flight to the peer, bytes.",
                 CONNECTION,
             ),
-            fill: |input, w| {
-                for (name, connection, node) in connections(input.model) {
+            fill: |resource, w| {
+                for (name, connection, node) in connections(resource) {
                     if let Some(sectors) = connection.rs_in_flight {
                         w.add_u64(&[name, &connection.conn_name, &node], sectors * SECTOR)?;
                     }
@@ -196,7 +191,7 @@ pub fn connection_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
 }
 
 /// The peer-device families of drbd-reactor.
-pub fn peer_device_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
+pub fn peer_device_defs() -> Vec<Def<Resource>> {
     vec![
         Def {
             spec: gauge(
@@ -204,8 +199,8 @@ pub fn peer_device_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 "Data that differs from the peer, bytes.",
                 PEER_DEVICE,
             ),
-            fill: |input, w| {
-                for (name, conn, node, pd, volume) in peer_devices(input.model) {
+            fill: |resource, w| {
+                for (name, conn, node, pd, volume) in peer_devices(resource) {
                     if let Some(kib) = pd.stats.out_of_sync {
                         w.add_u64(&[name, &conn.conn_name, &node, &volume], kib * KIB)?;
                     }
@@ -221,8 +216,8 @@ pub fn peer_device_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 "Data sent to the peer, bytes.",
                 PEER_DEVICE,
             ),
-            fill: |input, w| {
-                for (name, conn, node, pd, volume) in peer_devices(input.model) {
+            fill: |resource, w| {
+                for (name, conn, node, pd, volume) in peer_devices(resource) {
                     if let Some(kib) = pd.stats.sent {
                         w.add_u64(&[name, &conn.conn_name, &node, &volume], kib * KIB)?;
                     }
@@ -236,8 +231,8 @@ pub fn peer_device_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 "Data received from the peer, bytes.",
                 PEER_DEVICE,
             ),
-            fill: |input, w| {
-                for (name, conn, node, pd, volume) in peer_devices(input.model) {
+            fill: |resource, w| {
+                for (name, conn, node, pd, volume) in peer_devices(resource) {
                     if let Some(kib) = pd.stats.received {
                         w.add_u64(&[name, &conn.conn_name, &node, &volume], kib * KIB)?;
                     }
@@ -253,8 +248,8 @@ macro_rules! device_number {
     ($spec:expr, |$device:ident| $value:expr) => {
         Def {
             spec: $spec,
-            fill: |input, w| {
-                for ($device, [volume, minor], name) in devices(input.model) {
+            fill: |resource, w| {
+                for ($device, [volume, minor], name) in devices(resource) {
                     if let Some(value) = $value {
                         w.add_u64(&[name, &volume, &minor], value)?;
                     }
@@ -270,8 +265,8 @@ macro_rules! device_flag {
     ($spec:expr, |$device:ident| $value:expr) => {
         Def {
             spec: $spec,
-            fill: |input, w| {
-                for ($device, [volume, minor], name) in devices(input.model) {
+            fill: |resource, w| {
+                for ($device, [volume, minor], name) in devices(resource) {
                     if let Some(value) = $value {
                         w.add_bool(&[name, &volume, &minor], value)?;
                     }
@@ -283,7 +278,7 @@ macro_rules! device_flag {
 }
 
 /// The device families.
-pub fn device_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
+pub fn device_defs() -> Vec<Def<Resource>> {
     vec![
         Def {
             spec: gauge(
@@ -291,8 +286,8 @@ pub fn device_defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 "Local disk state, one series per state (1 for the current).",
                 &["name", "volume", "minor", "drbd_device_state"],
             ),
-            fill: |input, w| {
-                for (device, [volume, minor], name) in devices(input.model) {
+            fill: |resource, w| {
+                for (device, [volume, minor], name) in devices(resource) {
                     if let Some(disk) = &device.disk {
                         add_enum(w, &[name, &volume, &minor], disk)?;
                     }

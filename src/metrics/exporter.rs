@@ -1,12 +1,17 @@
 //! The `/metrics` renderer with its cache.
 //!
-//! The DRBD part is the large one (tens of series per resource); it is
-//! rendered from a copy of the model taken under the read lock, on a
-//! blocking thread, and kept until the model's generation changes. The agent
-//! part, `drbd_version` and `process_*` are small and rendered per scrape.
+//! The DRBD part is the large one (about 125 series per resource). The
+//! exporter keeps every resource's series lines (one buffer per resource)
+//! and, on a scrape after model changes, copies only the resources changed
+//! since the generation it saw last (see [`DrbdState::changed_since`]) under
+//! the read lock, re-renders them without the lock, drops the resources that
+//! are gone, and references the cached chunks family by family (see
+//! `exposition.rs`). The agent part, `drbd_version` and `process_*` are small
+//! and rendered per scrape.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use prometheus::process_collector::ProcessCollector;
@@ -14,9 +19,16 @@ use prometheus::{Registry, TextEncoder};
 use tokio::sync::Mutex;
 use tracing::warn;
 
+use super::exposition::{DrbdPart, Exposition};
+use super::layout::{Layout, Rendered, Slot, Totals};
 use super::MetricsError;
-use super::{render_agent, render_drbd, render_version, AgentInput, DrbdInput, DrbdVersions};
-use crate::drbd::Shared;
+use super::{render_agent, render_version, AgentInput, DrbdVersions};
+use crate::drbd::{ChangedSince, DrbdState, Shared};
+use crate::state::Resource;
+
+/// Up to this many changed resources are rendered on the async worker (one
+/// takes ~0.1 ms); more go to a blocking thread.
+const INLINE_RENDERS: usize = 2;
 
 /// The content type of the text exposition format.
 ///
@@ -44,45 +56,109 @@ impl Facts {
     }
 }
 
-/// The rendered DRBD part for one model generation.
-#[derive(Debug)]
-struct Cached {
-    generation: u64,
-    text: Bytes,
+/// The cached DRBD part.
+#[derive(Debug, Default)]
+struct Cache {
+    layout: Option<Arc<Layout>>,
+    /// The model generation `part` was built for.
+    seen: Option<u64>,
+    /// Every resource's series lines, by name.
+    resources: BTreeMap<String, Arc<Rendered>>,
+    part: Option<Arc<DrbdPart>>,
 }
 
-/// One scrape's exposition in parts, so the large cached DRBD part is sent
-/// without being copied.
-#[derive(Debug, Clone)]
-pub struct Exposition {
-    parts: [Bytes; 3],
-}
-
-impl Exposition {
-    /// The parts in order (UTF-8 text each).
-    pub fn parts(&self) -> &[Bytes] {
-        &self.parts
-    }
-
-    /// Total length in bytes.
-    pub fn len(&self) -> usize {
-        self.parts.iter().map(Bytes::len).sum()
-    }
-
-    /// True when nothing was rendered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The whole text (a copy).
-    pub fn to_text(&self) -> String {
-        let mut text = String::with_capacity(self.len());
-        for part in &self.parts {
-            // Every part was rendered from a `String`.
-            text.push_str(&String::from_utf8_lossy(part));
+impl Cache {
+    fn layout(&mut self) -> Result<Arc<Layout>, MetricsError> {
+        if let Some(layout) = &self.layout {
+            return Ok(layout.clone());
         }
-        text
+        let layout = Arc::new(Layout::new()?);
+        self.layout = Some(layout.clone());
+        Ok(layout)
     }
+
+    /// Under the read lock: forgets gone resources and copies the ones to
+    /// render (changed since `seen`, or not cached yet).
+    fn take_changes(&mut self, state: &DrbdState) -> Vec<Resource> {
+        let model = state.model.resources();
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        match state.changed_since(self.seen) {
+            ChangedSince::Nothing => {}
+            ChangedSince::Everything => {
+                self.resources.clear();
+            }
+            ChangedSince::Resources(changed) => names.extend(changed),
+        }
+        // One merge walk over both sorted key sets: drop what is gone, add
+        // what is not cached (everything after a flush, a model edited
+        // without `touch`).
+        let (gone, missing) = differences(self.resources.keys(), model.keys());
+        for name in gone {
+            self.resources.remove(&name);
+        }
+        names.extend(missing.into_iter().map(String::as_str));
+        names
+            .into_iter()
+            .filter_map(|name| model.get(name).cloned())
+            .collect()
+    }
+}
+
+/// Keys only in `cached` (gone) and keys only in `model` (missing), both
+/// sorted ascending.
+fn differences<'m, 'c>(
+    cached: impl Iterator<Item = &'c String>,
+    model: impl Iterator<Item = &'m String>,
+) -> (Vec<String>, Vec<&'m String>) {
+    let mut gone = Vec::new();
+    let mut missing = Vec::new();
+    let mut cached = cached.peekable();
+    let mut model = model.peekable();
+    loop {
+        match (cached.peek(), model.peek()) {
+            (None, None) => break,
+            (Some(c), Some(m)) if c == m => {
+                cached.next();
+                model.next();
+            }
+            (Some(c), Some(m)) if c < m => {
+                gone.push((*c).clone());
+                cached.next();
+            }
+            (Some(c), None) => {
+                gone.push((*c).clone());
+                cached.next();
+            }
+            (_, Some(m)) => {
+                missing.push(*m);
+                model.next();
+            }
+        }
+    }
+    (gone, missing)
+}
+
+/// Renders resources, on a blocking thread when there are many.
+async fn render_resources(
+    layout: &Arc<Layout>,
+    resources: Vec<Resource>,
+) -> Result<Vec<(String, Rendered)>, MetricsError> {
+    fn render_all(
+        layout: &Layout,
+        resources: Vec<Resource>,
+    ) -> Result<Vec<(String, Rendered)>, MetricsError> {
+        resources
+            .into_iter()
+            .map(|resource| Ok((resource.name.clone(), layout.render_resource(&resource)?)))
+            .collect()
+    }
+    if resources.len() <= INLINE_RENDERS {
+        return render_all(layout, resources);
+    }
+    let layout = layout.clone();
+    tokio::task::spawn_blocking(move || render_all(&layout, resources))
+        .await
+        .map_err(|e| MetricsError::Task(e.to_string()))?
 }
 
 /// Renders `/metrics`.
@@ -93,7 +169,7 @@ pub struct Exporter {
     reloads_succeeded: AtomicU64,
     reloads_failed: AtomicU64,
     process: Registry,
-    cache: Mutex<Option<Cached>>,
+    cache: Mutex<Cache>,
 }
 
 impl Exporter {
@@ -109,7 +185,7 @@ impl Exporter {
             reloads_succeeded: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             process,
-            cache: Mutex::new(None),
+            cache: Mutex::new(Cache::default()),
         }
     }
 
@@ -146,37 +222,39 @@ impl Exporter {
         Ok(self.exposition(shared).await?.to_text())
     }
 
-    /// The full exposition: `drbd_agent_*`, the DRBD part (cached per model
-    /// generation), `drbd_version`, `process_*`.
+    /// The full exposition: `drbd_agent_*`, the DRBD part (re-rendered for
+    /// the resources that changed since the last scrape), `drbd_version`,
+    /// `process_*`.
     pub async fn exposition(&self, shared: &Shared) -> Result<Exposition, MetricsError> {
         // One render at a time; concurrent scrapers then share its result.
         let mut cache = self.cache.lock().await;
+        let layout = cache.layout()?;
         let state = shared.state.read().await;
         let stats = state.stats.clone();
         let drbd_up = state.drbd_reachable();
         let generation = state.generation;
         let cached = cache
+            .part
             .as_ref()
-            .filter(|c| c.generation == generation)
-            .map(|c| c.text.clone());
-        let drbd_text = match cached {
-            Some(text) => text,
+            .filter(|_| cache.seen == Some(generation))
+            .cloned();
+        let drbd = match cached {
+            Some(part) => {
+                drop(state);
+                part
+            }
             None => {
                 // Copy under the lock, render without it.
-                let model = state.model.clone();
+                let todo = cache.take_changes(&state);
+                let totals = Totals::new(state.model.resources().len(), &state.stats);
                 drop(state);
-                let helpers = stats.clone();
-                let text = tokio::task::spawn_blocking(move || {
-                    render_drbd(&DrbdInput::new(&model, &helpers))
-                })
-                .await
-                .map_err(|e| MetricsError::Task(e.to_string()))??;
-                let text = Bytes::from(text);
-                *cache = Some(Cached {
-                    generation,
-                    text: text.clone(),
-                });
-                text
+                for (name, rendered) in render_resources(&layout, todo).await? {
+                    cache.resources.insert(name, Arc::new(rendered));
+                }
+                let part = Arc::new(build_part(&layout, &cache.resources, &totals)?);
+                cache.part = Some(part.clone());
+                cache.seen = Some(generation);
+                part
             }
         };
         drop(cache);
@@ -191,8 +269,34 @@ impl Exporter {
         })?;
         let mut tail = render_version(self.drbd_versions().as_ref())?;
         TextEncoder::new().encode_utf8(&self.process.gather(), &mut tail)?;
-        Ok(Exposition {
-            parts: [Bytes::from(head), drbd_text, Bytes::from(tail)],
-        })
+        Ok(Exposition::new(Bytes::from(head), drbd, Bytes::from(tail)))
     }
+
+    /// Bytes held by the per-resource cache (for benchmarks and tests).
+    pub async fn cached_bytes(&self) -> usize {
+        let cache = self.cache.lock().await;
+        cache.resources.values().map(|r| r.size()).sum()
+    }
+}
+
+/// The DRBD part from the cached chunks and freshly rendered totals.
+fn build_part(
+    layout: &Arc<Layout>,
+    resources: &BTreeMap<String, Arc<Rendered>>,
+    totals: &Totals,
+) -> Result<DrbdPart, MetricsError> {
+    let mut rendered_totals = Vec::new();
+    for slot in layout.slots() {
+        if let Slot::Totals(index) = *slot {
+            if rendered_totals.len() <= index {
+                rendered_totals.resize(index + 1, Bytes::new());
+            }
+            rendered_totals[index] = layout.render_totals(index, totals)?;
+        }
+    }
+    Ok(DrbdPart::new(
+        layout.clone(),
+        resources.values().cloned().collect(),
+        rendered_totals,
+    ))
 }

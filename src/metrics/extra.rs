@@ -4,13 +4,14 @@
 
 use super::family::{add_enum, add_flags, Def, Kind, Spec};
 use super::objects::{paths, peer_devices, PATH, PEER_DEVICE};
-use super::DrbdInput;
+use super::Totals;
 use crate::events2::Eta;
+use crate::state::Resource;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// The new families.
-pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
+/// The new families about all resources together.
+pub fn totals_defs() -> Vec<Def<Totals>> {
     vec![
         Def {
             spec: Spec {
@@ -19,8 +20,8 @@ pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 kind: Kind::Counter,
                 labels: &["helper"],
             },
-            fill: |input, w| {
-                for (helper, calls) in input.helper_calls {
+            fill: |totals, w| {
+                for (helper, calls) in &totals.helper_calls {
                     w.add_u64(&[helper], *calls)?;
                 }
                 Ok(())
@@ -33,8 +34,8 @@ pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 kind: Kind::Counter,
                 labels: &["helper", "exit_code"],
             },
-            fill: |input, w| {
-                for (helper, by_code) in input.helper_responses {
+            fill: |totals, w| {
+                for (helper, by_code) in &totals.helper_responses {
                     for (code, count) in by_code {
                         w.add_u64(&[helper, &code.to_string()], *count)?;
                     }
@@ -42,6 +43,12 @@ pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 Ok(())
             },
         },
+    ]
+}
+
+/// The new per-resource families.
+pub fn defs() -> Vec<Def<Resource>> {
+    vec![
         Def {
             spec: Spec {
                 name: "drbd_path_established",
@@ -49,8 +56,8 @@ pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 kind: Kind::Gauge,
                 labels: PATH,
             },
-            fill: |input, w| {
-                for (name, conn, node, path) in paths(input.model) {
+            fill: |resource, w| {
+                for (name, conn, node, path) in paths(resource) {
                     if let Some(value) = path.established.as_ref().and_then(|v| v.as_bool()) {
                         w.add_bool(&[name, &conn.conn_name, &node, &path.local, &path.peer], value)?;
                     }
@@ -65,8 +72,8 @@ pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 kind: Kind::Gauge,
                 labels: &["name", "conn_name", "peer_node_id", "volume", "drbd_peer_disk_state"],
             },
-            fill: |input, w| {
-                for (name, conn, node, pd, volume) in peer_devices(input.model) {
+            fill: |resource, w| {
+                for (name, conn, node, pd, volume) in peer_devices(resource) {
                     if let Some(state) = &pd.peer_disk {
                         add_enum(w, &[name, &conn.conn_name, &node, &volume], state)?;
                     }
@@ -81,8 +88,8 @@ pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 kind: Kind::Gauge,
                 labels: PEER_DEVICE,
             },
-            fill: |input, w| {
-                for (name, conn, node, pd, volume) in peer_devices(input.model) {
+            fill: |resource, w| {
+                for (name, conn, node, pd, volume) in peer_devices(resource) {
                     if let Some(value) = pd.stats.pending {
                         w.add_u64(&[name, &conn.conn_name, &node, &volume], value)?;
                     }
@@ -97,8 +104,8 @@ pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 kind: Kind::Gauge,
                 labels: &["name", "conn_name", "peer_node_id", "volume", "drbd_replication_state"],
             },
-            fill: |input, w| {
-                for (name, conn, node, pd, volume) in peer_devices(input.model) {
+            fill: |resource, w| {
+                for (name, conn, node, pd, volume) in peer_devices(resource) {
                     if let Some(state) = &pd.replication {
                         add_enum(w, &[name, &conn.conn_name, &node, &volume], state)?;
                     }
@@ -113,8 +120,8 @@ pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 kind: Kind::Gauge,
                 labels: PEER_DEVICE,
             },
-            fill: |input, w| {
-                for (name, conn, node, pd, volume) in peer_devices(input.model) {
+            fill: |resource, w| {
+                for (name, conn, node, pd, volume) in peer_devices(resource) {
                     if let Some(percent) = pd.done.filter(|p| p.is_finite()) {
                         let ratio = (percent / 100.0).clamp(0.0, 1.0);
                         w.add(&[name, &conn.conn_name, &node, &volume], ratio)?;
@@ -130,8 +137,8 @@ pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 kind: Kind::Gauge,
                 labels: PEER_DEVICE,
             },
-            fill: |input, w| {
-                for (name, conn, node, pd, volume) in peer_devices(input.model) {
+            fill: |resource, w| {
+                for (name, conn, node, pd, volume) in peer_devices(resource) {
                     if let Some(Eta::Seconds(seconds)) = pd.stats.eta {
                         w.add_u64(&[name, &conn.conn_name, &node, &volume], seconds)?;
                     }
@@ -146,8 +153,8 @@ pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 kind: Kind::Gauge,
                 labels: PEER_DEVICE,
             },
-            fill: |input, w| {
-                for (name, conn, node, pd, volume) in peer_devices(input.model) {
+            fill: |resource, w| {
+                for (name, conn, node, pd, volume) in peer_devices(resource) {
                     if let Some(mib) = pd.stats.dbdt1.filter(|v| v.is_finite()) {
                         let bytes = (mib * MIB).round();
                         w.add(&[name, &conn.conn_name, &node, &volume], bytes)?;
@@ -163,8 +170,8 @@ pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 kind: Kind::Gauge,
                 labels: &["name", "conn_name", "peer_node_id", "volume", "reason"],
             },
-            fill: |input, w| {
-                for (name, conn, node, pd, volume) in peer_devices(input.model) {
+            fill: |resource, w| {
+                for (name, conn, node, pd, volume) in peer_devices(resource) {
                     if let Some(flags) = &pd.resync_suspended {
                         add_flags(w, &[name, &conn.conn_name, &node, &volume], &flags.0)?;
                     }
@@ -179,8 +186,8 @@ pub fn defs<'a>() -> Vec<Def<DrbdInput<'a>>> {
                 kind: Kind::Gauge,
                 labels: PEER_DEVICE,
             },
-            fill: |input, w| {
-                for (name, conn, node, pd, volume) in peer_devices(input.model) {
+            fill: |resource, w| {
+                for (name, conn, node, pd, volume) in peer_devices(resource) {
                     if let Some(value) = pd.stats.unacked {
                         w.add_u64(&[name, &conn.conn_name, &node, &volume], value)?;
                     }

@@ -54,6 +54,15 @@ impl<'a> FamilyWriter<'a> {
         }
     }
 
+    /// A writer of series lines only (no `# HELP`/`# TYPE`): a chunk of a
+    /// family whose header is written elsewhere (see [`header`]).
+    pub fn headerless(spec: &'a Spec, out: &'a mut String) -> Self {
+        Self {
+            header_written: true,
+            ..Self::new(spec, out)
+        }
+    }
+
     /// Adds one series; `values` are the label values in `spec.labels` order.
     pub fn add(&mut self, values: &[&str], value: f64) -> Result<(), MetricsError> {
         if values.len() != self.spec.labels.len() {
@@ -135,6 +144,24 @@ impl<'a> FamilyWriter<'a> {
         self.out.push_str(body);
         Ok(())
     }
+}
+
+/// The `# HELP` and `# TYPE` lines of a family, as the encoder writes them
+/// (it refuses a family without series, so one is encoded and dropped).
+pub fn header(spec: &Spec) -> Result<String, MetricsError> {
+    let mut text = String::new();
+    let mut writer = FamilyWriter::new(spec, &mut text);
+    let values = vec![""; spec.labels.len()];
+    writer.add(&values, 0.0)?;
+    writer.finish()?;
+    // The series line is the last line; the header lines start with `#`.
+    let header_len: usize = text
+        .split_inclusive('\n')
+        .take_while(|line| line.starts_with('#'))
+        .map(str::len)
+        .sum();
+    text.truncate(header_len);
+    Ok(text)
 }
 
 /// Writes one family filled by `fill`.

@@ -6,17 +6,23 @@
 //! - `extra` — what drbd-reactor lacks (replication state, resync progress...).
 //! - `agent` — `drbd_agent_*` and `drbd_version`.
 //! - `version` — parsing `drbdadm --version`.
-//! - [`Exporter`] — caches the DRBD part between model changes and adds the
-//!   agent part and the standard `process_*` metrics on every scrape.
+//! - `layout` — the DRBD part's families in output order; per-resource
+//!   families render one header-less chunk per resource.
+//! - `exposition` — a scrape's text as references to cached chunks.
+//! - [`Exporter`] — keeps every resource's chunks, re-renders only the
+//!   resources that changed since the last scrape, and adds the agent part
+//!   and the standard `process_*` metrics on every scrape.
 //!
-//! Every render rebuilds the DRBD part from the model, so the series of
-//! destroyed objects disappear. Families come out sorted by name.
+//! Series of destroyed objects disappear with their resource's re-render.
+//! Families come out sorted by name.
 
 mod agent;
 mod drbd;
 mod exporter;
+mod exposition;
 mod extra;
 mod family;
+mod layout;
 mod objects;
 mod version;
 
@@ -26,7 +32,9 @@ use crate::drbd::StreamStats;
 use crate::state::Model;
 
 pub use agent::AgentInput;
-pub use exporter::{Exporter, Exposition, Facts, CONTENT_TYPE};
+pub use exporter::{Exporter, Facts, CONTENT_TYPE};
+pub use exposition::{Chunks, Exposition, Pieces, CHUNK_BYTES};
+pub use layout::Totals;
 pub use version::{parse_drbdadm_version, DrbdVersions, VersionError};
 
 /// Why a render failed (a bug rather than bad input: every value is valid).
@@ -65,16 +73,16 @@ impl<'a> DrbdInput<'a> {
     }
 }
 
-/// The DRBD part (`drbd_connection_*` … `drbd_resource_*`), sorted by name.
+/// The DRBD part (`drbd_connection_*` … `drbd_resource_*`), sorted by name,
+/// rendered from scratch (the exporter renders the same text incrementally).
 pub fn render_drbd(input: &DrbdInput<'_>) -> Result<String, MetricsError> {
-    let mut defs = drbd::resource_defs();
-    defs.extend(drbd::connection_defs());
-    defs.extend(drbd::peer_device_defs());
-    defs.extend(drbd::device_defs());
-    defs.extend(extra::defs());
-    let mut out = String::new();
-    family::write_sorted(&mut out, defs, input)?;
-    Ok(out)
+    let resources = input.model.resources();
+    let totals = Totals {
+        resources: resources.len(),
+        helper_calls: input.helper_calls.clone(),
+        helper_responses: input.helper_responses.clone(),
+    };
+    layout::Layout::new()?.render_full(resources.values(), &totals)
 }
 
 /// The `drbd_agent_*` families, sorted by name.
@@ -102,6 +110,8 @@ pub fn family_names() -> Vec<&'static str> {
         .chain(drbd::device_defs())
         .chain(extra::defs())
         .map(|def| def.spec.name)
+        .chain(drbd::totals_defs().into_iter().map(|def| def.spec.name))
+        .chain(extra::totals_defs().into_iter().map(|def| def.spec.name))
         .collect();
     drbd_part.sort_unstable();
     let mut agent_part: Vec<_> = agent::defs().into_iter().map(|d| d.spec.name).collect();

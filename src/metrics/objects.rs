@@ -1,6 +1,6 @@
 //! Walking the model's objects with their label values.
 
-use crate::state::{Connection, Device, Model, Path, PeerDevice, Resource};
+use crate::state::{Connection, Device, Path, PeerDevice, Resource};
 
 /// Label names of each object kind, in drbd-reactor's order.
 pub const RESOURCE: &[&str] = &["name"];
@@ -14,34 +14,32 @@ fn number(value: Option<u32>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// Every device with its labels `[name, volume, minor]`.
-pub fn devices(model: &Model) -> impl Iterator<Item = (&Device, [String; 2], &str)> {
-    model.resources().values().flat_map(|resource: &Resource| {
-        resource.devices.values().map(move |device| {
-            let labels = [device.volume.to_string(), number(device.minor)];
-            (device.as_ref(), labels, resource.name.as_str())
-        })
+/// The resource's devices with their labels `[volume, minor]` and the
+/// resource name.
+pub fn devices(resource: &Resource) -> impl Iterator<Item = (&Device, [String; 2], &str)> {
+    resource.devices.values().map(move |device| {
+        let labels = [device.volume.to_string(), number(device.minor)];
+        (device.as_ref(), labels, resource.name.as_str())
     })
 }
 
-/// Every connection with its resource name and peer node id label.
-pub fn connections(model: &Model) -> impl Iterator<Item = (&str, &Connection, String)> {
-    model.resources().values().flat_map(|resource: &Resource| {
-        resource.connections.values().map(move |connection| {
-            (
-                resource.name.as_str(),
-                connection.as_ref(),
-                number(connection.peer_node_id),
-            )
-        })
+/// The resource's connections with the resource name and peer node id label.
+pub fn connections(resource: &Resource) -> impl Iterator<Item = (&str, &Connection, String)> {
+    resource.connections.values().map(move |connection| {
+        (
+            resource.name.as_str(),
+            connection.as_ref(),
+            number(connection.peer_node_id),
+        )
     })
 }
 
-/// Every peer device with `[name, conn_name]`, peer node id and volume labels.
+/// The resource's peer devices with `[name, conn_name]`, peer node id and
+/// volume labels.
 pub fn peer_devices(
-    model: &Model,
+    resource: &Resource,
 ) -> impl Iterator<Item = (&str, &Connection, String, &PeerDevice, String)> {
-    connections(model).flat_map(|(name, connection, node)| {
+    connections(resource).flat_map(|(name, connection, node)| {
         connection.peer_devices.values().map(move |peer_device| {
             (
                 name,
@@ -54,9 +52,9 @@ pub fn peer_devices(
     })
 }
 
-/// Every path with its resource name, connection and peer node id label.
-pub fn paths(model: &Model) -> impl Iterator<Item = (&str, &Connection, String, &Path)> {
-    connections(model).flat_map(|(name, connection, node)| {
+/// The resource's paths with its name, connection and peer node id label.
+pub fn paths(resource: &Resource) -> impl Iterator<Item = (&str, &Connection, String, &Path)> {
+    connections(resource).flat_map(|(name, connection, node)| {
         connection
             .paths
             .iter()
