@@ -1,5 +1,5 @@
-//! Wiring of the daemon: the events2 supervisor and the API servers, started
-//! together and stopped together.
+//! Wiring of the daemon: the events2 supervisor, the resync throttle and the
+//! API servers, started together and stopped together.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,12 +13,17 @@ use tracing::{error, info, warn};
 use crate::api::{self, ApiError, ApiState, Limits};
 use crate::config::Config;
 use crate::drbd::{
-    run_command, supervise, wait_shutdown, Shared, SupervisorOptions, DEFAULT_COMMAND_TIMEOUT,
+    run_command, supervise, wait_shutdown, DrbdTools, Shared, SupervisorOptions,
+    DEFAULT_COMMAND_TIMEOUT,
 };
 use crate::metrics::{parse_drbdadm_version, Exporter, Facts};
+use crate::throttle::{Actuator, SharedThrottleStatus, ThrottleOptions, Throttler};
 
 /// How often `drbdadm --version` is asked again while no module is loaded.
 const VERSION_RETRY: Duration = Duration::from_secs(60);
+
+/// The throttle reads the options back every this many intervals.
+const READBACK_EVERY: u32 = 5;
 
 /// How long stopping may take before the tasks are abandoned.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -40,8 +45,11 @@ pub struct Daemon {
     pub shared: Arc<Shared>,
     /// Renders `/metrics`.
     pub exporter: Arc<Exporter>,
+    /// The resync throttle's state (rates set, reverts, failures).
+    pub throttle: SharedThrottleStatus,
     stop: watch::Sender<bool>,
     supervisor: JoinHandle<()>,
+    throttler: JoinHandle<()>,
     servers: Vec<JoinHandle<()>>,
 }
 
@@ -70,7 +78,21 @@ impl Daemon {
             drbdsetup = %options.drbdsetup.display(),
             "starting"
         );
+        let drbdsetup = options.drbdsetup.clone();
         let supervisor = tokio::spawn(supervise(options, shared.clone(), stopped.clone()));
+        let throttle = SharedThrottleStatus::default();
+        let throttler = Throttler::new(
+            ThrottleOptions {
+                node_name: config.node_name.clone(),
+                config: config.throttle.clone(),
+                sysfs_root: config.drbd.sysfs_root.clone(),
+                state_directory: config.state.directory.clone(),
+                readback_every: READBACK_EVERY,
+            },
+            Actuator::new(DrbdTools::new(drbdsetup, config.drbd.drbdadm.clone())),
+            throttle.clone(),
+        );
+        let throttler = tokio::spawn(throttler.run(shared.clone(), stopped.clone()));
         let exporter = Arc::new(Exporter::new(Facts::of_this_build()));
         tokio::spawn(probe_drbd_versions(
             config.drbd.drbdadm.clone(),
@@ -96,8 +118,10 @@ impl Daemon {
             api_addrs,
             shared,
             exporter,
+            throttle,
             stop,
             supervisor,
+            throttler,
             servers,
         })
     }
@@ -109,6 +133,10 @@ impl Daemon {
         // Fails only if every receiver is gone, i.e. all tasks already ended.
         let _ = self.stop.send(true);
         let wait = async {
+            // The throttle restores the journaled options before it ends.
+            if let Err(e) = self.throttler.await {
+                error!(error = %e, "throttle loop failed");
+            }
             match self.supervisor.await {
                 Ok(()) => {}
                 Err(e) => error!(error = %e, "events2 supervisor failed"),

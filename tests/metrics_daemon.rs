@@ -54,6 +54,8 @@ async fn daemon_metrics_with_drbd_version() {
         api: ApiConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
         },
+        state: Default::default(),
+        throttle: Default::default(),
         sources: Vec::new(),
     };
     let daemon = Daemon::start(&config).await.unwrap();

@@ -229,6 +229,8 @@ fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
         api: ApiConfig {
             listen: vec![listen],
         },
+        state: Default::default(),
+        throttle: Default::default(),
         sources: Vec::new(),
     };
     init_logging(Some("info"));

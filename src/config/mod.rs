@@ -9,6 +9,7 @@ mod duration;
 mod load;
 mod location;
 mod raw;
+mod throttle_merge;
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ pub use load::{conf_d_files, load, DEFAULT_CONFIG_PATH};
 pub use location::{key_at, line_col};
 
 use raw::RawConfig;
+
+use crate::throttle::ThrottleConfig;
 
 /// The default API port.
 pub const DEFAULT_API_PORT: u16 = 9943;
@@ -32,6 +35,9 @@ pub struct Config {
     pub log_level: Option<String>,
     pub drbd: DrbdConfig,
     pub api: ApiConfig,
+    pub state: StateConfig,
+    /// `[throttle]` (validated; merged key by key across files).
+    pub throttle: ThrottleConfig,
     /// The files the configuration was read from, in merge order.
     pub sources: Vec<PathBuf>,
 }
@@ -56,6 +62,24 @@ pub struct ApiConfig {
     /// Addresses to serve on. The default `[::]:9943` falls back to
     /// `0.0.0.0:9943` when the kernel has no IPv6.
     pub listen: Vec<SocketAddr>,
+}
+
+/// `[state]`: where the agent keeps what must survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    /// Holds `throttle-journal.json`.
+    pub directory: PathBuf,
+}
+
+/// The default `[state] directory`.
+pub const DEFAULT_STATE_DIRECTORY: &str = "/var/lib/drbd-agent";
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            directory: PathBuf::from(DEFAULT_STATE_DIRECTORY),
+        }
+    }
 }
 
 impl Default for DrbdConfig {
@@ -135,6 +159,7 @@ impl Config {
             merged = merged.overridden_by(raw);
         }
         let mut config = merged.resolve(default_node_name);
+        config.throttle = throttle_merge::resolve_throttle(sources)?;
         config.sources = sources.iter().map(|(path, _)| path.clone()).collect();
         Ok(config)
     }
@@ -158,7 +183,7 @@ impl Config {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "configuration OK\n  files: {files}\n  node-name: {}\n  log-level: {}\n  drbdsetup: {}\n  drbdadm: {}\n  statistics-poll-interval: {}\n  reconcile-interval: {}\n  sysfs-root: {}\n  api listen: {listen}\n",
+            "configuration OK\n  files: {files}\n  node-name: {}\n  log-level: {}\n  drbdsetup: {}\n  drbdadm: {}\n  statistics-poll-interval: {}\n  reconcile-interval: {}\n  sysfs-root: {}\n  api listen: {listen}\n  state directory: {}\n  throttle: {}\n",
             self.node_name,
             self.log_level.as_deref().unwrap_or("(RUST_LOG or info)"),
             self.drbd.drbdsetup.display(),
@@ -166,6 +191,17 @@ impl Config {
             format_duration(self.drbd.statistics_poll_interval),
             format_duration(self.drbd.reconcile_interval),
             self.drbd.sysfs_root.display(),
+            self.state.directory.display(),
+            if self.throttle.enabled {
+                format!(
+                    "enabled, mode {:?}, latency-target {}, interval {}",
+                    self.throttle.mode,
+                    format_duration(self.throttle.latency_target.0),
+                    format_duration(self.throttle.interval.0)
+                )
+            } else {
+                "disabled".to_owned()
+            },
         )
     }
 }

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use super::{ApiConfig, Config, DrbdConfig, HumanDuration};
+use super::{ApiConfig, Config, DrbdConfig, HumanDuration, StateConfig};
+use crate::throttle::ThrottleConfig;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -19,6 +20,19 @@ pub(super) struct RawConfig {
     drbd: RawDrbd,
     #[serde(default)]
     api: RawApi,
+    #[serde(default)]
+    state: RawState,
+    /// Checked here (positions of bad values); merged as a table in
+    /// `throttle_merge`, so the value itself is not read.
+    #[serde(default)]
+    #[allow(dead_code)]
+    throttle: Option<ThrottleConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawState {
+    directory: Option<ProgramPath>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +73,11 @@ impl RawConfig {
             api: RawApi {
                 listen: later.api.listen.or(self.api.listen),
             },
+            state: RawState {
+                directory: later.state.directory.or(self.state.directory),
+            },
+            // Merged key by key from the tables, see `Config::from_sources`.
+            throttle: None,
         }
     }
 
@@ -90,6 +109,13 @@ impl RawConfig {
                     .listen
                     .map_or_else(|| ApiConfig::default().listen, |l| l.0),
             },
+            state: StateConfig {
+                directory: self
+                    .state
+                    .directory
+                    .map_or_else(|| StateConfig::default().directory, |p| p.0),
+            },
+            throttle: ThrottleConfig::default(),
             sources: Vec::new(),
         }
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::throttle::ThrottleConfig;
 
 fn src(name: &str, text: &str) -> (PathBuf, String) {
     (PathBuf::from(name), text.to_owned())
@@ -201,4 +202,90 @@ fn bad_scalars() {
         "node-name = \"a\"\nthis is not toml\n",
     )]));
     assert_eq!(line, 2);
+}
+
+#[test]
+fn state_and_throttle_defaults() {
+    let config = Config::from_sources(&[]).unwrap();
+    assert_eq!(config.state.directory, PathBuf::from("/var/lib/drbd-agent"));
+    assert!(!config.throttle.enabled);
+    assert_eq!(config.throttle, ThrottleConfig::default());
+}
+
+#[test]
+fn throttle_merged_key_by_key() {
+    let sources = [
+        src(
+            "agent.toml",
+            "[state]\ndirectory = \"/tmp/st\"\n[throttle]\nenabled = true\nlatency-target = \"3ms\"\ninterval = \"500ms\"\n",
+        ),
+        src(
+            "conf.d/10.toml",
+            "[throttle]\nmode = \"observe\"\ninterval = \"2s\"\n[[throttle.policy]]\nresource = \"db-*\"\nmin-rate = \"1MiB/s\"\n",
+        ),
+    ];
+    let config = Config::from_sources(&sources).unwrap();
+    assert_eq!(config.state.directory, PathBuf::from("/tmp/st"));
+    assert!(config.throttle.enabled);
+    assert_eq!(config.throttle.mode, crate::throttle::Mode::Observe);
+    assert_eq!(config.throttle.latency_target.0, Duration::from_millis(3));
+    assert_eq!(config.throttle.interval.0, Duration::from_secs(2));
+    assert_eq!(config.throttle.policies.len(), 1);
+    assert!(config.summary().contains("state directory: /tmp/st"));
+}
+
+#[test]
+fn throttle_bad_value_has_position() {
+    let (file, line, key, text) = invalid(Config::from_sources(&[src(
+        "agent.toml",
+        "[throttle]\nenabled = true\nmin-rate = \"0KiB/s\"\n",
+    )]));
+    assert_eq!(file, PathBuf::from("agent.toml"));
+    assert_eq!(line, 3);
+    assert_eq!(key.as_deref(), Some("throttle.min-rate"));
+    assert!(text.contains("greater than zero"), "{text}");
+
+    let (_, line, key, _) = invalid(Config::from_sources(&[src(
+        "agent.toml",
+        "[throttle]\nlatency-targett = \"5ms\"\n",
+    )]));
+    assert_eq!(line, 2);
+    assert_eq!(key.as_deref(), Some("throttle.latency-targett"));
+
+    let (_, line, key, _) = invalid(Config::from_sources(&[src(
+        "agent.toml",
+        "[state]\ndir = \"/x\"\n",
+    )]));
+    assert_eq!(line, 2);
+    assert_eq!(key.as_deref(), Some("state.dir"));
+}
+
+#[test]
+fn throttle_range_error_names_the_file_that_set_it() {
+    let sources = [
+        src("agent.toml", "[throttle]\nmax-rate = \"10MiB/s\"\n"),
+        src(
+            "conf.d/20.toml",
+            "# raise the floor\n[throttle]\nenabled = true\nmin-rate = \"20MiB/s\"\n",
+        ),
+    ];
+    let result = Config::from_sources(&sources);
+    let message = result.as_ref().unwrap_err().to_string();
+    let (file, line, key, text) = invalid(result);
+    assert_eq!(file, PathBuf::from("conf.d/20.toml"));
+    assert_eq!(line, 4);
+    assert_eq!(key.as_deref(), Some("throttle.min-rate"));
+    assert!(text.contains("above max-rate"), "{text}");
+    assert!(
+        message.starts_with("conf.d/20.toml:4:1: key `throttle.min-rate`"),
+        "{message}"
+    );
+
+    let (file, line, key, _) = invalid(Config::from_sources(&[src(
+        "a.toml",
+        "[throttle]\n[[throttle.policy]]\nresource = \"x\"\n[[throttle.policy]]\nresource = \"y\"\nlatency-target = \"60s\"\n",
+    )]));
+    assert_eq!(file, PathBuf::from("a.toml"));
+    assert_eq!(line, 6);
+    assert_eq!(key.as_deref(), Some("throttle.policy[1].latency-target"));
 }

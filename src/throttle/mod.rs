@@ -1,13 +1,16 @@
 //! Resync throttle: hold the application's write latency at its target and
 //! let the resync have the rest.
 //!
-//! Everything here is pure: [`Controller::step`] takes a [`LawPolicy`] and an
+//! The law and its helpers are pure: [`Controller::step`] takes a [`LawPolicy`] and an
 //! [`Observation`] (time passes as `obs.elapsed` and
 //! `obs.reduced_redundancy_for`) and returns a [`Decision`]; [`allocate`]
 //! splits one budget among resyncs sharing a disk or NIC;
 //! [`ThrottleConfig`] is the `[throttle]` section with [`ThrottleConfig::validate`]
 //! and [`ThrottleConfig::policy_for`]. Reading signals and running
-//! `drbdsetup` belong to the caller.
+//! `drbdsetup` belong to the edges: [`Actuator`] (drbdsetup
+//! `peer-device-options` / `show --json`), [`JournalStore`] (the journal of
+//! the options in force before the agent took charge) and [`Throttler`]
+//! (the loop: diskstats → controller → actuator, state in [`ThrottleStatus`]).
 //!
 //! # The law (one step per interval, default 1 s)
 //!
@@ -64,17 +67,30 @@
 //! priority order (fewest UpToDate replicas, then least out of sync), each
 //! up to its ceiling.
 
+mod actuator;
 mod allocate;
 mod glob;
+mod journal;
 mod law;
+mod options;
 mod policy;
 mod rate;
+mod runner;
+mod targets;
 
+pub use actuator::{Actuator, ActuatorError};
 pub use allocate::{allocate, Allocation, Claim};
 pub use glob::glob_match;
+pub use journal::{Journal, JournalError, JournalIoError, JournalStore, Loaded, JOURNAL_FILE};
 pub use law::*;
+pub use options::{
+    extract_peer_options, is_ours, parse_kib, restore_args, throttle_args, PeerKey, PeerOptions,
+    ShowError, DEFAULT_C_MAX_RATE, DEFAULT_C_MIN_RATE,
+};
 pub use policy::{
     parse_days, parse_time_of_day, Days, EffectivePolicy, Mode, PolicyEntry, ThrottleConfig,
     ThrottleConfigError, TimeOfDay, Window, INTERVAL_RANGE, TARGET_RANGE,
 };
 pub use rate::{parse_rate, KibPerSec, RateError};
+pub use runner::{PeerStatus, SharedThrottleStatus, ThrottleOptions, ThrottleStatus, Throttler};
+pub use targets::{observation, sync_targets, to_restore, Target};

@@ -24,7 +24,7 @@ pub enum Mode {
 }
 
 /// `[throttle]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct ThrottleConfig {
     pub enabled: bool,
@@ -65,7 +65,7 @@ impl Default for ThrottleConfig {
 }
 
 /// `[[throttle.policy]]`: overrides for resources whose name matches.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PolicyEntry {
     /// A glob over resource names (`*`, `?`).
@@ -78,7 +78,7 @@ pub struct PolicyEntry {
 }
 
 /// `[[throttle.window]]`: a declared ingest window with a stricter target.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Window {
     /// A glob over resource names; default all.

@@ -1,0 +1,422 @@
+//! The throttle loop: every interval, for each peer device this node is
+//! SyncTarget of, sample `/sys/block/drbd<minor>/stat`, step a controller,
+//! and (mode enforce) set the rate through the [`Actuator`], recording the
+//! options in force in the journal first and putting them back when the
+//! resync ends, throttling is disabled, or the agent stops.
+//!
+//! Failures leave the peer device on the safe side: no further write to it
+//! in that interval, and journaled options are restored when it is no
+//! longer a SyncTarget.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use serde::Serialize;
+use tokio::sync::{watch, RwLock};
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{error, info, warn};
+
+use crate::diskstats::{derive, parse_stat, DiskStat};
+use crate::drbd::{wait_shutdown, Shared};
+
+use super::actuator::Actuator;
+use super::journal::{Journal, JournalStore, Loaded};
+use super::law::{Controller, Decision};
+use super::options::{is_ours, PeerKey};
+use super::policy::{Mode, ThrottleConfig};
+use super::rate::KibPerSec;
+use super::targets::{observation, sync_targets, to_restore, Target};
+
+/// What the API and metrics can read about the throttle.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ThrottleStatus {
+    pub enabled: bool,
+    pub mode: Option<Mode>,
+    /// By `resource/peer-node-id/volume`.
+    pub peers: BTreeMap<String, PeerStatus>,
+    /// Times the options read back were not the agent's (e.g. `drbdadm adjust`).
+    pub reverts: u64,
+    /// Failed commands, unreadable stat files, bad samples.
+    pub failures: u64,
+    /// Peer devices given back their recorded options.
+    pub restores: u64,
+    /// Corrupt or foreign journals set aside, journal write failures.
+    pub journal_errors: u64,
+    pub last_error: Option<String>,
+}
+
+/// One SyncTarget peer device.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PeerStatus {
+    pub resource: String,
+    pub peer_node_id: u32,
+    pub volume: u32,
+    /// The c-max-rate the agent set last, KiB/s (`None`: not in charge).
+    pub rate_set_kib: Option<u64>,
+    pub decision: Option<Decision>,
+    pub latency_target_ms: f64,
+    pub reverts: u64,
+    pub failures: u64,
+}
+
+/// The status, shared with readers.
+pub type SharedThrottleStatus = Arc<RwLock<ThrottleStatus>>;
+
+/// How the loop runs.
+#[derive(Debug, Clone)]
+pub struct ThrottleOptions {
+    pub node_name: String,
+    pub config: ThrottleConfig,
+    pub sysfs_root: PathBuf,
+    pub state_directory: PathBuf,
+    /// Read the options back every this many intervals (≥ 1).
+    pub readback_every: u32,
+}
+
+/// Per peer device memory.
+#[derive(Debug)]
+struct PeerState {
+    controller: Controller,
+    sample: Option<(DiskStat, Instant)>,
+    since: Instant,
+    rate_set: Option<KibPerSec>,
+}
+
+/// The loop's state.
+#[derive(Debug)]
+pub struct Throttler {
+    options: ThrottleOptions,
+    actuator: Actuator,
+    store: JournalStore,
+    journal: Journal,
+    peers: BTreeMap<PeerKey, PeerState>,
+    status: ThrottleStatus,
+    shared_status: SharedThrottleStatus,
+    ticks: u64,
+}
+
+impl Throttler {
+    pub fn new(
+        options: ThrottleOptions,
+        actuator: Actuator,
+        shared_status: SharedThrottleStatus,
+    ) -> Self {
+        let store = JournalStore::new(&options.state_directory);
+        let journal = Journal::new(&options.node_name);
+        let status = ThrottleStatus {
+            enabled: options.config.enabled,
+            mode: options.config.enabled.then_some(options.config.mode),
+            ..ThrottleStatus::default()
+        };
+        Self {
+            options,
+            actuator,
+            store,
+            journal,
+            peers: BTreeMap::new(),
+            status,
+            shared_status,
+            ticks: 0,
+        }
+    }
+
+    fn fail(&mut self, key: Option<&PeerKey>, message: String) {
+        self.status.failures += 1;
+        if let Some(peer) = key.and_then(|k| self.status.peers.get_mut(&k.to_string())) {
+            peer.failures += 1;
+        }
+        self.status.last_error = Some(message);
+    }
+
+    async fn publish(&self) {
+        *self.shared_status.write().await = self.status.clone();
+    }
+
+    fn save_journal(&mut self) -> bool {
+        match self.store.save(&self.journal) {
+            Ok(()) => true,
+            Err(e) => {
+                error!(error = %e, "cannot write the throttle journal");
+                self.status.journal_errors += 1;
+                self.status.last_error = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Start-up: a journal left by a previous run (crash) is restored
+    /// entirely, then cleared; a corrupt or foreign one is set aside.
+    pub async fn recover(&mut self) {
+        match self.store.load(&self.options.node_name) {
+            Ok(Loaded::None) => {}
+            Ok(Loaded::Corrupt { error, moved_to }) => {
+                error!(
+                    error = %error,
+                    moved_to = ?moved_to,
+                    "throttle journal unusable, set aside; nothing restored from it"
+                );
+                self.status.journal_errors += 1;
+                self.status.last_error = Some(error.to_string());
+            }
+            Ok(Loaded::Journal(journal)) => {
+                info!(
+                    entries = journal.entries.len(),
+                    "restoring options from a previous run's journal"
+                );
+                self.journal = journal;
+                let keys: Vec<PeerKey> = self.journal.entries.keys().cloned().collect();
+                self.restore(&keys).await;
+            }
+            Err(e) => {
+                error!(error = %e, "cannot read the throttle journal");
+                self.status.journal_errors += 1;
+                self.status.last_error = Some(e.to_string());
+            }
+        }
+        self.publish().await;
+    }
+
+    /// Gives `keys` back their journaled options; those that fail stay
+    /// journaled (retried next interval).
+    async fn restore(&mut self, keys: &[PeerKey]) {
+        let mut changed = false;
+        for key in keys {
+            let Some(recorded) = self.journal.entries.get(key).copied() else {
+                continue;
+            };
+            match self.actuator.restore(key, &recorded).await {
+                Ok(()) => {
+                    info!(
+                        resource = %key.resource, peer = key.peer_node_id, volume = key.volume,
+                        c_max_rate_kib = recorded.c_max_rate, c_min_rate_kib = recorded.c_min_rate,
+                        "options restored"
+                    );
+                    self.journal.entries.remove(key);
+                    self.status.restores += 1;
+                    changed = true;
+                    if let Some(state) = self.peers.get_mut(key) {
+                        state.rate_set = None;
+                    }
+                    if let Some(peer) = self.status.peers.get_mut(&key.to_string()) {
+                        peer.rate_set_kib = None;
+                    }
+                }
+                Err(e) => {
+                    warn!(
+                        resource = %key.resource, peer = key.peer_node_id, volume = key.volume,
+                        error = %e, "cannot restore options"
+                    );
+                    self.fail(Some(key), e.to_string());
+                }
+            }
+        }
+        if changed {
+            self.save_journal();
+        }
+    }
+
+    /// Restores everything journaled (shutdown, throttling disabled).
+    pub async fn restore_all(&mut self) {
+        let keys: Vec<PeerKey> = self.journal.entries.keys().cloned().collect();
+        self.restore(&keys).await;
+        self.publish().await;
+    }
+
+    /// Replaces the configuration (a reload); disabling restores at the
+    /// next interval.
+    pub fn set_config(&mut self, config: ThrottleConfig) {
+        self.status.enabled = config.enabled;
+        self.status.mode = config.enabled.then_some(config.mode);
+        self.options.config = config;
+    }
+
+    /// One interval. `now` is the monotonic time of the samples, `local`
+    /// the local wall time (for ingest windows).
+    pub async fn tick(&mut self, targets: Vec<Target>, now: Instant, local: NaiveDateTime) {
+        self.ticks += 1;
+        let config = &self.options.config;
+        let policies: Vec<_> = targets
+            .iter()
+            .map(|t| config.policy_for(&t.key.resource, local))
+            .collect();
+        let keep: BTreeSet<PeerKey> = targets
+            .iter()
+            .zip(&policies)
+            .filter(|(_, p)| config.enabled && p.enabled && p.mode == Mode::Enforce)
+            .map(|(t, _)| t.key.clone())
+            .collect();
+        let gone = to_restore(self.journal.entries.keys(), &keep);
+        self.restore(&gone).await;
+        let active: BTreeSet<PeerKey> = targets.iter().map(|t| t.key.clone()).collect();
+        self.peers.retain(|k, _| active.contains(k));
+        self.status.peers.retain(|_, p| {
+            active.contains(&PeerKey {
+                resource: p.resource.clone(),
+                peer_node_id: p.peer_node_id,
+                volume: p.volume,
+            })
+        });
+        if !self.options.config.enabled {
+            self.publish().await;
+            return;
+        }
+        for (target, policy) in targets.iter().zip(policies) {
+            if !policy.enabled {
+                continue;
+            }
+            let key = &target.key;
+            let name = key.to_string();
+            let entry = self
+                .status
+                .peers
+                .entry(name.clone())
+                .or_insert_with(|| PeerStatus {
+                    resource: key.resource.clone(),
+                    peer_node_id: key.peer_node_id,
+                    volume: key.volume,
+                    ..PeerStatus::default()
+                });
+            entry.latency_target_ms = policy.law.latency_target.as_secs_f64() * 1000.0;
+            let state = self.peers.entry(key.clone()).or_insert_with(|| PeerState {
+                controller: Controller::new(),
+                sample: None,
+                since: now,
+                rate_set: None,
+            });
+            let stat = match read_stat(&self.options.sysfs_root, target.minor).await {
+                Ok(stat) => stat,
+                Err(message) => {
+                    state.sample = None;
+                    warn!(resource = %key.resource, peer = key.peer_node_id, volume = key.volume, error = %message, "no diskstats sample");
+                    self.fail(Some(key), message);
+                    continue;
+                }
+            };
+            let Some((before, at)) = state.sample.replace((stat, now)) else {
+                continue;
+            };
+            let rates = match derive(&before, &stat, now.saturating_duration_since(at)) {
+                Ok(rates) => rates,
+                Err(e) => {
+                    warn!(resource = %key.resource, peer = key.peer_node_id, volume = key.volume, error = %e, "bad diskstats sample");
+                    self.fail(Some(key), e.to_string());
+                    continue;
+                }
+            };
+            let obs = observation(
+                target,
+                &rates,
+                now.saturating_duration_since(state.since),
+                self.journal.entries.get(key),
+            );
+            let decision = state.controller.step(&policy.law, &obs);
+            if let Some(peer) = self.status.peers.get_mut(&name) {
+                peer.decision = Some(decision);
+            }
+            if policy.mode == Mode::Enforce {
+                self.enforce(key, decision.rate).await;
+            }
+        }
+        self.publish().await;
+    }
+
+    /// Records the options (first time), reads back, sets the rate.
+    async fn enforce(&mut self, key: &PeerKey, rate: KibPerSec) {
+        let fields = |k: &PeerKey| (k.resource.clone(), k.peer_node_id, k.volume);
+        let (resource, peer, volume) = fields(key);
+        if !self.journal.entries.contains_key(key) {
+            match self.actuator.read(key).await {
+                Ok(options) => {
+                    self.journal.entries.insert(key.clone(), options);
+                    if !self.save_journal() {
+                        // Not recorded = not allowed to change anything.
+                        self.journal.entries.remove(key);
+                        return;
+                    }
+                    info!(%resource, peer, volume, c_max_rate_kib = options.c_max_rate, c_min_rate_kib = options.c_min_rate, "options recorded, taking charge");
+                }
+                Err(e) => {
+                    warn!(%resource, peer, volume, error = %e, "cannot read options");
+                    self.fail(Some(key), e.to_string());
+                    return;
+                }
+            }
+        }
+        let set = self.peers.get(key).and_then(|s| s.rate_set);
+        let every = u64::from(self.options.readback_every.max(1));
+        let mut reapply = false;
+        if let Some(set) = set.filter(|_| self.ticks % every == 0) {
+            match self.actuator.read(key).await {
+                Ok(read) if is_ours(&read, set) => {}
+                Ok(read) => {
+                    warn!(%resource, peer, volume, c_max_rate_kib = read.c_max_rate, c_min_rate_kib = read.c_min_rate, set_kib = set.get(), "options reset by someone else, re-applying");
+                    self.status.reverts += 1;
+                    if let Some(p) = self.status.peers.get_mut(&key.to_string()) {
+                        p.reverts += 1;
+                    }
+                    reapply = true;
+                }
+                Err(e) => {
+                    warn!(%resource, peer, volume, error = %e, "cannot read options back");
+                    self.fail(Some(key), e.to_string());
+                    return;
+                }
+            }
+        }
+        if set == Some(rate) && !reapply {
+            return;
+        }
+        let result = self.actuator.set(key, rate).await;
+        let ok = result.is_ok();
+        if let Err(e) = result {
+            warn!(%resource, peer, volume, rate_kib = rate.get(), error = %e, "cannot set the resync rate");
+            self.fail(Some(key), e.to_string());
+        }
+        if let Some(state) = self.peers.get_mut(key) {
+            state.rate_set = ok.then_some(rate);
+        }
+        if let Some(p) = self.status.peers.get_mut(&key.to_string()) {
+            p.rate_set_kib = ok.then_some(rate.get());
+        }
+    }
+
+    /// Runs until `stop`: recovers the journal, ticks every interval,
+    /// restores everything on the way out.
+    pub async fn run(mut self, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+        self.recover().await;
+        let interval = self
+            .options
+            .config
+            .interval
+            .0
+            .max(Duration::from_millis(10));
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    let targets = {
+                        let state = shared.state.read().await;
+                        sync_targets(&state.model)
+                    };
+                    self.tick(targets, Instant::now(), chrono::Local::now().naive_local()).await;
+                }
+                _ = wait_shutdown(&mut stop) => break,
+            }
+        }
+        self.restore_all().await;
+    }
+}
+
+/// Reads and parses `<sysfs>/block/drbd<minor>/stat`.
+async fn read_stat(sysfs_root: &std::path::Path, minor: Option<u32>) -> Result<DiskStat, String> {
+    let minor = minor.ok_or_else(|| "device minor unknown".to_owned())?;
+    let path = sysfs_root.join(format!("block/drbd{minor}/stat"));
+    let text = tokio::fs::read_to_string(&path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_stat(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
