@@ -229,7 +229,10 @@ fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
         api: ApiConfig {
             listen: vec![listen],
         },
-        state: Default::default(),
+        // The demo must not touch the host's real state directory.
+        state: config::StateConfig {
+            directory: dir.0.join("state"),
+        },
         throttle: Default::default(),
         sources: Vec::new(),
     };
