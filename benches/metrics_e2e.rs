@@ -48,7 +48,10 @@ fn get(port: u16, path: &str) -> std::io::Result<Vec<u8>> {
         .ok_or_else(|| std::io::Error::other("no header end"))?;
     let head = String::from_utf8_lossy(&response[..split]).to_string();
     let mut body = response[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     Ok(body)
@@ -60,8 +63,8 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         let Some(end) = data.windows(2).position(|w| w == b"\r\n") else {
             return out;
         };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16)
-            .unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
         if size == 0 {
             return out;
         }
@@ -123,7 +126,12 @@ fn run(resources: usize) {
     }
     let _sim = Proc(
         Command::new(SIM)
-            .args(["serve", "--scenario", &format!("scale:{resources}"), "--dir"])
+            .args([
+                "serve",
+                "--scenario",
+                &format!("scale:{resources}"),
+                "--dir",
+            ])
             .arg(root)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -131,7 +139,9 @@ fn run(resources: usize) {
             .spawn()
             .expect("start drbd-sim"),
     );
-    wait_for("sim.sock", Duration::from_secs(30), || root.join("sim.sock").exists());
+    wait_for("sim.sock", Duration::from_secs(30), || {
+        root.join("sim.sock").exists()
+    });
 
     let port = free_port();
     let config = root.join("agent.toml");

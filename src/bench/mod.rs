@@ -156,7 +156,15 @@ pub fn render_table(report: &Report) -> String {
         let _ = writeln!(
             out,
             "  {:<14} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}",
-            "strategy", "p50 ms", "p99 ms", "SLO s", "SLO s*", "resync", "reduced", "dir/min", "/oracle"
+            "strategy",
+            "p50 ms",
+            "p99 ms",
+            "SLO s",
+            "SLO s*",
+            "resync",
+            "reduced",
+            "dir/min",
+            "/oracle"
         );
         for st in Strategy::ALL {
             let r = s.strategies.get(st);

@@ -71,9 +71,9 @@ impl Scenario {
             disk: standard_disk(),
             link: LinkSpec::default(),
             volumes,
-            target_p99: Duration::from_millis(20),
+            target_p99: Duration::from_millis(30),
             seed: 42,
-            limit: Duration::from_secs(4 * 3600),
+            limit: Duration::from_secs(6 * 3600),
         }
     }
 
@@ -139,10 +139,10 @@ pub fn builtin(name: &str) -> Option<Scenario> {
         ),
         "steps" => Scenario::standard(
             name,
-            "ingest 20% -> 70% (at 10 min) -> 20% (at 20 min), 40 GiB",
+            "ingest 20% -> 70% (at 5 min) -> 20% (at 15 min), 100 GiB",
             one(
-                LoadProfile::Steps(vec![(0.0, 40.0), (600.0, 140.0), (1200.0, 40.0)]),
-                40.0,
+                LoadProfile::Steps(vec![(0.0, 40.0), (300.0, 140.0), (900.0, 40.0)]),
+                100.0,
             ),
         ),
         "bursts" => Scenario::standard(
@@ -159,14 +159,14 @@ pub fn builtin(name: &str) -> Option<Scenario> {
         ),
         "diurnal" => Scenario::standard(
             name,
-            "diurnal ramp 10% -> 70% -> 10% over an hour, 40 GiB",
+            "diurnal ramp 10% -> 70% -> 10% over 30 min, 100 GiB",
             one(
                 LoadProfile::Diurnal {
                     min_mib_s: 20.0,
                     max_mib_s: 140.0,
-                    period_s: 3600.0,
+                    period_s: 1800.0,
                 },
-                40.0,
+                100.0,
             ),
         ),
         "network-bound" => {
