@@ -50,6 +50,25 @@ enum Command {
         #[arg(long, default_value = "demo")]
         scenario: String,
     },
+    /// Benchmarks in virtual time.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Judge the resync throttle against other strategies on the plant model.
+    Throttle {
+        /// A built-in scenario (steady, steps, bursts, diurnal,
+        /// network-bound, three-resyncs); repeatable; default all.
+        #[arg(long)]
+        scenario: Vec<String>,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,6 +78,9 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Status { url, json } => status(&url, json),
         Command::Demo { listen, scenario } => demo(listen, &scenario),
+        Command::Bench {
+            what: BenchCommand::Throttle { scenario, json },
+        } => bench_throttle(&scenario, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,6 +89,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn bench_throttle(names: &[String], json: bool) -> Result<()> {
+    use drbd_agent::bench;
+    let scenarios = bench::select(names)?;
+    let report = bench::run_all(&scenarios)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", bench::render_table(&report));
+    }
+    Ok(())
 }
 
 /// The default path may be missing (defaults apply); an explicit one may not.
