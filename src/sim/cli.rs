@@ -21,7 +21,9 @@ struct Cli {
 enum Sub {
     /// Run a simulated cluster in real time.
     Serve {
-        /// A scenario file or a built-in name (resync-3node, demo).
+        /// A scenario file or a built-in name: resync-3node, demo, or
+        /// scale:N[:P[:V[:R]]] (generated: N resources x P peers (default 2)
+        /// x V volumes (default 1), R timeline actions/s (default N/150, min 1)).
         #[arg(long)]
         scenario: String,
         /// Directory for the socket (sim.sock), sys/block/*/stat (first node) and <node>/sys/block/*/stat.
@@ -99,6 +101,7 @@ pub fn main() -> i32 {
             for (name, _) in scenario::BUILTIN {
                 println!("{name}");
             }
+            println!("{}", super::scale::SYNTAX);
             0
         }
         Sub::Story {

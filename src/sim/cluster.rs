@@ -97,6 +97,8 @@ pub struct ResourceTruth {
     pub devices: BTreeMap<(String, u32), DeviceCounters>,
     /// (node, peer, volume).
     pub peers: BTreeMap<(String, String, u32), PeerCounters>,
+    /// Simulated time up to which the counters have been advanced.
+    pub advanced_to: Duration,
 }
 
 /// A helper call and its response.
@@ -143,6 +145,19 @@ pub(super) enum Step {
     Open(String, String, bool),
 }
 
+impl Step {
+    /// The resource the step changes.
+    pub(super) fn resource(&self) -> &str {
+        match self {
+            Step::Link(name, ..)
+            | Step::StartResync(name, ..)
+            | Step::RunResync(name, ..)
+            | Step::Role(name, ..)
+            | Step::Open(name, ..) => name,
+        }
+    }
+}
+
 /// Why a command on a node failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
@@ -184,6 +199,12 @@ pub struct Cluster {
     pub(super) disks: BTreeMap<(String, String), Disk>,
     /// Runtime options by (node, resource, peer node-id, volume).
     pub(super) options: BTreeMap<(String, String, u32, u32), PeerDeviceOptions>,
+    /// Resources whose state changed since the last publish.
+    pub(super) dirty: BTreeSet<String>,
+    /// Resources with a resync (waiting or running).
+    pub(super) resyncing: BTreeSet<String>,
+    /// Resources whose counters move on their own (writes, running resync).
+    pub(super) active: BTreeSet<String>,
 }
 
 impl Cluster {
@@ -203,6 +224,7 @@ impl Cluster {
                 volumes: BTreeMap::new(),
                 devices: BTreeMap::new(),
                 peers: BTreeMap::new(),
+                advanced_to: Duration::ZERO,
             };
             for node in &spec.nodes {
                 let primary = spec.primary.as_deref() == Some(node.as_str());
@@ -258,7 +280,15 @@ impl Cluster {
             disks,
             options,
             faults: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            resyncing: BTreeSet::new(),
+            active: BTreeSet::new(),
         };
+        let names: Vec<String> = cluster.resources.keys().cloned().collect();
+        for name in names {
+            cluster.touch(&name);
+        }
+        cluster.dirty.clear();
         for node in cluster.node_names() {
             let views = cluster.views(&node);
             cluster.published.insert(node, views);
@@ -336,6 +366,8 @@ impl Cluster {
                 return Err(CommandError::Injected);
             }
         }
+        // The resync rate changes from now on.
+        self.catch_up(resource);
         self.options.insert(key, change.apply(&current));
         Ok(())
     }
@@ -351,6 +383,7 @@ impl Cluster {
         {
             return Err(CommandError::UnknownResource(resource.to_owned()));
         }
+        self.catch_up_resyncs();
         for ((n, res, _, _), value) in self.options.iter_mut() {
             if n == node && (resource == "all" || res == resource) {
                 if let Some(truth) = self.resources.get(res) {
@@ -401,16 +434,14 @@ impl Cluster {
             let Some(due) = self.next_due().filter(|due| *due <= now) else {
                 break;
             };
-            let due = due.max(self.clock);
-            self.advance(due - self.clock);
-            self.clock = due;
+            self.clock = due.max(self.clock);
             self.run_due(&mut out);
             self.publish(&mut out);
         }
         if now > self.clock {
-            self.advance(now - self.clock);
             self.clock = now;
         }
+        self.catch_up_active();
         out
     }
 
@@ -422,7 +453,7 @@ impl Cluster {
             due.push(self.cycle_start + repeat);
         }
         due.extend(self.pending.iter().map(|(at, _)| *at));
-        for truth in self.resources.values() {
+        for truth in self.resyncing.iter().filter_map(|n| self.resources.get(n)) {
             for ((p, vol), pv) in &truth.volumes {
                 if let Some(rs) = pv
                     .resync
@@ -431,9 +462,8 @@ impl Cluster {
                 {
                     due.push(rs.last_push + PROGRESS_INTERVAL);
                     let rate = self.resync_rate(truth, p, *vol, rs);
-                    let secs = rs.remaining_kib.max(0.0) / rate.max(1) as f64;
-                    let left = Duration::from_secs_f64(secs.min(1.0e9));
-                    due.push(self.clock + left.max(Duration::from_millis(1)));
+                    let left = super::counters::resync_left(rs.remaining_kib, rate);
+                    due.push(truth.advanced_to + left.max(Duration::from_millis(1)));
                 }
             }
         }
@@ -461,6 +491,7 @@ impl Cluster {
         // at a time: each is its own batch.
         if let Some(index) = self.pending.iter().position(|(at, _)| *at <= clock) {
             let (_, step) = self.pending.remove(index);
+            self.catch_up(step.resource());
             self.run_step(step, out);
             return;
         }

@@ -9,11 +9,13 @@
 pub mod cli;
 pub mod cluster;
 pub mod command;
+mod counters;
 pub mod disk;
 pub mod events2_client;
 pub mod frontend;
 pub mod options;
 pub mod protocol;
+pub mod scale;
 pub mod scenario;
 mod scenario_check;
 pub mod server;

@@ -25,6 +25,10 @@ const TICK: Duration = Duration::from_millis(100);
 /// How many items a slow events2 client may fall behind before it sees an
 /// overrun (exit 20), like a full netlink socket buffer.
 const BACKLOG: usize = 4096;
+/// How often changed stat files are written.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// The initial dump goes out in chunks of about this many bytes.
+const DUMP_CHUNK: usize = 256 * 1024;
 
 /// The kernel and drbd-utils versions the simulator claims.
 pub const ADM_VERSION: &str = "DRBDADM_BUILDTAG=GIT-hash:\\ drbd-sim\\ build\n\
@@ -75,7 +79,6 @@ pub async fn serve(scenario: Scenario, dir: &Path) -> Result<(), ServerError> {
         cluster: Mutex::new(Cluster::new(scenario)),
         events,
     });
-    write_stats(&shared, dir);
     tracing::info!(socket = %socket.display(), "simulator listening");
     let clock = tokio::spawn(run_clock(shared.clone(), dir.to_path_buf()));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -101,7 +104,10 @@ pub async fn serve(scenario: Scenario, dir: &Path) -> Result<(), ServerError> {
 async fn run_clock(shared: Arc<Shared>, dir: PathBuf) {
     let start = Instant::now();
     let mut interval = tokio::time::interval(TICK);
-    let mut last_stats = Instant::now();
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_stats: Option<Instant> = None;
+    let mirror_first = !link_first_node(&shared, &dir);
+    let mut written = Vec::new();
     loop {
         interval.tick().await;
         let batches = shared.lock().step(start.elapsed());
@@ -109,27 +115,53 @@ async fn run_clock(shared: Arc<Shared>, dir: PathBuf) {
             // No receivers is fine: nobody runs events2 right now.
             let _ = shared.events.send(Arc::new(batch));
         }
-        if last_stats.elapsed() >= Duration::from_secs(1) {
-            last_stats = Instant::now();
-            write_stats(&shared, &dir);
+        if last_stats.is_none_or(|t| t.elapsed() >= STATS_INTERVAL) {
+            last_stats = Some(Instant::now());
+            let files = shared.lock().changed_stat_files(&mut written, mirror_first);
+            let dir = dir.clone();
+            // File I/O off the runtime's workers; the next tick waits for it.
+            let _ = tokio::task::spawn_blocking(move || write_stats(&dir, files)).await;
         }
     }
 }
 
-/// Writes every stat file (write to a temporary name, then rename, so a
-/// reader never sees half a file).
-fn write_stats(shared: &Shared, dir: &Path) {
-    let files = shared.lock().stat_files();
+/// The first node's stat files live in `DIR/sys/block`; `DIR/<first>/sys`
+/// is a symbolic link to it. False if the link cannot be made (then the
+/// files are written twice).
+fn link_first_node(shared: &Shared, dir: &Path) -> bool {
+    let Some(first) = shared.lock().node_names().into_iter().next() else {
+        return false;
+    };
+    let link = dir.join(&first).join("sys");
+    if std::fs::read_link(&link).is_ok_and(|target| target == Path::new("../sys")) {
+        return true;
+    }
+    let made = std::fs::create_dir_all(dir.join("sys"))
+        .and_then(|()| std::fs::create_dir_all(dir.join(&first)))
+        .and_then(|()| std::os::unix::fs::symlink("../sys", &link));
+    if let Err(error) = &made {
+        tracing::warn!(path = %link.display(), %error, "no link to the first node's stat files; writing copies");
+    }
+    made.is_ok()
+}
+
+/// Writes stat files (to a temporary name, then renamed, so a reader never
+/// sees half a file).
+fn write_stats(dir: &Path, files: Vec<(String, String)>) {
     for (relative, text) in files {
         let path = dir.join(&relative);
-        let result = (|| {
+        let write = |path: &Path| -> std::io::Result<()> {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &text)?;
+            std::fs::rename(&tmp, path)
+        };
+        let result = write(&path).or_else(|_| {
+            // The first write of a device: its directory is missing.
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, &path)
-        })();
+            write(&path)
+        });
         if let Err(error) = result {
             tracing::warn!(path = %path.display(), %error, "stat file not written");
         }
@@ -267,7 +299,10 @@ async fn events2(
         (cluster.published(node), shared.events.subscribe())
     };
     let text = client.dump(&prefix(&client.args), &dump);
-    send(writer, Reply::Stdout(text)).await?;
+    drop(dump);
+    for chunk in chunks(&text, DUMP_CHUNK) {
+        send(writer, Reply::Stdout(chunk.to_owned())).await?;
+    }
     if now {
         return finish(writer, "", 0).await;
     }
@@ -321,5 +356,38 @@ async fn events2(
                 }
             }
         }
+    }
+}
+
+/// `text` in pieces of about `size` bytes, each ending at a line end.
+fn chunks(text: &str, size: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let cut = match rest.get(size..).and_then(|tail| tail.find('\n')) {
+            Some(at) => size + at + 1,
+            None => rest.len(),
+        };
+        let (head, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(head)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunks;
+
+    #[test]
+    fn chunks_end_at_line_ends_and_cover_the_text() {
+        let text = "aaaa\nbb\ncccccc\nd\n";
+        let parts: Vec<&str> = chunks(text, 3).collect();
+        // At least `size` bytes, then up to the next line end.
+        assert_eq!(parts, vec!["aaaa\n", "bb\ncccccc\n", "d\n"]);
+        assert_eq!(parts.concat(), text);
+        assert_eq!(chunks("x", 10).collect::<Vec<_>>(), vec!["x"]);
+        assert_eq!(chunks("", 10).count(), 0);
     }
 }
