@@ -29,6 +29,10 @@ enum Sub {
         /// Directory for the socket (sim.sock), sys/block/*/stat (first node) and <node>/sys/block/*/stat.
         #[arg(long, env = "DRBD_SIM_DIR")]
         dir: PathBuf,
+        /// Which nodes get stat files (first: only DIR/sys/block; cheaper
+        /// for thousands of devices).
+        #[arg(long, value_enum, default_value = "all")]
+        stat_files: server::StatFiles,
     },
     /// Act as drbdsetup (node: --node or DRBD_SIM_NODE; dir: DRBD_SIM_DIR).
     Drbdsetup {
@@ -76,7 +80,11 @@ pub fn main() -> i32 {
     match cli.command {
         Sub::Drbdsetup { args } => frontend::run("drbdsetup", &args),
         Sub::Drbdadm { args } => frontend::run("drbdadm", &args),
-        Sub::Serve { scenario, dir } => serve(&scenario, &dir),
+        Sub::Serve {
+            scenario,
+            dir,
+            stat_files,
+        } => serve(&scenario, &dir, stat_files),
         Sub::Check { scenario } => match scenario::load(&scenario) {
             Ok(s) => {
                 println!(
@@ -129,7 +137,7 @@ pub fn main() -> i32 {
     }
 }
 
-fn serve(name: &str, dir: &std::path::Path) -> i32 {
+fn serve(name: &str, dir: &std::path::Path, stat_files: server::StatFiles) -> i32 {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -156,7 +164,7 @@ fn serve(name: &str, dir: &std::path::Path) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(server::serve(scenario, dir)) {
+    match runtime.block_on(server::serve_with(scenario, dir, stat_files)) {
         Ok(()) => 0,
         Err(error) => {
             eprintln!("drbd-sim: {error}");

@@ -58,6 +58,8 @@ pub struct Resync {
     pub last_push: Duration,
     pub dbdt1: f64,
     pub eta: Eta,
+    /// KiB/s while running (the SyncTarget's options; refreshed when they change).
+    pub rate: u64,
 }
 
 /// Per pair and volume.
@@ -203,6 +205,9 @@ pub struct Cluster {
     pub(super) dirty: BTreeSet<String>,
     /// Resources with a resync (waiting or running).
     pub(super) resyncing: BTreeSet<String>,
+    /// When each resource with a running resync next needs a step
+    /// (progress push or end).
+    pub(super) resync_due: BTreeMap<String, Duration>,
     /// Resources whose counters move on their own (writes, running resync).
     pub(super) active: BTreeSet<String>,
 }
@@ -282,6 +287,7 @@ impl Cluster {
             faults: BTreeMap::new(),
             dirty: BTreeSet::new(),
             resyncing: BTreeSet::new(),
+            resync_due: BTreeMap::new(),
             active: BTreeSet::new(),
         };
         let names: Vec<String> = cluster.resources.keys().cloned().collect();
@@ -369,6 +375,7 @@ impl Cluster {
         // The resync rate changes from now on.
         self.catch_up(resource);
         self.options.insert(key, change.apply(&current));
+        self.refresh_rates(resource);
         Ok(())
     }
 
@@ -390,6 +397,10 @@ impl Cluster {
                     *value = truth.spec.options;
                 }
             }
+        }
+        let names: Vec<String> = self.resyncing.iter().cloned().collect();
+        for name in names {
+            self.refresh_rates(&name);
         }
         Ok(())
     }
@@ -453,20 +464,7 @@ impl Cluster {
             due.push(self.cycle_start + repeat);
         }
         due.extend(self.pending.iter().map(|(at, _)| *at));
-        for truth in self.resyncing.iter().filter_map(|n| self.resources.get(n)) {
-            for ((p, vol), pv) in &truth.volumes {
-                if let Some(rs) = pv
-                    .resync
-                    .as_ref()
-                    .filter(|r| r.phase == ResyncPhase::Running)
-                {
-                    due.push(rs.last_push + PROGRESS_INTERVAL);
-                    let rate = self.resync_rate(truth, p, *vol, rs);
-                    let left = super::counters::resync_left(rs.remaining_kib, rate);
-                    due.push(truth.advanced_to + left.max(Duration::from_millis(1)));
-                }
-            }
-        }
+        due.extend(self.resync_due.values().copied());
         due.into_iter().min()
     }
 

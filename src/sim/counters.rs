@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::events2::Role;
 
-use super::cluster::{pair, Cluster, Link, ResourceTruth, ResyncPhase};
+use super::cluster::{pair, Cluster, Link, ResourceTruth, ResyncPhase, PROGRESS_INTERVAL};
 use super::disk::DiskStats;
 
 impl Cluster {
@@ -26,25 +26,11 @@ impl Cluster {
         else {
             return;
         };
-        let rates: BTreeMap<(String, String, u32), u64> = truth
-            .volumes
-            .iter()
-            .filter_map(|((p, vol), pv)| {
-                let rs = pv
-                    .resync
-                    .as_ref()
-                    .filter(|r| r.phase == ResyncPhase::Running)?;
-                Some((
-                    (p.0.clone(), p.1.clone(), *vol),
-                    self.resync_rate(truth, p, *vol, rs),
-                ))
-            })
-            .collect();
         let Some(truth) = self.resources.get_mut(name) else {
             return;
         };
         truth.advanced_to = clock;
-        let io = advance_truth(truth, dt.as_secs_f64(), &rates);
+        let io = advance_truth(truth, dt.as_secs_f64());
         for node in &truth.spec.nodes {
             for vol in &truth.spec.volumes {
                 for dev in [format!("drbd{}", vol.minor), vol.backing_device.clone()] {
@@ -74,6 +60,34 @@ impl Cluster {
         }
     }
 
+    /// Re-reads the resync rates of a resource from the options (after
+    /// they changed or a resync started running).
+    pub(super) fn refresh_rates(&mut self, name: &str) {
+        let Some(truth) = self.resources.get(name) else {
+            return;
+        };
+        let rates: Vec<((super::cluster::Pair, u32), u64)> = truth
+            .volumes
+            .iter()
+            .filter_map(|((p, vol), pv)| {
+                let rs = pv.resync.as_ref()?;
+                Some(((p.clone(), *vol), self.resync_rate(truth, p, *vol, rs)))
+            })
+            .collect();
+        if let Some(truth) = self.resources.get_mut(name) {
+            for (key, rate) in rates {
+                if let Some(rs) = truth
+                    .volumes
+                    .get_mut(&key)
+                    .and_then(|pv| pv.resync.as_mut())
+                {
+                    rs.rate = rate;
+                }
+            }
+        }
+        self.touch(name);
+    }
+
     /// Records that a resource's state changed: it is re-published, and
     /// its membership in the moving/resyncing sets follows its state.
     pub(super) fn touch(&mut self, name: &str) {
@@ -91,6 +105,24 @@ impl Cluster {
                 .roles
                 .iter()
                 .any(|(n, r)| *r == Role::Primary && truth.present.contains(n));
+        let due = truth
+            .volumes
+            .values()
+            .filter_map(|pv| pv.resync.as_ref())
+            .filter(|rs| rs.phase == ResyncPhase::Running)
+            .map(|rs| {
+                let left = resync_left(rs.remaining_kib, rs.rate).max(Duration::from_millis(1));
+                (rs.last_push + PROGRESS_INTERVAL).min(truth.advanced_to + left)
+            })
+            .min();
+        match due {
+            Some(due) => {
+                self.resync_due.insert(name.to_owned(), due);
+            }
+            None => {
+                self.resync_due.remove(name);
+            }
+        }
         set_member(&mut self.resyncing, name, resyncing);
         set_member(&mut self.active, name, running || writing);
         if !self.dirty.contains(name) {
@@ -149,11 +181,7 @@ fn add(io: &mut Io, node: &str, dev: &str, r: f64, w: f64) {
 
 /// Moves one resource's counters and resyncs forward by `secs` at the
 /// current rates (resync rates by (pair, volume)); returns its disk I/O.
-fn advance_truth(
-    truth: &mut ResourceTruth,
-    secs: f64,
-    rates: &BTreeMap<(String, String, u32), u64>,
-) -> Io {
+fn advance_truth(truth: &mut ResourceTruth, secs: f64) -> Io {
     let mut io = Io::new();
     let primaries: Vec<String> = truth
         .roles
@@ -205,11 +233,7 @@ fn advance_truth(
             else {
                 continue;
             };
-            let rate = rates
-                .get(&(p.0.clone(), p.1.clone(), *v))
-                .copied()
-                .unwrap_or(0);
-            let moved = (rate as f64 * secs).min(rs.remaining_kib.max(0.0));
+            let moved = (rs.rate as f64 * secs).min(rs.remaining_kib.max(0.0));
             rs.remaining_kib -= moved;
             add(&mut io, &rs.source, &vol.backing_device, moved, 0.0);
             add(&mut io, &rs.target, &vol.backing_device, 0.0, moved);

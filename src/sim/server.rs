@@ -62,8 +62,29 @@ impl Shared {
     }
 }
 
-/// Runs until SIGINT/SIGTERM.
+/// Which nodes get stat files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StatFiles {
+    /// Every node: `DIR/<node>/sys/block` (the first node's is `DIR/sys/block`).
+    #[default]
+    All,
+    /// Only the first node: `DIR/sys/block` (and `DIR/<first>/sys`).
+    First,
+    /// None.
+    None,
+}
+
+/// Runs until SIGINT/SIGTERM, with stat files for every node.
 pub async fn serve(scenario: Scenario, dir: &Path) -> Result<(), ServerError> {
+    serve_with(scenario, dir, StatFiles::All).await
+}
+
+/// Runs until SIGINT/SIGTERM.
+pub async fn serve_with(
+    scenario: Scenario,
+    dir: &Path,
+    stat_files: StatFiles,
+) -> Result<(), ServerError> {
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| ServerError::Io { path, source }
@@ -80,7 +101,7 @@ pub async fn serve(scenario: Scenario, dir: &Path) -> Result<(), ServerError> {
         events,
     });
     tracing::info!(socket = %socket.display(), "simulator listening");
-    let clock = tokio::spawn(run_clock(shared.clone(), dir.to_path_buf()));
+    let clock = tokio::spawn(run_clock(shared.clone(), dir.to_path_buf(), stat_files));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io(dir))?;
     loop {
@@ -101,13 +122,15 @@ pub async fn serve(scenario: Scenario, dir: &Path) -> Result<(), ServerError> {
     Ok(())
 }
 
-async fn run_clock(shared: Arc<Shared>, dir: PathBuf) {
+async fn run_clock(shared: Arc<Shared>, dir: PathBuf, stat_files: StatFiles) {
     let start = Instant::now();
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_stats: Option<Instant> = None;
     let mirror_first = !link_first_node(&shared, &dir);
+    let first = shared.lock().node_names().into_iter().next();
     let mut written = Vec::new();
+    let writer = StatWriter::start(dir);
     loop {
         interval.tick().await;
         let batches = shared.lock().step(start.elapsed());
@@ -115,12 +138,57 @@ async fn run_clock(shared: Arc<Shared>, dir: PathBuf) {
             // No receivers is fine: nobody runs events2 right now.
             let _ = shared.events.send(Arc::new(batch));
         }
-        if last_stats.is_none_or(|t| t.elapsed() >= STATS_INTERVAL) {
+        let due = last_stats.is_none_or(|t| t.elapsed() >= STATS_INTERVAL);
+        // A writer still busy (creating thousands of files at the start)
+        // delays the next batch instead of the clock.
+        if due && stat_files != StatFiles::None && writer.idle() {
             last_stats = Some(Instant::now());
-            let files = shared.lock().changed_stat_files(&mut written, mirror_first);
-            let dir = dir.clone();
-            // File I/O off the runtime's workers; the next tick waits for it.
-            let _ = tokio::task::spawn_blocking(move || write_stats(&dir, files)).await;
+            let mut files = shared.lock().changed_stat_files(&mut written, mirror_first);
+            if stat_files == StatFiles::First {
+                files.retain(|(path, _)| {
+                    path.starts_with("sys/")
+                        || first.as_deref().is_some_and(|f| {
+                            path.strip_prefix(f).is_some_and(|p| p.starts_with('/'))
+                        })
+                });
+            }
+            writer.send(files);
+        }
+    }
+}
+
+/// A thread that writes stat files, so that file I/O never stalls the clock.
+struct StatWriter {
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    files: std::sync::mpsc::Sender<Vec<(String, String)>>,
+}
+
+impl StatWriter {
+    fn start(dir: PathBuf) -> Self {
+        let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (files, batches) = std::sync::mpsc::channel::<Vec<(String, String)>>();
+        let flag = busy.clone();
+        // Ends when the clock (the sender) goes away.
+        std::thread::spawn(move || {
+            while let Ok(batch) = batches.recv() {
+                write_stats(&dir, batch);
+                flag.store(false, std::sync::atomic::Ordering::Release);
+            }
+        });
+        Self { busy, files }
+    }
+
+    fn idle(&self) -> bool {
+        !self.busy.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn send(&self, batch: Vec<(String, String)>) {
+        if batch.is_empty() {
+            return;
+        }
+        self.busy.store(true, std::sync::atomic::Ordering::Release);
+        if self.files.send(batch).is_err() {
+            tracing::warn!("stat file writer stopped");
         }
     }
 }
@@ -145,24 +213,31 @@ fn link_first_node(shared: &Shared, dir: &Path) -> bool {
     made.is_ok()
 }
 
-/// Writes stat files (to a temporary name, then renamed, so a reader never
-/// sees half a file).
+/// Writes stat files. An existing file is overwritten in place with one
+/// write at offset 0 (its text only grows: fixed-width counters), which
+/// keeps the inode — creating a file per update is what costs on ext4. A
+/// new file is written to a temporary name and renamed, so a reader never
+/// sees half a file.
 fn write_stats(dir: &Path, files: Vec<(String, String)>) {
+    use std::os::unix::fs::FileExt;
     for (relative, text) in files {
         let path = dir.join(&relative);
-        let write = |path: &Path| -> std::io::Result<()> {
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, &text)?;
-            std::fs::rename(&tmp, path)
-        };
-        let result = write(&path).or_else(|_| {
-            // The first write of a device: its directory is missing.
+        let in_place = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.write_all_at(text.as_bytes(), 0));
+        if in_place.is_ok() {
+            continue;
+        }
+        let create = || -> std::io::Result<()> {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            write(&path)
-        });
-        if let Err(error) = result {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &text)?;
+            std::fs::rename(&tmp, &path)
+        };
+        if let Err(error) = create() {
             tracing::warn!(path = %path.display(), %error, "stat file not written");
         }
     }

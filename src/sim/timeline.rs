@@ -1,8 +1,6 @@
 //! How timeline actions and their follow-ups change the cluster's truth,
 //! how time moves the counters, and how changes become per-node batches.
 
-use std::collections::BTreeMap;
-
 use crate::events2::{Eta, Role};
 
 use super::cluster::{
@@ -146,6 +144,7 @@ impl Cluster {
                             last_push: clock,
                             dbdt1: 0.0,
                             eta: Eta::Unknown,
+                            rate: 0,
                         });
                     }
                 }
@@ -210,15 +209,24 @@ impl Cluster {
                 }
             }
         }
-        self.touch(name);
+        self.refresh_rates(name);
     }
 
     /// Finishes or reports progress of one running resync; true if it did.
     pub(super) fn progress_due(&mut self, _out: &mut [NodeBatch]) -> bool {
-        let names: Vec<String> = self.resyncing.iter().cloned().collect();
-        for name in names {
-            if self.progress_one(&name) {
-                self.touch(&name);
+        let clock = self.clock;
+        let due: Vec<String> = self
+            .resync_due
+            .iter()
+            .filter(|(_, at)| **at <= clock)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in due {
+            let pushed = self.progress_one(&name);
+            // Either way its due time moves on (caught up: a rounding
+            // remainder is due again a little later).
+            self.touch(&name);
+            if pushed {
                 return true;
             }
         }
@@ -228,19 +236,10 @@ impl Cluster {
     fn progress_one(&mut self, name: &str) -> bool {
         self.catch_up(name);
         let clock = self.clock;
-        let Some(truth) = self.resources.get(name) else {
-            return false;
-        };
-        let mut rates = BTreeMap::new();
-        for ((p, vol), pv) in &truth.volumes {
-            if let Some(rs) = &pv.resync {
-                rates.insert((p.clone(), *vol), self.resync_rate(truth, p, *vol, rs));
-            }
-        }
         let Some(truth) = self.resources.get_mut(name) else {
             return false;
         };
-        for ((p, vol), pv) in truth.volumes.iter_mut() {
+        for pv in truth.volumes.values_mut() {
             let Some(rs) = pv
                 .resync
                 .as_mut()
@@ -260,7 +259,7 @@ impl Cluster {
                 rs.shown_remaining = rs.remaining_kib.round() as u64;
                 let total = rs.total_kib.max(1) as f64;
                 rs.shown_done = ((total - rs.remaining_kib) / total * 100.0).clamp(0.0, 100.0);
-                let rate = rates.get(&(p.clone(), *vol)).copied().unwrap_or(1).max(1);
+                let rate = rs.rate.max(1);
                 rs.eta = Eta::Seconds((rs.remaining_kib / rate as f64).round() as u64);
                 rs.last_push = clock;
                 return true;
