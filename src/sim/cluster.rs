@@ -14,6 +14,10 @@ use super::options::{OptionChange, PeerDeviceOptions};
 use super::scenario::{Fault, ResourceSpec, Scenario};
 use super::view;
 
+/// Counters of resources nobody looks at are brought up to date this often
+/// (views and stat files: see [`Cluster::sync_counters`]).
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The kernel pushes resync progress this often.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
 
@@ -101,6 +105,8 @@ pub struct ResourceTruth {
     pub peers: BTreeMap<(String, String, u32), PeerCounters>,
     /// Simulated time up to which the counters have been advanced.
     pub advanced_to: Duration,
+    /// Indices into the cluster's disks of this resource's block devices.
+    pub disk_ids: Vec<usize>,
 }
 
 /// A helper call and its response.
@@ -198,7 +204,10 @@ pub struct Cluster {
     /// What each node's kernel last announced, by node and resource.
     pub(super) published: BTreeMap<String, BTreeMap<String, Resource>>,
     /// Block devices by (node, device name).
-    pub(super) disks: BTreeMap<(String, String), Disk>,
+    /// Sorted by (node, device name); resources refer to them by index.
+    pub(super) disks: Vec<((String, String), Disk)>,
+    /// When the counters of all moving resources were last caught up.
+    pub(super) last_sweep: Duration,
     /// Runtime options by (node, resource, peer node-id, volume).
     pub(super) options: BTreeMap<(String, String, u32, u32), PeerDeviceOptions>,
     /// Resources whose state changed since the last publish.
@@ -230,6 +239,7 @@ impl Cluster {
                 devices: BTreeMap::new(),
                 peers: BTreeMap::new(),
                 advanced_to: Duration::ZERO,
+                disk_ids: Vec::new(),
             };
             for node in &spec.nodes {
                 let primary = spec.primary.as_deref() == Some(node.as_str());
@@ -274,6 +284,21 @@ impl Cluster {
             }
             resources.insert(spec.name.clone(), truth);
         }
+        let disks: Vec<((String, String), Disk)> = disks.into_iter().collect();
+        for truth in resources.values_mut() {
+            for node in &truth.spec.nodes {
+                for vol in &truth.spec.volumes {
+                    for dev in [format!("drbd{}", vol.minor), vol.backing_device.clone()] {
+                        let key = (node.clone(), dev);
+                        if let Ok(index) = disks.binary_search_by(|(k, _)| k.cmp(&key)) {
+                            if !truth.disk_ids.contains(&index) {
+                                truth.disk_ids.push(index);
+                            }
+                        }
+                    }
+                }
+            }
+        }
         let mut cluster = Self {
             scenario,
             clock: Duration::ZERO,
@@ -283,6 +308,7 @@ impl Cluster {
             resources,
             published: BTreeMap::new(),
             disks,
+            last_sweep: Duration::ZERO,
             options,
             faults: BTreeMap::new(),
             dirty: BTreeSet::new(),
@@ -452,7 +478,9 @@ impl Cluster {
         if now > self.clock {
             self.clock = now;
         }
-        self.catch_up_active();
+        if self.clock >= self.last_sweep + SWEEP_INTERVAL {
+            self.sync_counters();
+        }
         out
     }
 

@@ -5,7 +5,6 @@
 //! resync) — at the end of every step. A step costs what changes in it,
 //! not the size of the cluster.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::events2::Role;
@@ -31,21 +30,25 @@ impl Cluster {
         };
         truth.advanced_to = clock;
         let io = advance_truth(truth, dt.as_secs_f64());
-        for node in &truth.spec.nodes {
-            for vol in &truth.spec.volumes {
-                for dev in [format!("drbd{}", vol.minor), vol.backing_device.clone()] {
-                    let key = (node.clone(), dev);
-                    let (read, write) = io.get(&key).copied().unwrap_or_default();
-                    if let Some(disk) = self.disks.get_mut(&key) {
-                        disk.account(dt, read, write);
-                    }
-                }
-            }
+        for index in &truth.disk_ids {
+            let Some(((node, dev), disk)) = self.disks.get_mut(*index) else {
+                continue;
+            };
+            let (read, write) = io
+                .iter()
+                .find(|((n, d), _)| n == node && d == dev)
+                .map(|(_, rw)| *rw)
+                .unwrap_or_default();
+            disk.account(dt, read, write);
         }
     }
 
-    /// Catches up every resource whose counters move on their own.
-    pub(super) fn catch_up_active(&mut self) {
+    /// Brings the counters of every resource to the clock (the resources
+    /// whose counters move on their own; the others are current). Steps
+    /// do it every [`super::cluster::SWEEP_INTERVAL`]; call it before
+    /// reading views or stat files that must be exact.
+    pub fn sync_counters(&mut self) {
+        self.last_sweep = self.clock;
         let names: Vec<String> = self.active.iter().cloned().collect();
         for name in names {
             self.catch_up(&name);
@@ -170,13 +173,18 @@ fn set_member(set: &mut std::collections::BTreeSet<String>, name: &str, member: 
     }
 }
 
-/// KiB read and written per (node, block device) during an advance.
-type Io = BTreeMap<(String, String), (f64, f64)>;
+/// KiB read and written per (node, block device) during an advance (a
+/// handful of entries).
+type Io = Vec<((String, String), (f64, f64))>;
 
 fn add(io: &mut Io, node: &str, dev: &str, r: f64, w: f64) {
-    let entry = io.entry((node.to_owned(), dev.to_owned())).or_default();
-    entry.0 += r;
-    entry.1 += w;
+    match io.iter_mut().find(|((n, d), _)| n == node && d == dev) {
+        Some((_, entry)) => {
+            entry.0 += r;
+            entry.1 += w;
+        }
+        None => io.push(((node.to_owned(), dev.to_owned()), (r, w))),
+    }
 }
 
 /// Moves one resource's counters and resyncs forward by `secs` at the

@@ -143,7 +143,11 @@ async fn run_clock(shared: Arc<Shared>, dir: PathBuf, stat_files: StatFiles) {
         // delays the next batch instead of the clock.
         if due && stat_files != StatFiles::None && writer.idle() {
             last_stats = Some(Instant::now());
-            let mut files = shared.lock().changed_stat_files(&mut written, mirror_first);
+            let mut files = {
+                let mut cluster = shared.lock();
+                cluster.sync_counters();
+                cluster.changed_stat_files(&mut written, mirror_first)
+            };
             if stat_files == StatFiles::First {
                 files.retain(|(path, _)| {
                     path.starts_with("sys/")
@@ -314,6 +318,7 @@ async fn run(
     }
     let outcome: Result<String, CommandError> = {
         let mut cluster = shared.lock();
+        cluster.sync_counters();
         match cluster.check_module(&node) {
             Err(error) => Err(error),
             Ok(()) => match &command {
@@ -420,7 +425,11 @@ async fn events2(
                     Ok(0) | Err(_) => return finish(writer, "", 0).await,
                     Ok(_) => {
                         if line.trim() == "n" {
-                            let state = shared.lock().views(node);
+                            let state = {
+                                let mut cluster = shared.lock();
+                                cluster.sync_counters();
+                                cluster.views(node)
+                            };
                             let text = client.poll(&prefix(&client.args), &state);
                             if !text.is_empty() {
                                 send(writer, Reply::Stdout(text)).await?;
