@@ -107,6 +107,9 @@ pub struct ResourceTruth {
     pub advanced_to: Duration,
     /// Indices into the cluster's disks of this resource's block devices.
     pub disk_ids: Vec<usize>,
+    /// Bumped whenever the state or the counters change: an unchanged
+    /// generation means an unchanged view.
+    pub generation: u64,
 }
 
 /// A helper call and its response.
@@ -240,6 +243,7 @@ impl Cluster {
                 peers: BTreeMap::new(),
                 advanced_to: Duration::ZERO,
                 disk_ids: Vec::new(),
+                generation: 0,
             };
             for node in &spec.nodes {
                 let primary = spec.primary.as_deref() == Some(node.as_str());
@@ -353,6 +357,25 @@ impl Cluster {
             .values()
             .filter_map(|truth| view::resource(self, truth, node))
             .map(|r| (r.name.clone(), r))
+            .collect()
+    }
+
+    /// The views of the node's resources whose generation differs from
+    /// `seen` (name → generation): `(name, generation, view)`, the view
+    /// None where the node no longer has a resource it was told about.
+    pub fn views_since(
+        &self,
+        node: &str,
+        seen: &BTreeMap<String, u64>,
+    ) -> Vec<(String, u64, Option<Resource>)> {
+        self.resources
+            .iter()
+            .filter(|(name, truth)| seen.get(*name) != Some(&truth.generation))
+            .filter_map(|(name, truth)| {
+                let view = view::resource(self, truth, node);
+                (view.is_some() || seen.contains_key(name))
+                    .then(|| (name.clone(), truth.generation, view))
+            })
             .collect()
     }
 

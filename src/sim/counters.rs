@@ -29,6 +29,7 @@ impl Cluster {
             return;
         };
         truth.advanced_to = clock;
+        truth.generation += 1;
         let io = advance_truth(truth, dt.as_secs_f64());
         for index in &truth.disk_ids {
             let Some(((node, dev), disk)) = self.disks.get_mut(*index) else {
@@ -94,9 +95,11 @@ impl Cluster {
     /// Records that a resource's state changed: it is re-published, and
     /// its membership in the moving/resyncing sets follows its state.
     pub(super) fn touch(&mut self, name: &str) {
-        let Some(truth) = self.resources.get(name) else {
+        let Some(truth) = self.resources.get_mut(name) else {
             return;
         };
+        truth.generation += 1;
+        let truth = &*truth;
         let resyncing = truth.volumes.values().any(|pv| pv.resync.is_some());
         let running = truth.volumes.values().any(|pv| {
             pv.resync

@@ -425,12 +425,12 @@ async fn events2(
                     Ok(0) | Err(_) => return finish(writer, "", 0).await,
                     Ok(_) => {
                         if line.trim() == "n" {
-                            let state = {
+                            let views = {
                                 let mut cluster = shared.lock();
                                 cluster.sync_counters();
-                                cluster.views(node)
+                                cluster.views_since(node, client.polled())
                             };
-                            let text = client.poll(&prefix(&client.args), &state);
+                            let text = client.poll_since(&prefix(&client.args), views);
                             if !text.is_empty() {
                                 send(writer, Reply::Stdout(text)).await?;
                             }
