@@ -21,12 +21,18 @@ struct Cli {
 enum Sub {
     /// Run a simulated cluster in real time.
     Serve {
-        /// A scenario file or a built-in name (resync-3node, demo).
+        /// A scenario file or a built-in name: resync-3node, demo, or
+        /// scale:N[:P[:V[:R]]] (generated: N resources x P peers (default 2)
+        /// x V volumes (default 1), R timeline actions/s (default N/150, min 1)).
         #[arg(long)]
         scenario: String,
         /// Directory for the socket (sim.sock), sys/block/*/stat (first node) and <node>/sys/block/*/stat.
         #[arg(long, env = "DRBD_SIM_DIR")]
         dir: PathBuf,
+        /// Which nodes get stat files (first: only DIR/sys/block; cheaper
+        /// for thousands of devices).
+        #[arg(long, value_enum, default_value = "all")]
+        stat_files: server::StatFiles,
     },
     /// Act as drbdsetup (node: --node or DRBD_SIM_NODE; dir: DRBD_SIM_DIR).
     Drbdsetup {
@@ -74,7 +80,11 @@ pub fn main() -> i32 {
     match cli.command {
         Sub::Drbdsetup { args } => frontend::run("drbdsetup", &args),
         Sub::Drbdadm { args } => frontend::run("drbdadm", &args),
-        Sub::Serve { scenario, dir } => serve(&scenario, &dir),
+        Sub::Serve {
+            scenario,
+            dir,
+            stat_files,
+        } => serve(&scenario, &dir, stat_files),
         Sub::Check { scenario } => match scenario::load(&scenario) {
             Ok(s) => {
                 println!(
@@ -99,6 +109,7 @@ pub fn main() -> i32 {
             for (name, _) in scenario::BUILTIN {
                 println!("{name}");
             }
+            println!("{}", super::scale::SYNTAX);
             0
         }
         Sub::Story {
@@ -126,7 +137,7 @@ pub fn main() -> i32 {
     }
 }
 
-fn serve(name: &str, dir: &std::path::Path) -> i32 {
+fn serve(name: &str, dir: &std::path::Path, stat_files: server::StatFiles) -> i32 {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -153,7 +164,7 @@ fn serve(name: &str, dir: &std::path::Path) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(server::serve(scenario, dir)) {
+    match runtime.block_on(server::serve_with(scenario, dir, stat_files)) {
         Ok(()) => 0,
         Err(error) => {
             eprintln!("drbd-sim: {error}");

@@ -14,6 +14,10 @@ use super::options::{OptionChange, PeerDeviceOptions};
 use super::scenario::{Fault, ResourceSpec, Scenario};
 use super::view;
 
+/// Counters of resources nobody looks at are brought up to date this often
+/// (views and stat files: see [`Cluster::sync_counters`]).
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The kernel pushes resync progress this often.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
 
@@ -58,6 +62,8 @@ pub struct Resync {
     pub last_push: Duration,
     pub dbdt1: f64,
     pub eta: Eta,
+    /// KiB/s while running (the SyncTarget's options; refreshed when they change).
+    pub rate: u64,
 }
 
 /// Per pair and volume.
@@ -97,6 +103,13 @@ pub struct ResourceTruth {
     pub devices: BTreeMap<(String, u32), DeviceCounters>,
     /// (node, peer, volume).
     pub peers: BTreeMap<(String, String, u32), PeerCounters>,
+    /// Simulated time up to which the counters have been advanced.
+    pub advanced_to: Duration,
+    /// Indices into the cluster's disks of this resource's block devices.
+    pub disk_ids: Vec<usize>,
+    /// Bumped whenever the state or the counters change: an unchanged
+    /// generation means an unchanged view.
+    pub generation: u64,
 }
 
 /// A helper call and its response.
@@ -143,6 +156,19 @@ pub(super) enum Step {
     Open(String, String, bool),
 }
 
+impl Step {
+    /// The resource the step changes.
+    pub(super) fn resource(&self) -> &str {
+        match self {
+            Step::Link(name, ..)
+            | Step::StartResync(name, ..)
+            | Step::RunResync(name, ..)
+            | Step::Role(name, ..)
+            | Step::Open(name, ..) => name,
+        }
+    }
+}
+
 /// Why a command on a node failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
@@ -181,9 +207,21 @@ pub struct Cluster {
     /// What each node's kernel last announced, by node and resource.
     pub(super) published: BTreeMap<String, BTreeMap<String, Resource>>,
     /// Block devices by (node, device name).
-    pub(super) disks: BTreeMap<(String, String), Disk>,
+    /// Sorted by (node, device name); resources refer to them by index.
+    pub(super) disks: Vec<((String, String), Disk)>,
+    /// When the counters of all moving resources were last caught up.
+    pub(super) last_sweep: Duration,
     /// Runtime options by (node, resource, peer node-id, volume).
     pub(super) options: BTreeMap<(String, String, u32, u32), PeerDeviceOptions>,
+    /// Resources whose state changed since the last publish.
+    pub(super) dirty: BTreeSet<String>,
+    /// Resources with a resync (waiting or running).
+    pub(super) resyncing: BTreeSet<String>,
+    /// When each resource with a running resync next needs a step
+    /// (progress push or end).
+    pub(super) resync_due: BTreeMap<String, Duration>,
+    /// Resources whose counters move on their own (writes, running resync).
+    pub(super) active: BTreeSet<String>,
 }
 
 impl Cluster {
@@ -203,6 +241,9 @@ impl Cluster {
                 volumes: BTreeMap::new(),
                 devices: BTreeMap::new(),
                 peers: BTreeMap::new(),
+                advanced_to: Duration::ZERO,
+                disk_ids: Vec::new(),
+                generation: 0,
             };
             for node in &spec.nodes {
                 let primary = spec.primary.as_deref() == Some(node.as_str());
@@ -247,6 +288,21 @@ impl Cluster {
             }
             resources.insert(spec.name.clone(), truth);
         }
+        let disks: Vec<((String, String), Disk)> = disks.into_iter().collect();
+        for truth in resources.values_mut() {
+            for node in &truth.spec.nodes {
+                for vol in &truth.spec.volumes {
+                    for dev in [format!("drbd{}", vol.minor), vol.backing_device.clone()] {
+                        let key = (node.clone(), dev);
+                        if let Ok(index) = disks.binary_search_by(|(k, _)| k.cmp(&key)) {
+                            if !truth.disk_ids.contains(&index) {
+                                truth.disk_ids.push(index);
+                            }
+                        }
+                    }
+                }
+            }
+        }
         let mut cluster = Self {
             scenario,
             clock: Duration::ZERO,
@@ -256,9 +312,19 @@ impl Cluster {
             resources,
             published: BTreeMap::new(),
             disks,
+            last_sweep: Duration::ZERO,
             options,
             faults: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            resyncing: BTreeSet::new(),
+            resync_due: BTreeMap::new(),
+            active: BTreeSet::new(),
         };
+        let names: Vec<String> = cluster.resources.keys().cloned().collect();
+        for name in names {
+            cluster.touch(&name);
+        }
+        cluster.dirty.clear();
         for node in cluster.node_names() {
             let views = cluster.views(&node);
             cluster.published.insert(node, views);
@@ -291,6 +357,25 @@ impl Cluster {
             .values()
             .filter_map(|truth| view::resource(self, truth, node))
             .map(|r| (r.name.clone(), r))
+            .collect()
+    }
+
+    /// The views of the node's resources whose generation differs from
+    /// `seen` (name → generation): `(name, generation, view)`, the view
+    /// None where the node no longer has a resource it was told about.
+    pub fn views_since(
+        &self,
+        node: &str,
+        seen: &BTreeMap<String, u64>,
+    ) -> Vec<(String, u64, Option<Resource>)> {
+        self.resources
+            .iter()
+            .filter(|(name, truth)| seen.get(*name) != Some(&truth.generation))
+            .filter_map(|(name, truth)| {
+                let view = view::resource(self, truth, node);
+                (view.is_some() || seen.contains_key(name))
+                    .then(|| (name.clone(), truth.generation, view))
+            })
             .collect()
     }
 
@@ -336,7 +421,10 @@ impl Cluster {
                 return Err(CommandError::Injected);
             }
         }
+        // The resync rate changes from now on.
+        self.catch_up(resource);
         self.options.insert(key, change.apply(&current));
+        self.refresh_rates(resource);
         Ok(())
     }
 
@@ -351,12 +439,17 @@ impl Cluster {
         {
             return Err(CommandError::UnknownResource(resource.to_owned()));
         }
+        self.catch_up_resyncs();
         for ((n, res, _, _), value) in self.options.iter_mut() {
             if n == node && (resource == "all" || res == resource) {
                 if let Some(truth) = self.resources.get(res) {
                     *value = truth.spec.options;
                 }
             }
+        }
+        let names: Vec<String> = self.resyncing.iter().cloned().collect();
+        for name in names {
+            self.refresh_rates(&name);
         }
         Ok(())
     }
@@ -401,15 +494,15 @@ impl Cluster {
             let Some(due) = self.next_due().filter(|due| *due <= now) else {
                 break;
             };
-            let due = due.max(self.clock);
-            self.advance(due - self.clock);
-            self.clock = due;
+            self.clock = due.max(self.clock);
             self.run_due(&mut out);
             self.publish(&mut out);
         }
         if now > self.clock {
-            self.advance(now - self.clock);
             self.clock = now;
+        }
+        if self.clock >= self.last_sweep + SWEEP_INTERVAL {
+            self.sync_counters();
         }
         out
     }
@@ -422,21 +515,7 @@ impl Cluster {
             due.push(self.cycle_start + repeat);
         }
         due.extend(self.pending.iter().map(|(at, _)| *at));
-        for truth in self.resources.values() {
-            for ((p, vol), pv) in &truth.volumes {
-                if let Some(rs) = pv
-                    .resync
-                    .as_ref()
-                    .filter(|r| r.phase == ResyncPhase::Running)
-                {
-                    due.push(rs.last_push + PROGRESS_INTERVAL);
-                    let rate = self.resync_rate(truth, p, *vol, rs);
-                    let secs = rs.remaining_kib.max(0.0) / rate.max(1) as f64;
-                    let left = Duration::from_secs_f64(secs.min(1.0e9));
-                    due.push(self.clock + left.max(Duration::from_millis(1)));
-                }
-            }
-        }
+        due.extend(self.resync_due.values().copied());
         due.into_iter().min()
     }
 
@@ -461,6 +540,7 @@ impl Cluster {
         // at a time: each is its own batch.
         if let Some(index) = self.pending.iter().position(|(at, _)| *at <= clock) {
             let (_, step) = self.pending.remove(index);
+            self.catch_up(step.resource());
             self.run_step(step, out);
             return;
         }

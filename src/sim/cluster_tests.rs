@@ -237,3 +237,47 @@ fn writes_move_stat_files_and_counters() {
         Some(0)
     );
 }
+
+#[test]
+fn steps_touch_only_what_changes() {
+    use super::scenario::Action;
+    let mut cluster = Cluster::new(scenario::load("scale:300").unwrap());
+    let out = run(&mut cluster, 5.0);
+    let named: std::collections::BTreeSet<String> = cluster
+        .scenario
+        .timeline
+        .iter()
+        .filter(|e| e.at <= Duration::from_secs(5))
+        .filter_map(|e| match &e.action {
+            Action::Disconnect { resource, .. } | Action::Reconnect { resource, .. } => {
+                resource.clone()
+            }
+            Action::Promote { resource, .. } | Action::Demote { resource, .. } => {
+                Some(resource.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!named.is_empty());
+    let changed: std::collections::BTreeSet<String> = batches_of(&out, "alpha")
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    assert!(!changed.is_empty());
+    assert!(changed.is_subset(&named), "{changed:?} not in {named:?}");
+    // Idle resources nobody changed were never even advanced.
+    let idle: Vec<_> = cluster
+        .resources
+        .values()
+        .filter(|t| !named.contains(&t.spec.name) && t.spec.write_rate == 0)
+        .collect();
+    assert!(idle.len() > 200, "{}", idle.len());
+    assert!(idle.iter().all(|t| t.advanced_to == Duration::ZERO));
+    // Writing resources are swept: their counters are current.
+    let writer = cluster
+        .resources
+        .values()
+        .find(|t| t.spec.write_rate > 0 && !named.contains(&t.spec.name))
+        .unwrap();
+    assert_eq!(writer.advanced_to, Duration::from_secs(5));
+}

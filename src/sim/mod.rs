@@ -9,12 +9,14 @@
 pub mod cli;
 pub mod cluster;
 pub mod command;
+mod counters;
 pub mod disk;
 pub mod events2_client;
 pub mod frontend;
 pub mod options;
 pub mod plant;
 pub mod protocol;
+pub mod scale;
 pub mod scenario;
 mod scenario_check;
 pub mod server;

@@ -56,8 +56,12 @@ pub enum ScenarioError {
         line: usize,
         message: String,
     },
-    #[error("unknown scenario '{0}' (not a file; built-in: resync-3node, demo)")]
+    #[error(
+        "unknown scenario '{0}' (not a file; built-in: resync-3node, demo, scale:N[:P[:V[:R]]])"
+    )]
     Unknown(String),
+    #[error("generated scenario {0}")]
+    Scale(String),
 }
 
 /// A checked scenario.
@@ -237,6 +241,13 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
 
 /// Loads a built-in scenario by name, or a file.
 pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
+    if let Some(spec) = super::scale::parse_name(name_or_path) {
+        let spec = spec.map_err(ScenarioError::Scale)?;
+        return parse(
+            &format!("<built-in {name_or_path}>"),
+            &super::scale::toml(&spec),
+        );
+    }
     if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
         return parse(&format!("<built-in {name}>"), text);
     }

@@ -121,9 +121,10 @@ impl Checker<'_> {
         let mut resources: Vec<ResourceSpec> = Vec::new();
         let mut minors = BTreeSet::new();
         let mut backing_index = 0usize;
+        let mut resource_names: BTreeSet<String> = BTreeSet::new();
         for raw_res in &raw.resources {
             let res = self.check_resource(raw_res, &names, &mut minors, &mut backing_index)?;
-            if resources.iter().any(|r| r.name == res.name) {
+            if !resource_names.insert(res.name.clone()) {
                 return Err(self.err(
                     raw_res.span(),
                     format!("name: resource '{}' defined twice", res.name),
@@ -146,7 +147,7 @@ impl Checker<'_> {
                     ));
                 }
             }
-            match self.check_event(event, span, &names, &resources)? {
+            match self.check_event(event, span, &names, &resource_names)? {
                 Some(action) => timeline.push(TimedEvent { at, action }),
                 None => {
                     if timeline.iter().any(|e: &TimedEvent| e.at >= at) || at.is_zero() {
@@ -342,7 +343,7 @@ impl Checker<'_> {
         event: &RawEvent,
         span: std::ops::Range<usize>,
         names: &BTreeSet<&str>,
-        resources: &[ResourceSpec],
+        resources: &BTreeSet<String>,
     ) -> Result<Option<Action>, ScenarioError> {
         let action = event.action.get_ref().as_str();
         let allowed: &[&str] = match action {
@@ -381,9 +382,7 @@ impl Checker<'_> {
             }
         }
         let resource = match &event.resource {
-            Some(r) if resources.iter().any(|x| &x.name == r.get_ref()) => {
-                Some(r.get_ref().clone())
-            }
+            Some(r) if resources.contains(r.get_ref()) => Some(r.get_ref().clone()),
             Some(r) => {
                 return Err(self.err(
                     r.span(),

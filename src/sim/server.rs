@@ -25,6 +25,10 @@ const TICK: Duration = Duration::from_millis(100);
 /// How many items a slow events2 client may fall behind before it sees an
 /// overrun (exit 20), like a full netlink socket buffer.
 const BACKLOG: usize = 4096;
+/// How often changed stat files are written.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// The initial dump goes out in chunks of about this many bytes.
+const DUMP_CHUNK: usize = 256 * 1024;
 
 /// The kernel and drbd-utils versions the simulator claims.
 pub const ADM_VERSION: &str = "DRBDADM_BUILDTAG=GIT-hash:\\ drbd-sim\\ build\n\
@@ -58,8 +62,29 @@ impl Shared {
     }
 }
 
-/// Runs until SIGINT/SIGTERM.
+/// Which nodes get stat files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StatFiles {
+    /// Every node: `DIR/<node>/sys/block` (the first node's is `DIR/sys/block`).
+    #[default]
+    All,
+    /// Only the first node: `DIR/sys/block` (and `DIR/<first>/sys`).
+    First,
+    /// None.
+    None,
+}
+
+/// Runs until SIGINT/SIGTERM, with stat files for every node.
 pub async fn serve(scenario: Scenario, dir: &Path) -> Result<(), ServerError> {
+    serve_with(scenario, dir, StatFiles::All).await
+}
+
+/// Runs until SIGINT/SIGTERM.
+pub async fn serve_with(
+    scenario: Scenario,
+    dir: &Path,
+    stat_files: StatFiles,
+) -> Result<(), ServerError> {
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| ServerError::Io { path, source }
@@ -75,9 +100,8 @@ pub async fn serve(scenario: Scenario, dir: &Path) -> Result<(), ServerError> {
         cluster: Mutex::new(Cluster::new(scenario)),
         events,
     });
-    write_stats(&shared, dir);
     tracing::info!(socket = %socket.display(), "simulator listening");
-    let clock = tokio::spawn(run_clock(shared.clone(), dir.to_path_buf()));
+    let clock = tokio::spawn(run_clock(shared.clone(), dir.to_path_buf(), stat_files));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io(dir))?;
     loop {
@@ -98,10 +122,15 @@ pub async fn serve(scenario: Scenario, dir: &Path) -> Result<(), ServerError> {
     Ok(())
 }
 
-async fn run_clock(shared: Arc<Shared>, dir: PathBuf) {
+async fn run_clock(shared: Arc<Shared>, dir: PathBuf, stat_files: StatFiles) {
     let start = Instant::now();
     let mut interval = tokio::time::interval(TICK);
-    let mut last_stats = Instant::now();
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_stats: Option<Instant> = None;
+    let mirror_first = !link_first_node(&shared, &dir);
+    let first = shared.lock().node_names().into_iter().next();
+    let mut written = Vec::new();
+    let writer = StatWriter::start(dir);
     loop {
         interval.tick().await;
         let batches = shared.lock().step(start.elapsed());
@@ -109,28 +138,110 @@ async fn run_clock(shared: Arc<Shared>, dir: PathBuf) {
             // No receivers is fine: nobody runs events2 right now.
             let _ = shared.events.send(Arc::new(batch));
         }
-        if last_stats.elapsed() >= Duration::from_secs(1) {
-            last_stats = Instant::now();
-            write_stats(&shared, &dir);
+        let due = last_stats.is_none_or(|t| t.elapsed() >= STATS_INTERVAL);
+        // A writer still busy (creating thousands of files at the start)
+        // delays the next batch instead of the clock.
+        if due && stat_files != StatFiles::None && writer.idle() {
+            last_stats = Some(Instant::now());
+            let mut files = {
+                let mut cluster = shared.lock();
+                cluster.sync_counters();
+                cluster.changed_stat_files(&mut written, mirror_first)
+            };
+            if stat_files == StatFiles::First {
+                files.retain(|(path, _)| {
+                    path.starts_with("sys/")
+                        || first.as_deref().is_some_and(|f| {
+                            path.strip_prefix(f).is_some_and(|p| p.starts_with('/'))
+                        })
+                });
+            }
+            writer.send(files);
         }
     }
 }
 
-/// Writes every stat file (write to a temporary name, then rename, so a
-/// reader never sees half a file).
-fn write_stats(shared: &Shared, dir: &Path) {
-    let files = shared.lock().stat_files();
+/// A thread that writes stat files, so that file I/O never stalls the clock.
+struct StatWriter {
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    files: std::sync::mpsc::Sender<Vec<(String, String)>>,
+}
+
+impl StatWriter {
+    fn start(dir: PathBuf) -> Self {
+        let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (files, batches) = std::sync::mpsc::channel::<Vec<(String, String)>>();
+        let flag = busy.clone();
+        // Ends when the clock (the sender) goes away.
+        std::thread::spawn(move || {
+            while let Ok(batch) = batches.recv() {
+                write_stats(&dir, batch);
+                flag.store(false, std::sync::atomic::Ordering::Release);
+            }
+        });
+        Self { busy, files }
+    }
+
+    fn idle(&self) -> bool {
+        !self.busy.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn send(&self, batch: Vec<(String, String)>) {
+        if batch.is_empty() {
+            return;
+        }
+        self.busy.store(true, std::sync::atomic::Ordering::Release);
+        if self.files.send(batch).is_err() {
+            tracing::warn!("stat file writer stopped");
+        }
+    }
+}
+
+/// The first node's stat files live in `DIR/sys/block`; `DIR/<first>/sys`
+/// is a symbolic link to it. False if the link cannot be made (then the
+/// files are written twice).
+fn link_first_node(shared: &Shared, dir: &Path) -> bool {
+    let Some(first) = shared.lock().node_names().into_iter().next() else {
+        return false;
+    };
+    let link = dir.join(&first).join("sys");
+    if std::fs::read_link(&link).is_ok_and(|target| target == Path::new("../sys")) {
+        return true;
+    }
+    let made = std::fs::create_dir_all(dir.join("sys"))
+        .and_then(|()| std::fs::create_dir_all(dir.join(&first)))
+        .and_then(|()| std::os::unix::fs::symlink("../sys", &link));
+    if let Err(error) = &made {
+        tracing::warn!(path = %link.display(), %error, "no link to the first node's stat files; writing copies");
+    }
+    made.is_ok()
+}
+
+/// Writes stat files. An existing file is overwritten in place with one
+/// write at offset 0 (its text only grows: fixed-width counters), which
+/// keeps the inode — creating a file per update is what costs on ext4. A
+/// new file is written to a temporary name and renamed, so a reader never
+/// sees half a file.
+fn write_stats(dir: &Path, files: Vec<(String, String)>) {
+    use std::os::unix::fs::FileExt;
     for (relative, text) in files {
         let path = dir.join(&relative);
-        let result = (|| {
+        let in_place = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.write_all_at(text.as_bytes(), 0));
+        if in_place.is_ok() {
+            continue;
+        }
+        let create = || -> std::io::Result<()> {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
             let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, text)?;
+            std::fs::write(&tmp, &text)?;
             std::fs::rename(&tmp, &path)
-        })();
-        if let Err(error) = result {
+        };
+        if let Err(error) = create() {
             tracing::warn!(path = %path.display(), %error, "stat file not written");
         }
     }
@@ -207,6 +318,7 @@ async fn run(
     }
     let outcome: Result<String, CommandError> = {
         let mut cluster = shared.lock();
+        cluster.sync_counters();
         match cluster.check_module(&node) {
             Err(error) => Err(error),
             Ok(()) => match &command {
@@ -267,7 +379,10 @@ async fn events2(
         (cluster.published(node), shared.events.subscribe())
     };
     let text = client.dump(&prefix(&client.args), &dump);
-    send(writer, Reply::Stdout(text)).await?;
+    drop(dump);
+    for chunk in chunks(&text, DUMP_CHUNK) {
+        send(writer, Reply::Stdout(chunk.to_owned())).await?;
+    }
     if now {
         return finish(writer, "", 0).await;
     }
@@ -310,8 +425,12 @@ async fn events2(
                     Ok(0) | Err(_) => return finish(writer, "", 0).await,
                     Ok(_) => {
                         if line.trim() == "n" {
-                            let state = shared.lock().views(node);
-                            let text = client.poll(&prefix(&client.args), &state);
+                            let views = {
+                                let mut cluster = shared.lock();
+                                cluster.sync_counters();
+                                cluster.views_since(node, client.polled())
+                            };
+                            let text = client.poll_since(&prefix(&client.args), views);
                             if !text.is_empty() {
                                 send(writer, Reply::Stdout(text)).await?;
                             }
@@ -321,5 +440,38 @@ async fn events2(
                 }
             }
         }
+    }
+}
+
+/// `text` in pieces of about `size` bytes, each ending at a line end.
+fn chunks(text: &str, size: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let cut = match rest.get(size..).and_then(|tail| tail.find('\n')) {
+            Some(at) => size + at + 1,
+            None => rest.len(),
+        };
+        let (head, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(head)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunks;
+
+    #[test]
+    fn chunks_end_at_line_ends_and_cover_the_text() {
+        let text = "aaaa\nbb\ncccccc\nd\n";
+        let parts: Vec<&str> = chunks(text, 3).collect();
+        // At least `size` bytes, then up to the next line end.
+        assert_eq!(parts, vec!["aaaa\n", "bb\ncccccc\n", "d\n"]);
+        assert_eq!(parts.concat(), text);
+        assert_eq!(chunks("x", 10).collect::<Vec<_>>(), vec!["x"]);
+        assert_eq!(chunks("", 10).count(), 0);
     }
 }

@@ -1,8 +1,6 @@
 //! How timeline actions and their follow-ups change the cluster's truth,
 //! how time moves the counters, and how changes become per-node batches.
 
-use std::collections::BTreeMap;
-
 use crate::events2::{Eta, Role};
 
 use super::cluster::{
@@ -56,6 +54,7 @@ impl Cluster {
                     let source = source
                         .clone()
                         .unwrap_or_else(|| self.default_source(&name, &nodes));
+                    self.catch_up(&name);
                     if let Some(truth) = self.resources.get_mut(&name) {
                         truth
                             .links
@@ -68,6 +67,7 @@ impl Cluster {
                             }
                         }
                     }
+                    self.touch(&name);
                     self.schedule(300, Step::Link(name.clone(), p.clone(), Link::Connected));
                     self.schedule(600, Step::StartResync(name.clone(), p.clone(), source));
                     self.schedule(900, Step::RunResync(name, p.clone()));
@@ -82,6 +82,7 @@ impl Cluster {
                 self.schedule(100, Step::Role(resource, node, Role::Secondary));
             }
             Action::Destroy { resource, node } => {
+                self.catch_up(&resource);
                 if let Some(truth) = self.resources.get_mut(&resource) {
                     match node {
                         Some(node) => {
@@ -90,6 +91,7 @@ impl Cluster {
                         None => truth.present.clear(),
                     }
                 }
+                self.touch(&resource);
             }
             Action::Fault { node, fault } => {
                 let faults = self.faults.entry(node.clone()).or_default();
@@ -142,9 +144,11 @@ impl Cluster {
                             last_push: clock,
                             dbdt1: 0.0,
                             eta: Eta::Unknown,
+                            rate: 0,
                         });
                     }
                 }
+                self.touch(&name);
             }
             Step::RunResync(name, p) => self.run_resync(&name, &p, out),
             Step::Role(name, node, role) => self.set_role(&name, &node, role),
@@ -205,181 +209,86 @@ impl Cluster {
                 }
             }
         }
+        self.refresh_rates(name);
     }
 
     /// Finishes or reports progress of one running resync; true if it did.
     pub(super) fn progress_due(&mut self, _out: &mut [NodeBatch]) -> bool {
         let clock = self.clock;
-        let mut rates = BTreeMap::new();
-        for (name, truth) in &self.resources {
-            for ((p, vol), pv) in &truth.volumes {
-                if let Some(rs) = &pv.resync {
-                    rates.insert(
-                        (name.clone(), p.clone(), *vol),
-                        self.resync_rate(truth, p, *vol, rs),
-                    );
-                }
-            }
-        }
-        for (name, truth) in self.resources.iter_mut() {
-            for ((p, vol), pv) in truth.volumes.iter_mut() {
-                let Some(rs) = pv
-                    .resync
-                    .as_mut()
-                    .filter(|r| r.phase == ResyncPhase::Running)
-                else {
-                    continue;
-                };
-                if rs.remaining_kib < DONE_EPSILON_KIB {
-                    pv.resync = None;
-                    pv.out_of_sync = 0.0;
-                    return true;
-                }
-                if rs.last_push + super::cluster::PROGRESS_INTERVAL <= clock {
-                    let elapsed = (clock - rs.last_push).as_secs_f64().max(0.001);
-                    let moved = rs.shown_remaining as f64 - rs.remaining_kib;
-                    rs.dbdt1 = moved.max(0.0) / elapsed / 1024.0;
-                    rs.shown_remaining = rs.remaining_kib.round() as u64;
-                    let total = rs.total_kib.max(1) as f64;
-                    rs.shown_done = ((total - rs.remaining_kib) / total * 100.0).clamp(0.0, 100.0);
-                    let rate = rates
-                        .get(&(name.clone(), p.clone(), *vol))
-                        .copied()
-                        .unwrap_or(1)
-                        .max(1);
-                    rs.eta = Eta::Seconds((rs.remaining_kib / rate as f64).round() as u64);
-                    rs.last_push = clock;
-                    return true;
-                }
+        let due: Vec<String> = self
+            .resync_due
+            .iter()
+            .filter(|(_, at)| **at <= clock)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in due {
+            let pushed = self.progress_one(&name);
+            // Either way its due time moves on (caught up: a rounding
+            // remainder is due again a little later).
+            self.touch(&name);
+            if pushed {
+                return true;
             }
         }
         false
     }
 
-    /// Moves counters and resyncs forward by `dt` at the current rates.
-    pub(super) fn advance(&mut self, dt: std::time::Duration) {
-        let secs = dt.as_secs_f64();
-        if secs <= 0.0 {
-            return;
-        }
-        let mut io: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
-        let mut rates = BTreeMap::new();
-        for (name, truth) in &self.resources {
-            for ((p, vol), pv) in &truth.volumes {
-                if let Some(rs) = pv
-                    .resync
-                    .as_ref()
-                    .filter(|r| r.phase == ResyncPhase::Running)
-                {
-                    rates.insert(
-                        (name.clone(), p.clone(), *vol),
-                        self.resync_rate(truth, p, *vol, rs),
-                    );
-                }
+    fn progress_one(&mut self, name: &str) -> bool {
+        self.catch_up(name);
+        let clock = self.clock;
+        let Some(truth) = self.resources.get_mut(name) else {
+            return false;
+        };
+        for pv in truth.volumes.values_mut() {
+            let Some(rs) = pv
+                .resync
+                .as_mut()
+                .filter(|r| r.phase == ResyncPhase::Running)
+            else {
+                continue;
+            };
+            if rs.remaining_kib < DONE_EPSILON_KIB {
+                pv.resync = None;
+                pv.out_of_sync = 0.0;
+                return true;
+            }
+            if rs.last_push + super::cluster::PROGRESS_INTERVAL <= clock {
+                let elapsed = (clock - rs.last_push).as_secs_f64().max(0.001);
+                let moved = rs.shown_remaining as f64 - rs.remaining_kib;
+                rs.dbdt1 = moved.max(0.0) / elapsed / 1024.0;
+                rs.shown_remaining = rs.remaining_kib.round() as u64;
+                let total = rs.total_kib.max(1) as f64;
+                rs.shown_done = ((total - rs.remaining_kib) / total * 100.0).clamp(0.0, 100.0);
+                let rate = rs.rate.max(1);
+                rs.eta = Eta::Seconds((rs.remaining_kib / rate as f64).round() as u64);
+                rs.last_push = clock;
+                return true;
             }
         }
-        for (name, truth) in self.resources.iter_mut() {
-            let primaries: Vec<String> = truth
-                .roles
-                .iter()
-                .filter(|(n, r)| **r == Role::Primary && truth.present.contains(*n))
-                .map(|(n, _)| n.clone())
-                .collect();
-            let write = truth.spec.write_rate as f64 * secs;
-            let read = write / 4.0;
-            for vol in &truth.spec.volumes {
-                let drbd = format!("drbd{}", vol.minor);
-                for primary in &primaries {
-                    add(&mut io, primary, &drbd, read, write);
-                    add(&mut io, primary, &vol.backing_device, read, write);
-                    if let Some(dev) = truth.devices.get_mut(&(primary.clone(), vol.volume)) {
-                        dev.read_kib += read;
-                        dev.written_kib += write;
-                    }
-                    for peer in &truth.present {
-                        if peer == primary {
-                            continue;
-                        }
-                        if truth.links.get(&pair(primary, peer)) == Some(&Link::Connected) {
-                            add(&mut io, peer, &vol.backing_device, 0.0, write);
-                            if let Some(c) =
-                                truth
-                                    .peers
-                                    .get_mut(&(primary.clone(), peer.clone(), vol.volume))
-                            {
-                                c.sent_kib += write;
-                            }
-                            if let Some(c) =
-                                truth
-                                    .peers
-                                    .get_mut(&(peer.clone(), primary.clone(), vol.volume))
-                            {
-                                c.received_kib += write;
-                            }
-                        }
-                    }
-                }
-                for ((p, v), pv) in truth.volumes.iter_mut() {
-                    if *v != vol.volume {
-                        continue;
-                    }
-                    if !primaries.is_empty() && truth.links.get(p) != Some(&Link::Connected) {
-                        pv.out_of_sync = (pv.out_of_sync + write).min(vol.size_kib as f64);
-                    }
-                    let Some(rs) = pv
-                        .resync
-                        .as_mut()
-                        .filter(|r| r.phase == ResyncPhase::Running)
-                    else {
-                        continue;
-                    };
-                    let rate = rates
-                        .get(&(name.clone(), p.clone(), *v))
-                        .copied()
-                        .unwrap_or(0);
-                    let moved = (rate as f64 * secs).min(rs.remaining_kib.max(0.0));
-                    rs.remaining_kib -= moved;
-                    add(&mut io, &rs.source, &vol.backing_device, moved, 0.0);
-                    add(&mut io, &rs.target, &vol.backing_device, 0.0, moved);
-                    let (src, tgt) = (rs.source.clone(), rs.target.clone());
-                    if let Some(c) = truth.peers.get_mut(&(src.clone(), tgt.clone(), *v)) {
-                        c.sent_kib += moved;
-                    }
-                    if let Some(c) = truth.peers.get_mut(&(tgt, src, *v)) {
-                        c.received_kib += moved;
-                    }
-                }
-            }
-        }
-        for ((node, dev), disk) in self.disks.iter_mut() {
-            let (read, write) = io
-                .get(&(node.clone(), dev.clone()))
-                .copied()
-                .unwrap_or_default();
-            disk.account(dt, read, write);
-        }
+        false
     }
 
-    /// Turns every node's state change since the last publish into batches.
+    /// Turns every node's state change since the last publish into batches
+    /// (only resources touched since then can have changed).
     pub(super) fn publish(&mut self, out: &mut Vec<NodeBatch>) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
         for node in self.node_names() {
-            let fresh = self.views(&node);
-            let published = self.published.entry(node.clone()).or_default();
-            let names: Vec<String> = published.keys().chain(fresh.keys()).cloned().collect();
-            let mut seen = std::collections::BTreeSet::new();
-            for name in names {
-                if !seen.insert(name.clone()) {
-                    continue;
-                }
-                let old = published.get(&name);
-                let new = fresh.get(&name);
-                let item = match (old, new) {
+            for name in &dirty {
+                let fresh = self
+                    .resources
+                    .get(name)
+                    .and_then(|truth| view::resource(self, truth, &node));
+                let published = self.published.entry(node.clone()).or_default();
+                let item = match (published.get(name), fresh) {
                     (None, None) => continue,
                     (Some(old), Some(new)) => {
-                        if view::strip(old) == view::strip(new) {
+                        if view::strip(old) == view::strip(&new) {
                             continue;
                         }
-                        let settled = view::settle(old, new.clone());
+                        let settled = view::settle(old, new);
                         let item = Item::Batch {
                             old: Some(old.clone()),
                             new: Some(settled.clone()),
@@ -391,17 +300,13 @@ impl Cluster {
                         published.insert(name.clone(), new.clone());
                         Item::Batch {
                             old: None,
-                            new: Some(new.clone()),
+                            new: Some(new),
                         }
                     }
-                    (Some(old), None) => {
-                        let item = Item::Batch {
-                            old: Some(old.clone()),
-                            new: None,
-                        };
-                        published.remove(&name);
-                        item
-                    }
+                    (Some(_), None) => Item::Batch {
+                        old: published.remove(name),
+                        new: None,
+                    },
                 };
                 out.push(NodeBatch {
                     node: node.clone(),
@@ -413,9 +318,11 @@ impl Cluster {
 
     /// Resources that both nodes of `p` have (optionally only `only`).
     fn matching(&self, only: Option<&str>, p: &Pair) -> Vec<String> {
-        self.resources
-            .values()
-            .filter(|t| only.is_none_or(|o| o == t.spec.name))
+        let selected: Box<dyn Iterator<Item = &super::cluster::ResourceTruth>> = match only {
+            Some(name) => Box::new(self.resources.get(name).into_iter()),
+            None => Box::new(self.resources.values()),
+        };
+        selected
             .filter(|t| t.present.contains(&p.0) && t.present.contains(&p.1))
             .map(|t| t.spec.name.clone())
             .collect()
@@ -432,6 +339,12 @@ impl Cluster {
     }
 
     fn set_link(&mut self, name: &str, p: &Pair, link: Link) {
+        self.catch_up(name);
+        self.change_link(name, p, link);
+        self.touch(name);
+    }
+
+    fn change_link(&mut self, name: &str, p: &Pair, link: Link) {
         let Some(truth) = self.resources.get_mut(name) else {
             return;
         };
@@ -456,20 +369,18 @@ impl Cluster {
     }
 
     fn set_role(&mut self, name: &str, node: &str, role: Role) {
+        self.catch_up(name);
         if let Some(truth) = self.resources.get_mut(name) {
             truth.roles.insert(node.to_owned(), role);
         }
+        self.touch(name);
     }
 
     fn set_open(&mut self, name: &str, node: &str, open: bool) {
+        self.catch_up(name);
         if let Some(truth) = self.resources.get_mut(name) {
             truth.open.insert(node.to_owned(), open);
         }
+        self.touch(name);
     }
-}
-
-fn add(io: &mut BTreeMap<(String, String), (f64, f64)>, node: &str, dev: &str, r: f64, w: f64) {
-    let entry = io.entry((node.to_owned(), dev.to_owned())).or_default();
-    entry.0 += r;
-    entry.1 += w;
 }
