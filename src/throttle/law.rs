@@ -28,8 +28,9 @@ pub const HARD_MISS: f64 = 2.0;
 pub const SMOOTHING: f64 = 0.3;
 /// The set point is `target − MARGIN_PER_SPREAD × spread` (spread = the
 /// smoothed absolute deviation of the samples), but at least
-/// `(1 − MAX_MARGIN) × target`.
+/// `MIN_MARGIN × target` and at most `MAX_MARGIN × target` under the target.
 pub const MARGIN_PER_SPREAD: f64 = 2.0;
+pub const MIN_MARGIN: f64 = 0.15;
 pub const MAX_MARGIN: f64 = 0.3;
 /// Weight of the newest deviation in the spread (slower than the latency
 /// filter, so the set point itself does not jitter).
@@ -397,7 +398,9 @@ impl Controller {
         self.smoothed = Some(smoothed);
         // The target is a limit for every interval, not a mean: aim under
         // it by twice the typical deviation of one sample.
-        let target = (target - MARGIN_PER_SPREAD * self.spread).max(target * (1.0 - MAX_MARGIN));
+        let margin =
+            (MARGIN_PER_SPREAD * self.spread).clamp(MIN_MARGIN * target, MAX_MARGIN * target);
+        let target = target - margin;
         let settled = self.since_change >= DWELL;
         let far_over = smoothed > target * (1.0 + FAR);
         if smoothed > target * (1.0 + BAND) && sample > target && (settled || far_over) {
