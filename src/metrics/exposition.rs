@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use super::gzip::{Crc, Part, HEADER, TRAILER_LEN};
 use super::layout::{Layout, Rendered, Slot};
 
 /// The size of the body frames [`Exposition::into_chunks`] yields.
@@ -37,14 +38,18 @@ pub struct DrbdPart {
     layout: Arc<Layout>,
     resources: Vec<Arc<Rendered>>,
     /// The rendered totals families, by totals index.
-    totals: Vec<Bytes>,
+    totals: Vec<Part>,
     /// Per per-resource family, the length of all its series lines.
     family_lens: Vec<usize>,
     len: usize,
+    /// CRC-32 of the whole part.
+    crc: Crc,
+    /// Length of all deflated pieces.
+    deflated_len: usize,
 }
 
 impl DrbdPart {
-    pub fn new(layout: Arc<Layout>, resources: Vec<Arc<Rendered>>, totals: Vec<Bytes>) -> Self {
+    pub fn new(layout: Arc<Layout>, resources: Vec<Arc<Rendered>>, totals: Vec<Part>) -> Self {
         let mut family_lens = vec![0; layout.resource_families()];
         for rendered in &resources {
             for (index, len) in family_lens.iter_mut().enumerate() {
@@ -57,10 +62,24 @@ impl DrbdPart {
             totals,
             family_lens,
             len: 0,
+            crc: Crc::default(),
+            deflated_len: 0,
         };
         part.len = (0..part.layout.slots().len())
             .map(|slot| part.slot_len(slot))
             .sum();
+        let mut crc = Crc::default();
+        let mut deflated_len = 0;
+        for slot in 0..part.layout.slots().len() {
+            for step in 0..part.steps(slot) {
+                if let Some(piece) = part.piece(slot, step) {
+                    crc.push(piece.crc(), piece.text_len() as u64);
+                    deflated_len += piece.as_slice(true).len();
+                }
+            }
+        }
+        part.crc = crc;
+        part.deflated_len = deflated_len;
         part
     }
 
@@ -78,9 +97,9 @@ impl DrbdPart {
         match self.layout.slots().get(slot) {
             Some(Slot::PerResource(family)) => match self.family_lens[*family] {
                 0 => 0,
-                lines => self.layout.header(*family).len() + lines,
+                lines => self.layout.header(*family).text.len() + lines,
             },
-            Some(Slot::Totals(index)) => self.totals.get(*index).map_or(0, Bytes::len),
+            Some(Slot::Totals(index)) => self.totals.get(*index).map_or(0, |t| t.text.len()),
             None => 0,
         }
     }
@@ -112,24 +131,48 @@ impl DrbdPart {
     }
 }
 
-/// A piece of the DRBD part.
+/// A piece of an exposition, as text or deflated.
 enum Piece<'a> {
-    Whole(&'a Bytes),
+    Whole(&'a Part),
     Chunk(&'a Rendered, usize),
+    /// gzip framing (only in gzip bodies).
+    Raw(&'a [u8]),
 }
 
 impl Piece<'_> {
-    fn as_slice(&self) -> &[u8] {
+    fn as_slice(&self, gzip: bool) -> &[u8] {
         match self {
-            Self::Whole(bytes) => bytes,
+            Self::Whole(part) if gzip => &part.deflated,
+            Self::Whole(part) => &part.text,
+            Self::Chunk(rendered, family) if gzip => rendered.deflated_chunk(*family),
             Self::Chunk(rendered, family) => rendered.chunk(*family),
+            Self::Raw(bytes) => bytes,
         }
     }
 
-    fn to_bytes(&self) -> Bytes {
+    fn to_bytes(&self, gzip: bool) -> Bytes {
         match self {
-            Self::Whole(bytes) => (*bytes).clone(),
+            Self::Whole(part) if gzip => part.deflated.clone(),
+            Self::Whole(part) => part.text.clone(),
+            Self::Chunk(rendered, family) if gzip => rendered.deflated_chunk_bytes(*family),
             Self::Chunk(rendered, family) => rendered.chunk_bytes(*family),
+            Self::Raw(bytes) => Bytes::copy_from_slice(bytes),
+        }
+    }
+
+    fn crc(&self) -> u32 {
+        match self {
+            Self::Whole(part) => part.crc,
+            Self::Chunk(rendered, family) => rendered.crc(*family),
+            Self::Raw(bytes) => crc32fast::hash(bytes),
+        }
+    }
+
+    fn text_len(&self) -> usize {
+        match self {
+            Self::Whole(part) => part.text.len(),
+            Self::Chunk(rendered, family) => rendered.chunk_len(*family),
+            Self::Raw(bytes) => bytes.len(),
         }
     }
 }
@@ -138,19 +181,67 @@ impl Piece<'_> {
 /// with `process_*`.
 #[derive(Debug, Clone)]
 pub struct Exposition {
-    head: Bytes,
+    head: Part,
     drbd: Arc<DrbdPart>,
-    tail: Bytes,
+    tail: Part,
+    /// The last block and trailer of the gzip body.
+    trailer: [u8; TRAILER_LEN],
 }
 
 impl Exposition {
-    pub fn new(head: Bytes, drbd: Arc<DrbdPart>, tail: Bytes) -> Self {
-        Self { head, drbd, tail }
+    pub fn new(head: Part, drbd: Arc<DrbdPart>, tail: Part) -> Self {
+        let mut crc = Crc::default();
+        crc.push(head.crc, head.text.len() as u64);
+        crc.append(drbd.crc);
+        crc.push(tail.crc, tail.text.len() as u64);
+        let trailer = crc.trailer();
+        Self {
+            head,
+            drbd,
+            tail,
+            trailer,
+        }
     }
 
     /// Total length in bytes.
     pub fn len(&self) -> usize {
-        self.head.len() + self.drbd.len() + self.tail.len()
+        self.head.text.len() + self.drbd.len() + self.tail.text.len()
+    }
+
+    /// Length of the gzip body in bytes.
+    pub fn gzip_len(&self) -> usize {
+        HEADER.len()
+            + self.head.deflated.len()
+            + self.drbd.deflated_len
+            + self.tail.deflated.len()
+            + TRAILER_LEN
+    }
+
+    /// The gzip body in one contiguous buffer (a copy).
+    pub fn to_gzip_bytes(&self) -> Bytes {
+        self.collect(true)
+    }
+
+    /// The gzip body in frames of about [`CHUNK_BYTES`].
+    pub fn into_gzip_chunks(self) -> Chunks {
+        Chunks {
+            exposition: self,
+            cursor: Cursor::gzip(),
+            target: CHUNK_BYTES,
+        }
+    }
+
+    fn collect(&self, gzip: bool) -> Bytes {
+        let len = if gzip { self.gzip_len() } else { self.len() };
+        let mut out = BytesMut::with_capacity(len);
+        let mut cursor = match gzip {
+            true => Cursor::gzip(),
+            false => Cursor::default(),
+        };
+        while let Some(piece) = cursor.next_piece(self) {
+            out.extend_from_slice(piece.as_slice(gzip));
+        }
+        out.freeze()
     }
 
     /// True when nothing was rendered.
@@ -160,12 +251,7 @@ impl Exposition {
 
     /// The whole text in one contiguous buffer (a copy).
     pub fn to_bytes(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(self.len());
-        let mut cursor = Cursor::default();
-        while let Some(piece) = cursor.next_piece(self) {
-            out.extend_from_slice(piece.as_slice());
-        }
-        out.freeze()
+        self.collect(false)
     }
 
     /// The whole text (a copy).
@@ -197,31 +283,46 @@ impl Exposition {
     }
 }
 
-/// A position in an exposition.
+/// A position in an exposition's text or gzip body.
 #[derive(Debug, Clone, Copy, Default)]
 struct Cursor {
     stage: Stage,
     slot: usize,
     step: usize,
+    gzip: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum Stage {
+    GzipHeader,
     #[default]
     Head,
     Drbd,
     Tail,
+    GzipTrailer,
     Done,
 }
 
 impl Cursor {
+    fn gzip() -> Self {
+        Self {
+            stage: Stage::GzipHeader,
+            gzip: true,
+            ..Self::default()
+        }
+    }
+
     /// The next non-empty piece, advancing past it.
     fn next_piece<'e>(&mut self, exposition: &'e Exposition) -> Option<Piece<'e>> {
         loop {
             match self.stage {
+                Stage::GzipHeader => {
+                    self.stage = Stage::Head;
+                    return Some(Piece::Raw(&HEADER));
+                }
                 Stage::Head => {
                     self.stage = Stage::Drbd;
-                    if !exposition.head.is_empty() {
+                    if !exposition.head.text.is_empty() {
                         return Some(Piece::Whole(&exposition.head));
                     }
                 }
@@ -239,15 +340,22 @@ impl Cursor {
                     let step = self.step;
                     self.step += 1;
                     match drbd.piece(self.slot, step) {
-                        Some(piece) if !piece.as_slice().is_empty() => return Some(piece),
+                        Some(piece) if !piece.as_slice(self.gzip).is_empty() => return Some(piece),
                         _ => {}
                     }
                 }
                 Stage::Tail => {
-                    self.stage = Stage::Done;
-                    if !exposition.tail.is_empty() {
+                    self.stage = match self.gzip {
+                        true => Stage::GzipTrailer,
+                        false => Stage::Done,
+                    };
+                    if !exposition.tail.text.is_empty() {
                         return Some(Piece::Whole(&exposition.tail));
                     }
+                }
+                Stage::GzipTrailer => {
+                    self.stage = Stage::Done;
+                    return Some(Piece::Raw(&exposition.trailer));
                 }
                 Stage::Done => return None,
             }
@@ -274,9 +382,10 @@ impl Iterator for Chunks {
             let Some(piece) = self.cursor.next_piece(&self.exposition) else {
                 return buffer.map(BytesMut::freeze);
             };
-            let slice = piece.as_slice();
+            let gzip = self.cursor.gzip;
+            let slice = piece.as_slice(gzip);
             match buffer.as_mut() {
-                None if slice.len() >= self.target => return Some(piece.to_bytes()),
+                None if slice.len() >= self.target => return Some(piece.to_bytes(gzip)),
                 None => {
                     let mut fresh = BytesMut::with_capacity(self.target + slice.len());
                     fresh.extend_from_slice(slice);
@@ -309,6 +418,6 @@ impl Iterator for Pieces {
     fn next(&mut self) -> Option<Bytes> {
         self.cursor
             .next_piece(&self.exposition)
-            .map(|piece| piece.to_bytes())
+            .map(|piece| piece.to_bytes(false))
     }
 }
