@@ -296,3 +296,47 @@ async fn metrics_route_serves_gzip_when_accepted() {
     .await
     .expect("test timed out");
 }
+
+/// Many resources (several blocks of cached sums): changes, destroys and
+/// creations between scrapes keep the gzip body equal to the plain one.
+#[test]
+fn gzip_body_follows_changes_across_many_resources() {
+    runtime().block_on(async {
+        let shared = Shared::new();
+        let add = |r: usize| {
+            STORY
+                .lines()
+                .map(move |line| renamed(line, &format!("res-{r:04}")))
+        };
+        for r in 0..150 {
+            for line in add(r) {
+                apply(&shared, &line).await;
+            }
+        }
+        let exporter = Exporter::new(facts());
+        check(&exporter.exposition(&shared).await.unwrap()).unwrap();
+        for round in 0..24usize {
+            let r = (round * 37) % 150;
+            match round % 4 {
+                0 | 1 => {
+                    let line = format!("change resource name:res-{r:04} promotion_score:{round}");
+                    apply(&shared, &line).await;
+                }
+                2 => apply(&shared, &format!("destroy resource name:res-{r:04}")).await,
+                _ => {
+                    for line in add(1000 + round) {
+                        apply(&shared, &line).await;
+                    }
+                }
+            }
+            let exposition = exporter.exposition(&shared).await.unwrap();
+            check(&exposition).unwrap();
+            if round % 4 < 2 {
+                let text = String::from_utf8(gunzip(&exposition.to_gzip_bytes())).unwrap();
+                let expected =
+                    format!("drbd_resource_promotionscore{{name=\"res-{r:04}\"}} {round}\n");
+                assert!(text.contains(&expected), "round {round}");
+            }
+        }
+    });
+}

@@ -256,7 +256,13 @@ impl Exporter {
                 for (name, rendered) in render_resources(&layout, todo).await? {
                     cache.resources.insert(name, Arc::new(rendered));
                 }
-                let part = Arc::new(build_part(&layout, &cache.resources, &totals)?);
+                let previous = cache.part.take();
+                let part = Arc::new(build_part(
+                    &layout,
+                    &cache.resources,
+                    &totals,
+                    previous.as_deref(),
+                )?);
                 cache.part = Some(part.clone());
                 cache.seen = Some(generation);
                 part
@@ -299,6 +305,7 @@ fn build_part(
     layout: &Arc<Layout>,
     resources: &BTreeMap<String, Arc<Rendered>>,
     totals: &Totals,
+    previous: Option<&DrbdPart>,
 ) -> Result<DrbdPart, MetricsError> {
     let mut rendered_totals = Vec::new();
     let mut deflater = Deflater::new();
@@ -315,5 +322,6 @@ fn build_part(
         layout.clone(),
         resources.values().cloned().collect(),
         rendered_totals,
+        previous,
     ))
 }

@@ -46,14 +46,60 @@ pub struct DrbdPart {
     crc: Crc,
     /// Length of all deflated pieces.
     deflated_len: usize,
+    /// Per block of [`BLOCK`] resources, per per-resource family: the CRC,
+    /// text and deflated length of the block's chunks.
+    blocks: Vec<Vec<Sum>>,
+}
+
+/// Resources per block of [`DrbdPart`]'s sums.
+const BLOCK: usize = 32;
+
+/// The CRC and lengths of consecutive chunks of one family.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sum {
+    crc: Crc,
+    deflated: usize,
+}
+
+/// Per family, the sums of `block`'s chunks.
+fn block_sums(block: &[Arc<Rendered>], families: usize) -> Vec<Sum> {
+    let mut sums = vec![Sum::default(); families];
+    for rendered in block {
+        for (family, sum) in sums.iter_mut().enumerate() {
+            sum.crc
+                .push(rendered.crc(family), rendered.chunk_len(family) as u64);
+            sum.deflated += rendered.deflated_chunk(family).len();
+        }
+    }
+    sums
 }
 
 impl DrbdPart {
-    pub fn new(layout: Arc<Layout>, resources: Vec<Arc<Rendered>>, totals: Vec<Part>) -> Self {
-        let mut family_lens = vec![0; layout.resource_families()];
-        for rendered in &resources {
-            for (index, len) in family_lens.iter_mut().enumerate() {
-                *len += rendered.chunk_len(index);
+    /// The part for `resources` (in name order). Blocks of resources
+    /// unchanged since `previous` (the same cached renders at the same
+    /// positions) reuse its sums, so a scrape after a few changes combines
+    /// about one CRC per block and family rather than one per piece.
+    pub fn new(
+        layout: Arc<Layout>,
+        resources: Vec<Arc<Rendered>>,
+        totals: Vec<Part>,
+        previous: Option<&DrbdPart>,
+    ) -> Self {
+        let families = layout.resource_families();
+        let previous = previous.filter(|p| Arc::ptr_eq(&p.layout, &layout));
+        let blocks: Vec<Vec<Sum>> = resources
+            .chunks(BLOCK)
+            .enumerate()
+            .map(|(index, block)| {
+                previous
+                    .and_then(|p| p.reusable_block(index, block))
+                    .unwrap_or_else(|| block_sums(block, families))
+            })
+            .collect();
+        let mut family_lens = vec![0; families];
+        for block in &blocks {
+            for (len, sum) in family_lens.iter_mut().zip(block) {
+                *len += usize::try_from(sum.crc.len).unwrap_or(usize::MAX);
             }
         }
         let mut part = Self {
@@ -64,23 +110,46 @@ impl DrbdPart {
             len: 0,
             crc: Crc::default(),
             deflated_len: 0,
+            blocks,
         };
         part.len = (0..part.layout.slots().len())
             .map(|slot| part.slot_len(slot))
             .sum();
         let mut crc = Crc::default();
         let mut deflated_len = 0;
-        for slot in 0..part.layout.slots().len() {
-            for step in 0..part.steps(slot) {
-                if let Some(piece) = part.piece(slot, step) {
-                    crc.push(piece.crc(), piece.text_len() as u64);
-                    deflated_len += piece.as_slice(true).len();
+        for (slot, kind) in part.layout.slots().iter().enumerate() {
+            if part.slot_len(slot) == 0 {
+                continue;
+            }
+            let head = match *kind {
+                Slot::PerResource(family) => part.layout.header(family),
+                Slot::Totals(index) => match part.totals.get(index) {
+                    Some(totals) => totals,
+                    None => continue,
+                },
+            };
+            crc.push(head.crc, head.text.len() as u64);
+            deflated_len += head.deflated.len();
+            if let Slot::PerResource(family) = *kind {
+                for sum in part.blocks.iter().filter_map(|block| block.get(family)) {
+                    crc.append(sum.crc);
+                    deflated_len += sum.deflated;
                 }
             }
         }
         part.crc = crc;
         part.deflated_len = deflated_len;
         part
+    }
+
+    /// The sums of block `index` if it holds exactly the renders of `block`.
+    fn reusable_block(&self, index: usize, block: &[Arc<Rendered>]) -> Option<Vec<Sum>> {
+        let start = index * BLOCK;
+        let end = (start + BLOCK).min(self.resources.len());
+        let old = self.resources.get(start..end)?;
+        let same =
+            old.len() == block.len() && old.iter().zip(block).all(|(a, b)| Arc::ptr_eq(a, b));
+        same.then(|| self.blocks.get(index).cloned()).flatten()
     }
 
     /// Total length in bytes.
@@ -157,22 +226,6 @@ impl Piece<'_> {
             Self::Chunk(rendered, family) if gzip => rendered.deflated_chunk_bytes(*family),
             Self::Chunk(rendered, family) => rendered.chunk_bytes(*family),
             Self::Raw(bytes) => Bytes::copy_from_slice(bytes),
-        }
-    }
-
-    fn crc(&self) -> u32 {
-        match self {
-            Self::Whole(part) => part.crc,
-            Self::Chunk(rendered, family) => rendered.crc(*family),
-            Self::Raw(bytes) => crc32fast::hash(bytes),
-        }
-    }
-
-    fn text_len(&self) -> usize {
-        match self {
-            Self::Whole(part) => part.text.len(),
-            Self::Chunk(rendered, family) => rendered.chunk_len(*family),
-            Self::Raw(bytes) => bytes.len(),
         }
     }
 }
