@@ -15,8 +15,12 @@ use flate2::{Compress, Compression, FlushCompress};
 
 use super::MetricsError;
 
-/// The deflate level of the cached pieces.
-const LEVEL: u32 = 6;
+/// The deflate level of the cached pieces. Measured on a 550-byte piece
+/// (one family of one resource) with flate2's zlib-rs backend, compressor
+/// reset per piece: level 1 2.7 µs and 151 bytes, levels 2-6 6.7-7.1 µs and
+/// 140-142 bytes (miniz_oxide: 23 µs at any level, the reset dominates).
+/// Changed resources are compressed at scrape time, so speed wins.
+const LEVEL: u32 = 1;
 
 /// The gzip member header: deflate, no flags, no time, OS unknown.
 pub const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
