@@ -150,11 +150,10 @@ impl Layout {
             crcs.push(crc32fast::hash(piece));
             start = end as usize;
         }
-        // `Bytes` keeps a `String`'s whole allocation, which grew by doubling.
-        text.shrink_to_fit();
+        // Only the deflated pieces are kept (a quarter of the text); plain
+        // scrapes inflate them.
         deflated.shrink_to_fit();
         Ok(Rendered {
-            text: Bytes::from(text),
             ends: ends.into_boxed_slice(),
             deflated: Bytes::from(deflated),
             deflated_ends: deflated_ends.into_boxed_slice(),
@@ -205,12 +204,13 @@ fn offset(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-/// One resource's series: every per-resource family's lines in one buffer
-/// (one allocation per resource rather than one per family).
+/// One resource's series: every per-resource family's lines as an
+/// independent raw-deflate piece, all in one buffer (one allocation per
+/// resource rather than one per family), with their CRC-32s and text
+/// lengths. The text itself is not kept (see `exposition.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
-    text: Bytes,
-    /// End of each family's lines in `text`.
+    /// End of each family's lines in the text (which is not kept).
     ends: Box<[u32]>,
     /// Each family's lines as an independent raw-deflate piece (see `gzip`).
     deflated: Bytes,
@@ -221,18 +221,6 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    /// The lines of per-resource family `index` (empty when it has none).
-    pub fn chunk(&self, index: usize) -> &[u8] {
-        let (start, end) = self.range(index);
-        &self.text[start..end]
-    }
-
-    /// The same as a `Bytes` sharing this buffer (no copy).
-    pub fn chunk_bytes(&self, index: usize) -> Bytes {
-        let (start, end) = self.range(index);
-        self.text.slice(start..end)
-    }
-
     /// Length of the lines of family `index`.
     pub fn chunk_len(&self, index: usize) -> usize {
         let (start, end) = self.range(index);
@@ -258,8 +246,7 @@ impl Rendered {
 
     /// Bytes held.
     pub fn size(&self) -> usize {
-        self.text.len()
-            + self.deflated.len()
+        self.deflated.len()
             + (self.ends.len() + self.deflated_ends.len() + self.crcs.len())
                 * std::mem::size_of::<u32>()
     }
@@ -270,7 +257,7 @@ impl Rendered {
     }
 
     fn range(&self, index: usize) -> (usize, usize) {
-        range(&self.ends, self.text.len(), index)
+        range(&self.ends, usize::MAX, index)
     }
 }
 
