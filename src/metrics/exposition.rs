@@ -60,7 +60,9 @@ pub struct DrbdPart {
     blocks: Vec<Vec<Sum>>,
 }
 
-/// Resources per block of [`DrbdPart`]'s sums.
+/// Resources per block of [`DrbdPart`]'s sums. `cargo bench --bench
+/// metrics_render`, scrape after one change at 1,000 resources: 32 → 0.58 ms,
+/// 8 → 0.91 ms (the fold over all blocks costs more than recomputing one).
 const BLOCK: usize = 32;
 
 /// The CRC and lengths of consecutive chunks of one family.
