@@ -32,13 +32,20 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// GET over HTTP/1.1 (Connection: close); returns the body.
+/// GET over HTTP/1.1 (Connection: close, Accept-Encoding: gzip as
+/// Prometheus sends it); returns the body, decompressed.
 fn get(port: u16, path: &str) -> std::io::Result<Vec<u8>> {
+    let (body, gzip) = get_wire(port, path)?;
+    decode(body, gzip)
+}
+
+/// The body as received (dechunked) and whether it is gzip.
+fn get_wire(port: u16, path: &str) -> std::io::Result<(Vec<u8>, bool)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
     )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
@@ -46,15 +53,21 @@ fn get(port: u16, path: &str) -> std::io::Result<Vec<u8>> {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
     let mut body = response[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    if head.contains("transfer-encoding: chunked") {
         body = dechunk(&body);
     }
-    Ok(body)
+    Ok((body, head.contains("content-encoding: gzip")))
+}
+
+fn decode(body: Vec<u8>, gzip: bool) -> std::io::Result<Vec<u8>> {
+    if !gzip {
+        return Ok(body);
+    }
+    let mut text = Vec::new();
+    flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut text)?;
+    Ok(text)
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
@@ -194,11 +207,15 @@ fn run(resources: usize) {
     // 100 scrapes at ~10/s while events flow.
     let mut latencies = Vec::new();
     let mut size = 0;
+    let mut wire = 0;
+    let mut gzipped = false;
     for _ in 0..100 {
         let start = Instant::now();
-        let body = get(port, "/metrics").expect("scrape");
+        let (body, gzip) = get_wire(port, "/metrics").expect("scrape");
         latencies.push(start.elapsed().as_secs_f64() * 1000.0);
-        size = body.len();
+        wire = body.len();
+        gzipped = gzip;
+        size = decode(body, gzip).expect("a valid gzip body").len();
         std::thread::sleep(Duration::from_millis(100));
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
@@ -209,11 +226,13 @@ fn run(resources: usize) {
     let delays = event_to_metric(root, port, 10);
 
     println!(
-        "scale:{resources}: scrape median {:.2} ms p99 {:.2} ms | exposition {:.1} MiB | agent RSS {:.1} MiB | \
+        "scale:{resources}: scrape median {:.2} ms p99 {:.2} ms | exposition {:.1} MiB, sent {:.2} MiB{} | agent RSS {:.1} MiB | \
          CPU {:.3} s per 1,000 events ({} events in 10 s) | event-to-metric median {:.1} ms max {:.1} ms ({} samples)",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         size as f64 / (1024.0 * 1024.0),
+        wire as f64 / (1024.0 * 1024.0),
+        if gzipped { " gzip" } else { "" },
         rss as f64 / 1024.0,
         if event_count > 0.0 { cpu_window / event_count * 1000.0 } else { f64::NAN },
         event_count,

@@ -7,7 +7,9 @@
 //!   every piece as its own frame (zero-copy);
 //! - the same three end to end over HTTP on loopback (request to last body
 //!   byte), each after a one-resource change;
-//! - the exposition size, the cache size and this process's RSS.
+//! - the gzip body (assembled from the cached deflated pieces) after one
+//!   change and unchanged, and over HTTP;
+//! - the exposition size, its gzip size, the cache size and this process's RSS.
 //!
 //! Run: `cargo bench --bench metrics_render`
 
@@ -26,7 +28,9 @@ use axum::Router;
 use criterion::Criterion;
 use drbd_agent::api::{bind, serve, Limits};
 use drbd_agent::drbd::{apply_line, Line, Shared};
-use drbd_agent::metrics::{render_drbd, DrbdInput, DrbdVersions, Exporter, Facts, CONTENT_TYPE};
+use drbd_agent::metrics::{
+    render_drbd, DrbdInput, DrbdVersions, Exporter, Exposition, Facts, CONTENT_TYPE,
+};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -113,8 +117,14 @@ async fn body(served: &Served, how: &str) -> Response {
     let Ok(exposition) = served.exporter.exposition(&served.shared).await else {
         return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "").into_response();
     };
-    let length = exposition.len();
+    let length = match how {
+        "gzip" => exposition.gzip_len(),
+        _ => exposition.len(),
+    };
     let body = match how {
+        "gzip" => Body::from_stream(futures_util::stream::iter(
+            exposition.into_gzip_chunks().map(Ok::<_, Infallible>),
+        )),
         "chunks" => Body::from_stream(futures_util::stream::iter(
             exposition.into_chunks().map(Ok::<_, Infallible>),
         )),
@@ -147,6 +157,10 @@ fn router(served: Served) -> Router {
         .route(
             "/chunks64",
             get(|State(s): State<Served>| async move { body(&s, "chunks64").await }),
+        )
+        .route(
+            "/gzip",
+            get(|State(s): State<Served>| async move { body(&s, "gzip").await }),
         )
         .route(
             "/pieces",
@@ -214,6 +228,8 @@ fn bench(c: &mut Criterion, resources: usize) {
     }));
     let exposition = runtime.block_on(exporter.exposition(&shared)).unwrap();
     let cached = runtime.block_on(exporter.cached_bytes());
+    let deflated = runtime.block_on(exporter.cached_deflated_bytes());
+    let gzip_len = exposition.gzip_len();
     let rss_cached = rss_mib();
     let text = exposition.to_text();
     let pieces = exposition.clone().into_pieces().count();
@@ -221,11 +237,14 @@ fn bench(c: &mut Criterion, resources: usize) {
     drop(exposition);
     println!(
         "{resources} resources x 2 peers x 1 volume: exposition {:.1} MiB ({} lines), \
-         per-resource cache {:.1} MiB, {pieces} pieces, {chunks} frames of 256 KiB; \
+         gzip {:.2} MiB, per-resource cache {:.1} MiB (of which deflated {:.1} MiB), \
+         {pieces} pieces, {chunks} frames of 256 KiB; \
          RSS {rss_model:.1} MiB with the model, {rss_cached:.1} MiB with the cache",
         text.len() as f64 / (1024.0 * 1024.0),
         text.lines().count(),
+        gzip_len as f64 / (1024.0 * 1024.0),
         cached as f64 / (1024.0 * 1024.0),
+        deflated as f64 / (1024.0 * 1024.0),
     );
     drop(text);
 
@@ -252,6 +271,28 @@ fn bench(c: &mut Criterion, resources: usize) {
             black_box(runtime.block_on(exporter.exposition(&shared)))
         })
     });
+    let gzip_frames = |exposition: Exposition| {
+        exposition
+            .into_gzip_chunks()
+            .map(|c| c.len())
+            .sum::<usize>()
+    };
+    group.bench_function("gzip scrape (exposition + frames), unchanged", |b| {
+        b.iter(|| {
+            let exposition = runtime.block_on(exporter.exposition(&shared)).unwrap();
+            black_box(gzip_frames(exposition))
+        })
+    });
+    group.bench_function(
+        "gzip scrape (exposition + frames), one resource changed",
+        |b| {
+            b.iter(|| {
+                changer.change_one();
+                let exposition = runtime.block_on(exporter.exposition(&shared)).unwrap();
+                black_box(gzip_frames(exposition))
+            })
+        },
+    );
     let exposition = runtime.block_on(exporter.exposition(&shared)).unwrap();
     group.bench_function("body: one contiguous copy", |b| {
         b.iter(|| black_box(exposition.to_bytes()))
@@ -300,7 +341,7 @@ fn bench(c: &mut Criterion, resources: usize) {
         .build()
         .unwrap();
     let mut client = client_runtime.block_on(Client::connect(addr));
-    for how in ["chunks", "chunks64", "pieces", "contiguous"] {
+    for how in ["gzip", "chunks", "chunks64", "pieces", "contiguous"] {
         let path = format!("/{how}");
         group.bench_function(format!("HTTP GET after a change: {how}"), |b| {
             b.iter(|| {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,7 +23,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 
 use crate::drbd::{Shared, StreamStats};
-use crate::metrics::{Exporter, Facts, CONTENT_TYPE};
+use crate::metrics::{accepts_gzip, Exporter, Facts, CONTENT_TYPE};
 use crate::state::Resource;
 
 pub use serve::{bind, fallback_addr, is_no_ipv6_error, serve, ApiError, Limits};
@@ -121,23 +121,40 @@ struct MetricsState {
     exporter: Arc<Exporter>,
 }
 
-async fn metrics(State(metrics): State<Arc<MetricsState>>) -> Response {
+/// `/metrics`: gzip (assembled from cached deflated pieces) when the request
+/// accepts it, plain text otherwise.
+async fn metrics(State(metrics): State<Arc<MetricsState>>, headers: HeaderMap) -> Response {
+    let gzip = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(accepts_gzip);
     match metrics.exporter.exposition(&metrics.shared).await {
         Ok(exposition) => {
-            let length = exposition.len();
+            let (length, frames) = if gzip {
+                (exposition.gzip_len(), exposition.into_gzip_chunks())
+            } else {
+                (exposition.len(), exposition.into_chunks())
+            };
             let body = Body::from_stream(futures_util::stream::iter(
-                exposition
-                    .into_chunks()
-                    .map(Ok::<_, std::convert::Infallible>),
+                frames.map(Ok::<_, std::convert::Infallible>),
             ));
-            (
+            let mut response = (
                 [
                     (header::CONTENT_TYPE, CONTENT_TYPE.to_owned()),
                     (header::CONTENT_LENGTH, length.to_string()),
+                    (header::VARY, "Accept-Encoding".to_owned()),
                 ],
                 body,
             )
-                .into_response()
+                .into_response();
+            if gzip {
+                response.headers_mut().insert(
+                    header::CONTENT_ENCODING,
+                    header::HeaderValue::from_static("gzip"),
+                );
+            }
+            response
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot render metrics");

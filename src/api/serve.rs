@@ -143,6 +143,7 @@ pub fn serve(
                 },
                 _ = wait_shutdown(&mut shutdown) => break,
             };
+            let _ = stream.set_nodelay(true);
             let service = TowerToHyperService::new(router.clone());
             let mut stop = shutdown.clone();
             connections.spawn(async move {

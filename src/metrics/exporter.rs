@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 use tracing::warn;
 
 use super::exposition::{DrbdPart, Exposition};
+use super::gzip::{Deflater, Part};
 use super::layout::{Layout, Rendered, Slot, Totals};
 use super::MetricsError;
 use super::{render_agent, render_version, AgentInput, DrbdVersions};
@@ -147,9 +148,13 @@ async fn render_resources(
         layout: &Layout,
         resources: Vec<Resource>,
     ) -> Result<Vec<(String, Rendered)>, MetricsError> {
+        let mut deflater = Deflater::new();
         resources
             .into_iter()
-            .map(|resource| Ok((resource.name.clone(), layout.render_resource(&resource)?)))
+            .map(|resource| {
+                let rendered = layout.render_resource_with(&resource, &mut deflater)?;
+                Ok((resource.name.clone(), rendered))
+            })
             .collect()
     }
     if resources.len() <= INLINE_RENDERS {
@@ -251,7 +256,13 @@ impl Exporter {
                 for (name, rendered) in render_resources(&layout, todo).await? {
                     cache.resources.insert(name, Arc::new(rendered));
                 }
-                let part = Arc::new(build_part(&layout, &cache.resources, &totals)?);
+                let previous = cache.part.take();
+                let part = Arc::new(build_part(
+                    &layout,
+                    &cache.resources,
+                    &totals,
+                    previous.as_deref(),
+                )?);
                 cache.part = Some(part.clone());
                 cache.seen = Some(generation);
                 part
@@ -269,13 +280,23 @@ impl Exporter {
         })?;
         let mut tail = render_version(self.drbd_versions().as_ref())?;
         TextEncoder::new().encode_utf8(&self.process.gather(), &mut tail)?;
-        Ok(Exposition::new(Bytes::from(head), drbd, Bytes::from(tail)))
+        let mut deflater = Deflater::new();
+        let head = Part::new(Bytes::from(head), &mut deflater)?;
+        let tail = Part::new(Bytes::from(tail), &mut deflater)?;
+        Ok(Exposition::new(head, drbd, tail))
     }
 
     /// Bytes held by the per-resource cache (for benchmarks and tests).
     pub async fn cached_bytes(&self) -> usize {
         let cache = self.cache.lock().await;
         cache.resources.values().map(|r| r.size()).sum()
+    }
+
+    /// Bytes of the per-resource cache's deflated pieces (part of
+    /// [`cached_bytes`](Self::cached_bytes)).
+    pub async fn cached_deflated_bytes(&self) -> usize {
+        let cache = self.cache.lock().await;
+        cache.resources.values().map(|r| r.deflated_size()).sum()
     }
 }
 
@@ -284,19 +305,23 @@ fn build_part(
     layout: &Arc<Layout>,
     resources: &BTreeMap<String, Arc<Rendered>>,
     totals: &Totals,
+    previous: Option<&DrbdPart>,
 ) -> Result<DrbdPart, MetricsError> {
     let mut rendered_totals = Vec::new();
+    let mut deflater = Deflater::new();
     for slot in layout.slots() {
         if let Slot::Totals(index) = *slot {
             if rendered_totals.len() <= index {
-                rendered_totals.resize(index + 1, Bytes::new());
+                rendered_totals.resize(index + 1, Part::default());
             }
-            rendered_totals[index] = layout.render_totals(index, totals)?;
+            let text = layout.render_totals(index, totals)?;
+            rendered_totals[index] = Part::new(text, &mut deflater)?;
         }
     }
     Ok(DrbdPart::new(
         layout.clone(),
         resources.values().cloned().collect(),
         rendered_totals,
+        previous,
     ))
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::family::{header, Def, FamilyWriter};
+use super::gzip::{Deflater, Part};
 use super::{drbd, extra, MetricsError};
 use crate::drbd::StreamStats;
 use crate::state::Resource;
@@ -46,7 +47,7 @@ pub struct Layout {
     resource_defs: Vec<Def<Resource>>,
     totals_defs: Vec<Def<Totals>>,
     /// `# HELP` and `# TYPE` of each per-resource family.
-    headers: Vec<Bytes>,
+    headers: Vec<Part>,
     slots: Vec<Slot>,
 }
 
@@ -67,9 +68,10 @@ impl Layout {
         resource_defs.extend(extra::defs());
         let mut totals_defs = drbd::totals_defs();
         totals_defs.extend(extra::totals_defs());
+        let mut deflater = Deflater::new();
         let headers = resource_defs
             .iter()
-            .map(|def| header(&def.spec).map(Bytes::from))
+            .map(|def| Part::new(Bytes::from(header(&def.spec)?), &mut deflater))
             .collect::<Result<Vec<_>, _>>()?;
         let mut named: Vec<(&'static str, Slot)> = resource_defs
             .iter()
@@ -102,7 +104,7 @@ impl Layout {
     }
 
     /// The header of per-resource family `index`.
-    pub fn header(&self, index: usize) -> &Bytes {
+    pub fn header(&self, index: usize) -> &Part {
         &self.headers[index]
     }
 
@@ -119,19 +121,43 @@ impl Layout {
 
     /// One resource's series of every per-resource family, without headers.
     pub fn render_resource(&self, resource: &Resource) -> Result<Rendered, MetricsError> {
+        self.render_resource_with(resource, &mut Deflater::new())
+    }
+
+    /// [`render_resource`](Self::render_resource) with a reused compressor.
+    pub fn render_resource_with(
+        &self,
+        resource: &Resource,
+        deflater: &mut Deflater,
+    ) -> Result<Rendered, MetricsError> {
+        let families = self.resource_defs.len();
         let mut text = String::new();
-        let mut ends = Vec::with_capacity(self.resource_defs.len());
+        let mut ends = Vec::with_capacity(families);
         for def in &self.resource_defs {
             let mut writer = FamilyWriter::headerless(&def.spec, &mut text);
             (def.fill)(resource, &mut writer)?;
             writer.finish()?;
             ends.push(offset(text.len()));
         }
-        // `Bytes` keeps a `String`'s whole allocation, which grew by doubling.
-        text.shrink_to_fit();
+        let mut deflated = Vec::with_capacity(text.len() / 4);
+        let mut deflated_ends = Vec::with_capacity(families);
+        let mut crcs = Vec::with_capacity(families);
+        let mut start = 0;
+        for &end in &ends {
+            let piece = text.as_bytes().get(start..end as usize).unwrap_or_default();
+            deflater.append(piece, &mut deflated)?;
+            deflated_ends.push(offset(deflated.len()));
+            crcs.push(crc32fast::hash(piece));
+            start = end as usize;
+        }
+        // Only the deflated pieces are kept (a quarter of the text); plain
+        // scrapes inflate them.
+        deflated.shrink_to_fit();
         Ok(Rendered {
-            text: Bytes::from(text),
             ends: ends.into_boxed_slice(),
+            deflated: Bytes::from(deflated),
+            deflated_ends: deflated_ends.into_boxed_slice(),
+            crcs: crcs.into_boxed_slice(),
         })
     }
 
@@ -178,49 +204,72 @@ fn offset(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-/// One resource's series: every per-resource family's lines in one buffer
-/// (one allocation per resource rather than one per family).
+/// One resource's series: every per-resource family's lines as an
+/// independent raw-deflate piece, all in one buffer (one allocation per
+/// resource rather than one per family), with their CRC-32s and text
+/// lengths. The text itself is not kept (see `exposition.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
-    text: Bytes,
-    /// End of each family's lines in `text`.
+    /// End of each family's lines in the text (which is not kept).
     ends: Box<[u32]>,
+    /// Each family's lines as an independent raw-deflate piece (see `gzip`).
+    deflated: Bytes,
+    /// End of each family's piece in `deflated`.
+    deflated_ends: Box<[u32]>,
+    /// CRC-32 of each family's lines.
+    crcs: Box<[u32]>,
 }
 
 impl Rendered {
-    /// The lines of per-resource family `index` (empty when it has none).
-    pub fn chunk(&self, index: usize) -> &[u8] {
-        let (start, end) = self.range(index);
-        &self.text[start..end]
-    }
-
-    /// The same as a `Bytes` sharing this buffer (no copy).
-    pub fn chunk_bytes(&self, index: usize) -> Bytes {
-        let (start, end) = self.range(index);
-        self.text.slice(start..end)
-    }
-
     /// Length of the lines of family `index`.
     pub fn chunk_len(&self, index: usize) -> usize {
         let (start, end) = self.range(index);
         end - start
     }
 
+    /// The lines of family `index` as a raw-deflate piece.
+    pub fn deflated_chunk(&self, index: usize) -> &[u8] {
+        let (start, end) = range(&self.deflated_ends, self.deflated.len(), index);
+        &self.deflated[start..end]
+    }
+
+    /// The same as a `Bytes` sharing this buffer (no copy).
+    pub fn deflated_chunk_bytes(&self, index: usize) -> Bytes {
+        let (start, end) = range(&self.deflated_ends, self.deflated.len(), index);
+        self.deflated.slice(start..end)
+    }
+
+    /// CRC-32 of the lines of family `index`.
+    pub fn crc(&self, index: usize) -> u32 {
+        self.crcs.get(index).copied().unwrap_or(0)
+    }
+
     /// Bytes held.
     pub fn size(&self) -> usize {
-        self.text.len() + self.ends.len() * std::mem::size_of::<u32>()
+        self.deflated.len()
+            + (self.ends.len() + self.deflated_ends.len() + self.crcs.len())
+                * std::mem::size_of::<u32>()
+    }
+
+    /// Bytes held by the deflated pieces.
+    pub fn deflated_size(&self) -> usize {
+        self.deflated.len()
     }
 
     fn range(&self, index: usize) -> (usize, usize) {
-        let start = match index {
-            0 => 0,
-            _ => self.ends.get(index - 1).copied().unwrap_or(0),
-        };
-        let end = self.ends.get(index).copied().unwrap_or(start);
-        // Offsets come from the render and lie within `text`; clamping keeps
-        // slicing from panicking all the same.
-        let len = self.text.len();
-        let start = (start as usize).min(len);
-        (start, (end as usize).clamp(start, len))
+        range(&self.ends, usize::MAX, index)
     }
+}
+
+/// The range of piece `index` in a buffer of `len` bytes with piece `ends`.
+fn range(ends: &[u32], len: usize, index: usize) -> (usize, usize) {
+    let start = match index {
+        0 => 0,
+        _ => ends.get(index - 1).copied().unwrap_or(0),
+    };
+    let end = ends.get(index).copied().unwrap_or(start);
+    // Offsets come from the render and lie within the buffer; clamping keeps
+    // slicing from panicking all the same.
+    let start = (start as usize).min(len);
+    (start, (end as usize).clamp(start, len))
 }

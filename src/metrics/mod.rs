@@ -22,6 +22,7 @@ mod exporter;
 mod exposition;
 mod extra;
 mod family;
+mod gzip;
 mod layout;
 mod objects;
 mod version;
@@ -34,6 +35,7 @@ use crate::state::Model;
 pub use agent::AgentInput;
 pub use exporter::{Exporter, Facts, CONTENT_TYPE};
 pub use exposition::{Chunks, Exposition, Pieces, CHUNK_BYTES};
+pub use gzip::accepts_gzip;
 pub use layout::Totals;
 pub use version::{parse_drbdadm_version, DrbdVersions, VersionError};
 
@@ -48,6 +50,8 @@ pub enum MetricsError {
     },
     #[error("encoding metrics: {0}")]
     Encode(#[from] prometheus::Error),
+    #[error("compressing metrics: {0}")]
+    Compress(String),
     #[error("metrics render task failed: {0}")]
     Task(String),
 }

@@ -1,0 +1,218 @@
+//! gzip bodies assembled from cached raw-deflate pieces, so that a scrape
+//! compresses only the small per-scrape parts.
+//!
+//! Every cached piece of text (one family of one resource, a family header)
+//! is compressed on its own: a raw deflate stream reset before the piece and
+//! ended with a sync flush, i.e. non-final blocks ending on a byte boundary
+//! and referring to no earlier bytes. Such pieces concatenate into one
+//! valid deflate stream in any order. A body is then the gzip header, the
+//! pieces in exposition order, a final empty block, and the trailer: the
+//! CRC-32 of the whole text (the pieces' CRCs combined in order) and its
+//! length mod 2^32 (RFC 1952).
+
+use bytes::Bytes;
+use flate2::{Compress, Compression, FlushCompress};
+
+use super::MetricsError;
+
+/// The deflate level of the cached pieces. Measured on a 550-byte piece
+/// (one family of one resource) with flate2's zlib-rs backend, compressor
+/// reset per piece: level 1 2.7 µs and 151 bytes, levels 2-6 6.7-7.1 µs and
+/// 140-142 bytes (miniz_oxide: 23 µs at any level, the reset dominates).
+/// Changed resources are compressed at scrape time, so speed wins.
+const LEVEL: u32 = 1;
+
+/// The gzip member header: deflate, no flags, no time, OS unknown.
+pub const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// A final, empty block with fixed codes: BFINAL=1, BTYPE=01, end-of-block.
+const LAST_BLOCK: [u8; 2] = [0x03, 0x00];
+
+/// Bytes after the pieces: the last block and the trailer.
+pub const TRAILER_LEN: usize = LAST_BLOCK.len() + 8;
+
+/// A raw deflate compressor reused for many independent pieces.
+pub struct Deflater {
+    compress: Compress,
+}
+
+impl std::fmt::Debug for Deflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deflater").finish_non_exhaustive()
+    }
+}
+
+impl Default for Deflater {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Deflater {
+    pub fn new() -> Self {
+        Self {
+            compress: Compress::new(Compression::new(LEVEL), false),
+        }
+    }
+
+    /// Appends `text` to `out` as an independent, byte-aligned, non-final
+    /// deflate piece (nothing for empty text).
+    pub fn append(&mut self, text: &[u8], out: &mut Vec<u8>) -> Result<(), MetricsError> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.compress.reset();
+        out.reserve(text.len() / 4 + 64);
+        loop {
+            let consumed = usize::try_from(self.compress.total_in()).unwrap_or(usize::MAX);
+            let rest = text.get(consumed..).unwrap_or_default();
+            self.compress
+                .compress_vec(rest, out, FlushCompress::Sync)
+                .map_err(|e| MetricsError::Compress(e.to_string()))?;
+            let done =
+                usize::try_from(self.compress.total_in()).unwrap_or(usize::MAX) >= text.len();
+            // The flush is complete once it left output space unused.
+            if done && out.len() < out.capacity() {
+                return Ok(());
+            }
+            out.reserve(out.capacity().max(256));
+        }
+    }
+
+    /// `text` as one piece.
+    pub fn piece(&mut self, text: &[u8]) -> Result<Bytes, MetricsError> {
+        let mut out = Vec::new();
+        self.append(text, &mut out)?;
+        Ok(Bytes::from(out))
+    }
+}
+
+/// A piece of text with its deflated form and CRC-32.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Part {
+    pub text: Bytes,
+    pub deflated: Bytes,
+    pub crc: u32,
+}
+
+impl Part {
+    pub fn new(text: Bytes, deflater: &mut Deflater) -> Result<Self, MetricsError> {
+        Ok(Self {
+            deflated: deflater.piece(&text)?,
+            crc: crc32fast::hash(&text),
+            text,
+        })
+    }
+}
+
+/// The CRC-32 and length of a text built piece by piece.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Crc {
+    pub crc: u32,
+    pub len: u64,
+}
+
+impl Crc {
+    /// Extends the text by a piece of `len` bytes with CRC `crc`.
+    pub fn push(&mut self, crc: u32, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let mut hasher = crc32fast::Hasher::new_with_initial_len(self.crc, self.len);
+        hasher.combine(&crc32fast::Hasher::new_with_initial_len(crc, len));
+        self.crc = hasher.finalize();
+        self.len += len;
+    }
+
+    /// Extends the text by another built text.
+    pub fn append(&mut self, other: Crc) {
+        self.push(other.crc, other.len);
+    }
+
+    /// The last block and the gzip trailer for this text.
+    pub fn trailer(&self) -> [u8; TRAILER_LEN] {
+        let mut out = [0; TRAILER_LEN];
+        out[..2].copy_from_slice(&LAST_BLOCK);
+        out[2..6].copy_from_slice(&self.crc.to_le_bytes());
+        // ISIZE is the length modulo 2^32: truncation is the format.
+        out[6..].copy_from_slice(&(self.len as u32).to_le_bytes());
+        out
+    }
+}
+
+/// Whether an `Accept-Encoding` value accepts gzip: `gzip` (or `x-gzip`)
+/// with a q-value above 0, or else `*` with one.
+pub fn accepts_gzip(value: &str) -> bool {
+    let mut star = false;
+    for item in value.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or_default().trim();
+        let q = parts
+            .filter_map(|param| {
+                let (key, value) = param.split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case("q")
+                    .then(|| value.trim().parse::<f32>().unwrap_or(0.0))
+            })
+            .next()
+            .unwrap_or(1.0);
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            return q > 0.0;
+        }
+        if coding == "*" {
+            star = q > 0.0;
+        }
+    }
+    star
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn gunzip(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(data)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn pieces_concatenate_into_one_gzip_member() {
+        let texts: [&[u8]; 4] = [
+            b"a{x=\"1\"} 1\n",
+            b"",
+            b"b 2\nb 2\nb 2\nb 2\n",
+            &[b'z'; 70_000],
+        ];
+        let mut deflater = Deflater::new();
+        let mut body = HEADER.to_vec();
+        let mut crc = Crc::default();
+        let mut plain = Vec::new();
+        for text in texts {
+            let part = Part::new(Bytes::copy_from_slice(text), &mut deflater).unwrap();
+            assert_eq!(part.deflated.is_empty(), text.is_empty());
+            body.extend_from_slice(&part.deflated);
+            crc.push(part.crc, text.len() as u64);
+            plain.extend_from_slice(text);
+        }
+        body.extend_from_slice(&crc.trailer());
+        assert_eq!(gunzip(&body), plain);
+        assert_eq!(crc.crc, crc32fast::hash(&plain));
+    }
+
+    #[test]
+    fn accept_encoding_values() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("deflate, GZIP;q=0.5"));
+        assert!(accepts_gzip("br, *"));
+        assert!(accepts_gzip("x-gzip"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("gzip; q=0.0, *"));
+        assert!(!accepts_gzip("identity"));
+        assert!(!accepts_gzip(""));
+        assert!(!accepts_gzip("*;q=0"));
+    }
+}
