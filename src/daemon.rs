@@ -103,6 +103,7 @@ impl Daemon {
             ApiState {
                 node_name: config.node_name.clone(),
                 shared: shared.clone(),
+                throttle: throttle.clone(),
             },
             exporter.clone(),
         );

@@ -50,6 +50,7 @@ async fn status_health_404_and_limits() {
         let app = router(ApiState {
             node_name: "alpha".to_owned(),
             shared: shared.clone(),
+            throttle: Default::default(),
         });
         let listeners = bind(&["127.0.0.1:0".parse().unwrap()]).await.unwrap();
         let addr = listeners[0].local_addr().unwrap();
@@ -72,6 +73,9 @@ async fn status_health_404_and_limits() {
         let status: serde_json::Value = response.json().await.unwrap();
         let agent = &status["agent"];
         assert_eq!(agent["node_name"], "alpha");
+        // Throttling is off unless configured; its counters are shown anyway.
+        assert_eq!(status["throttle"]["enabled"], false);
+        assert_eq!(status["throttle"]["reverts"], 0);
         assert_eq!(agent["version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(agent["events"], 34);
         assert_eq!(agent["parse_errors"], 1);

@@ -50,6 +50,7 @@ async fn metrics_route_content_type_and_methods() {
             ApiState {
                 node_name: "alpha".to_owned(),
                 shared: shared.clone(),
+                throttle: Default::default(),
             },
             exporter,
         );

@@ -232,6 +232,7 @@ async fn metrics_route_serves_gzip_when_accepted() {
             ApiState {
                 node_name: "alpha".to_owned(),
                 shared: shared.clone(),
+                throttle: Default::default(),
             },
             Arc::new(Exporter::new(facts())),
         );

@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::drbd::{Shared, StreamStats};
 use crate::metrics::{accepts_gzip, Exporter, Facts, CONTENT_TYPE};
 use crate::state::Resource;
+use crate::throttle::{SharedThrottleStatus, ThrottleStatus};
 
 pub use serve::{bind, fallback_addr, is_no_ipv6_error, serve, ApiError, Limits};
 pub use table::render_status;
@@ -37,6 +38,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct ApiState {
     pub node_name: String,
     pub shared: Arc<Shared>,
+    /// The resync throttle's state, shown in `/v1/status`.
+    pub throttle: SharedThrottleStatus,
 }
 
 /// The `agent` part of `/v1/status`: facts about the agent plus every
@@ -60,6 +63,8 @@ pub struct Status<'a> {
     pub agent: AgentStatus,
     /// The model's resources by name.
     pub resources: &'a BTreeMap<String, Resource>,
+    /// Rates set, reverts noticed, failures of the resync throttle.
+    pub throttle: ThrottleStatus,
 }
 
 /// The router with its limits (body size, 404 for unknown paths) and a
@@ -85,6 +90,8 @@ pub fn router_with_metrics(state: ApiState, exporter: Arc<Exporter>) -> Router {
 }
 
 async fn status(State(api): State<Arc<ApiState>>) -> Response {
+    // A copy, taken before the model's lock: the two are never held together.
+    let throttle = api.throttle.read().await.clone();
     let state = api.shared.state.read().await;
     let agent = AgentStatus {
         version: env!("CARGO_PKG_VERSION"),
@@ -98,6 +105,7 @@ async fn status(State(api): State<Arc<ApiState>>) -> Response {
     Json(Status {
         agent,
         resources: state.model.resources(),
+        throttle,
     })
     .into_response()
 }
