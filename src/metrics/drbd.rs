@@ -190,56 +190,52 @@ pub fn connection_defs() -> Vec<Def<Resource>> {
     ]
 }
 
+/// A peer-device family from one optional KiB counter, exported in bytes.
+macro_rules! peer_device_bytes {
+    ($spec:expr, |$pd:ident| $kib:expr) => {
+        Def {
+            spec: $spec,
+            fill: |resource, w| {
+                for (name, conn, node, $pd, volume) in peer_devices(resource) {
+                    if let Some(kib) = $kib {
+                        w.add_u64(&[name, &conn.conn_name, &node, &volume], kib * KIB)?;
+                    }
+                }
+                Ok(())
+            },
+        }
+    };
+}
+
 /// The peer-device families of drbd-reactor.
 pub fn peer_device_defs() -> Vec<Def<Resource>> {
     vec![
-        Def {
-            spec: gauge(
+        peer_device_bytes!(
+            gauge(
                 "drbd_peerdevice_outofsync_bytes",
                 "Data that differs from the peer, bytes.",
                 PEER_DEVICE,
             ),
-            fill: |resource, w| {
-                for (name, conn, node, pd, volume) in peer_devices(resource) {
-                    if let Some(kib) = pd.stats.out_of_sync {
-                        w.add_u64(&[name, &conn.conn_name, &node, &volume], kib * KIB)?;
-                    }
-                }
-                Ok(())
-            },
-        },
+            |pd| pd.stats.out_of_sync
+        ),
         // The next two lack the `_total` suffix: drbd-reactor's names, kept
         // for existing dashboards (promtool flags them; nothing else may be).
-        Def {
-            spec: counter(
+        peer_device_bytes!(
+            counter(
                 "drbd_peerdevice_sent_bytes",
                 "Data sent to the peer, bytes.",
                 PEER_DEVICE,
             ),
-            fill: |resource, w| {
-                for (name, conn, node, pd, volume) in peer_devices(resource) {
-                    if let Some(kib) = pd.stats.sent {
-                        w.add_u64(&[name, &conn.conn_name, &node, &volume], kib * KIB)?;
-                    }
-                }
-                Ok(())
-            },
-        },
-        Def {
-            spec: counter(
+            |pd| pd.stats.sent
+        ),
+        peer_device_bytes!(
+            counter(
                 "drbd_peerdevice_received_bytes",
                 "Data received from the peer, bytes.",
                 PEER_DEVICE,
             ),
-            fill: |resource, w| {
-                for (name, conn, node, pd, volume) in peer_devices(resource) {
-                    if let Some(kib) = pd.stats.received {
-                        w.add_u64(&[name, &conn.conn_name, &node, &volume], kib * KIB)?;
-                    }
-                }
-                Ok(())
-            },
-        },
+            |pd| pd.stats.received
+        ),
     ]
 }
 
