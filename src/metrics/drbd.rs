@@ -5,7 +5,7 @@
 
 use super::family::{add_enum, Def, Kind, Spec};
 use super::objects::{
-    connections, devices, peer_devices, CONNECTION, DEVICE, PEER_DEVICE, RESOURCE,
+    connections, devices, peer_device_number, CONNECTION, DEVICE, PEER_DEVICE, RESOURCE,
 };
 use super::Totals;
 use crate::events2::{DiskState, Tristate, YesNo};
@@ -190,51 +190,34 @@ pub fn connection_defs() -> Vec<Def<Resource>> {
     ]
 }
 
-/// A peer-device family from one optional KiB counter, exported in bytes.
-macro_rules! peer_device_bytes {
-    ($spec:expr, |$pd:ident| $kib:expr) => {
-        Def {
-            spec: $spec,
-            fill: |resource, w| {
-                for (name, conn, node, $pd, volume) in peer_devices(resource) {
-                    if let Some(kib) = $kib {
-                        w.add_u64(&[name, &conn.conn_name, &node, &volume], kib * KIB)?;
-                    }
-                }
-                Ok(())
-            },
-        }
-    };
-}
-
 /// The peer-device families of drbd-reactor.
 pub fn peer_device_defs() -> Vec<Def<Resource>> {
     vec![
-        peer_device_bytes!(
+        peer_device_number!(
             gauge(
                 "drbd_peerdevice_outofsync_bytes",
                 "Data that differs from the peer, bytes.",
                 PEER_DEVICE,
             ),
-            |pd| pd.stats.out_of_sync
+            |pd| pd.stats.out_of_sync.map(|kib| kib * KIB)
         ),
         // The next two lack the `_total` suffix: drbd-reactor's names, kept
         // for existing dashboards (promtool flags them; nothing else may be).
-        peer_device_bytes!(
+        peer_device_number!(
             counter(
                 "drbd_peerdevice_sent_bytes",
                 "Data sent to the peer, bytes.",
                 PEER_DEVICE,
             ),
-            |pd| pd.stats.sent
+            |pd| pd.stats.sent.map(|kib| kib * KIB)
         ),
-        peer_device_bytes!(
+        peer_device_number!(
             counter(
                 "drbd_peerdevice_received_bytes",
                 "Data received from the peer, bytes.",
                 PEER_DEVICE,
             ),
-            |pd| pd.stats.received
+            |pd| pd.stats.received.map(|kib| kib * KIB)
         ),
     ]
 }

@@ -3,7 +3,7 @@
 //! suspension, pending/unacked requests, paths, helper calls.
 
 use super::family::{add_enum, add_flags, Def, Kind, Spec};
-use super::objects::{paths, peer_devices, PATH, PEER_DEVICE};
+use super::objects::{paths, peer_device_number, peer_devices, PATH, PEER_DEVICE};
 use super::Totals;
 use crate::events2::Eta;
 use crate::state::Resource;
@@ -81,22 +81,15 @@ pub fn defs() -> Vec<Def<Resource>> {
                 Ok(())
             },
         },
-        Def {
-            spec: Spec {
+        peer_device_number!(
+            Spec {
                 name: "drbd_peerdevice_pending",
                 help: "Requests sent to the peer and not yet answered.",
                 kind: Kind::Gauge,
                 labels: PEER_DEVICE,
             },
-            fill: |resource, w| {
-                for (name, conn, node, pd, volume) in peer_devices(resource) {
-                    if let Some(value) = pd.stats.pending {
-                        w.add_u64(&[name, &conn.conn_name, &node, &volume], value)?;
-                    }
-                }
-                Ok(())
-            },
-        },
+            |pd| pd.stats.pending
+        ),
         Def {
             spec: Spec {
                 name: "drbd_peerdevice_replication_state",
@@ -179,21 +172,14 @@ pub fn defs() -> Vec<Def<Resource>> {
                 Ok(())
             },
         },
-        Def {
-            spec: Spec {
+        peer_device_number!(
+            Spec {
                 name: "drbd_peerdevice_unacked",
                 help: "Requests received from the peer and not yet acknowledged.",
                 kind: Kind::Gauge,
                 labels: PEER_DEVICE,
             },
-            fill: |resource, w| {
-                for (name, conn, node, pd, volume) in peer_devices(resource) {
-                    if let Some(value) = pd.stats.unacked {
-                        w.add_u64(&[name, &conn.conn_name, &node, &volume], value)?;
-                    }
-                }
-                Ok(())
-            },
-        },
+            |pd| pd.stats.unacked
+        ),
     ]
 }

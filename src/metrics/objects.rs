@@ -61,3 +61,24 @@ pub fn paths(resource: &Resource) -> impl Iterator<Item = (&str, &Connection, St
             .map(move |path| (name, connection, node.clone(), path))
     })
 }
+
+/// A peer-device family from one optional number of each peer device
+/// (labels `name, conn_name, peer_node_id, volume`).
+macro_rules! peer_device_number {
+    ($spec:expr, |$pd:ident| $value:expr) => {
+        $crate::metrics::family::Def {
+            spec: $spec,
+            fill: |resource, w| {
+                for (name, conn, node, $pd, volume) in
+                    $crate::metrics::objects::peer_devices(resource)
+                {
+                    if let Some(value) = $value {
+                        w.add_u64(&[name, &conn.conn_name, &node, &volume], value)?;
+                    }
+                }
+                Ok(())
+            },
+        }
+    };
+}
+pub(super) use peer_device_number;
