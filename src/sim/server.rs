@@ -94,7 +94,15 @@ pub async fn serve_with(
     if socket.exists() {
         std::fs::remove_file(&socket).map_err(io(&socket))?;
     }
-    let listener = UnixListener::bind(&socket).map_err(io(&socket))?;
+    // Bind under a temporary name and rename once listening: the socket's
+    // name appearing is the "ready" signal clients wait for, and between
+    // bind(2) and listen(2) a connect would be refused.
+    let binding = dir.join(format!(".{SOCKET_NAME}.{}", std::process::id()));
+    if binding.exists() {
+        std::fs::remove_file(&binding).map_err(io(&binding))?;
+    }
+    let listener = UnixListener::bind(&binding).map_err(io(&binding))?;
+    std::fs::rename(&binding, &socket).map_err(io(&socket))?;
     let (events, _) = broadcast::channel(BACKLOG);
     let shared = Arc::new(Shared {
         cluster: Mutex::new(Cluster::new(scenario)),
