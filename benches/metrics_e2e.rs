@@ -41,13 +41,23 @@ fn get(port: u16, path: &str) -> std::io::Result<Vec<u8>> {
 
 /// The body as received (dechunked) and whether it is gzip.
 fn get_wire(port: u16, path: &str) -> std::io::Result<(Vec<u8>, bool)> {
+    get_timed(port, path).map(|(body, gzip, _)| (body, gzip))
+}
+
+/// [`get_wire`] and the instant the first byte of the response arrived.
+fn get_timed(port: u16, path: &str) -> std::io::Result<(Vec<u8>, bool, Instant)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
     )?;
-    let mut response = Vec::new();
+    // Room for the whole response up front, as a scraper reusing its buffer has.
+    let mut response = Vec::with_capacity(8 << 20);
+    let mut first = [0u8; 1];
+    let n = stream.read(&mut first)?;
+    let first_byte = Instant::now();
+    response.extend_from_slice(&first[..n]);
     stream.read_to_end(&mut response)?;
     let split = response
         .windows(4)
@@ -58,7 +68,7 @@ fn get_wire(port: u16, path: &str) -> std::io::Result<(Vec<u8>, bool)> {
     if head.contains("transfer-encoding: chunked") {
         body = dechunk(&body);
     }
-    Ok((body, head.contains("content-encoding: gzip")))
+    Ok((body, head.contains("content-encoding: gzip"), first_byte))
 }
 
 fn decode(body: Vec<u8>, gzip: bool) -> std::io::Result<Vec<u8>> {
@@ -186,60 +196,112 @@ fn run(resources: usize) {
     });
     std::thread::sleep(Duration::from_secs(2));
 
-    // CPU per 1,000 events, measured without scrapes.
+    // CPU per 1,000 events without scrapes: the refresher then leaves
+    // rendering to the next scrape.
     let events = |port| {
         get(port, "/metrics")
             .ok()
             .and_then(|b| metric(&String::from_utf8_lossy(&b), "drbd_agent_events_total"))
             .unwrap_or(0.0)
     };
-    let (cpu0, _) = cpu_and_rss(pid);
-    let events0 = events(port);
-    let (cpu_mid, _) = cpu_and_rss(pid);
-    std::thread::sleep(Duration::from_secs(10));
-    let (cpu1, _) = cpu_and_rss(pid);
-    let events1 = events(port);
-    // The scrape between the CPU readings is excluded from the window.
-    let cpu_window = (cpu1 - cpu_mid).max(0.0);
-    let event_count = (events1 - events0).max(0.0);
-    let _ = cpu0;
+    let idle = cpu_per_1000_events(pid, || events(port), Duration::from_secs(10));
 
-    // 100 scrapes at ~10/s while events flow.
-    let mut latencies = Vec::new();
-    let mut size = 0;
-    let mut wire = 0;
-    let mut gzipped = false;
-    for _ in 0..100 {
-        let start = Instant::now();
-        let (body, gzip) = get_wire(port, "/metrics").expect("scrape");
-        latencies.push(start.elapsed().as_secs_f64() * 1000.0);
-        wire = body.len();
-        gzipped = gzip;
-        size = decode(body, gzip).expect("a valid gzip body").len();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    latencies.sort_by(|a, b| a.total_cmp(b));
+    // 100 scrapes at ~10/s while events flow: the refresher renders every
+    // change as it comes.
+    let fast = scrape_phase(port, pid, 100, Duration::from_millis(100));
+    // Scrapes every 2 s: the refresher renders from 1 s before each one.
+    let slow = scrape_phase(port, pid, 15, Duration::from_secs(2));
     let (_, rss) = cpu_and_rss(pid);
 
     // Event-to-metric delay: watch alpha's events2 stream; on a replication
     // change, poll /metrics until the new state shows.
-    let delays = event_to_metric(root, port, 10);
+    let delays = event_to_metric(root, port, 20);
 
     println!(
-        "scale:{resources}: scrape median {:.2} ms p99 {:.2} ms | exposition {:.1} MiB, sent {:.2} MiB{} | agent RSS {:.1} MiB | \
-         CPU {:.3} s per 1,000 events ({} events in 10 s) | event-to-metric median {:.1} ms max {:.1} ms ({} samples)",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        size as f64 / (1024.0 * 1024.0),
-        wire as f64 / (1024.0 * 1024.0),
-        if gzipped { " gzip" } else { "" },
+        "scale:{resources}: exposition {:.1} MiB, sent {:.2} MiB{} | agent RSS {:.1} MiB\n  \
+         no scrapes: CPU {:.3} s per 1,000 events ({:.0} events in 10 s)\n  \
+         scrapes every 100 ms: median {:.2} ms p99 {:.2} ms, CPU {:.3} s per 1,000 events (scrapes included)\n  \
+         scrapes every 2 s: median {:.2} ms max {:.2} ms, CPU {:.3} s per 1,000 events (scrapes included)\n  \
+         event-to-metric (to the first byte of the first scrape showing it): median {:.1} ms max {:.1} ms ({} samples)",
+        fast.size as f64 / (1024.0 * 1024.0),
+        fast.wire as f64 / (1024.0 * 1024.0),
+        if fast.gzip { " gzip" } else { "" },
         rss as f64 / 1024.0,
-        if event_count > 0.0 { cpu_window / event_count * 1000.0 } else { f64::NAN },
-        event_count,
+        idle.0,
+        idle.1,
+        percentile(&fast.latencies, 0.5),
+        percentile(&fast.latencies, 0.99),
+        fast.cpu_per_1000,
+        percentile(&slow.latencies, 0.5),
+        slow.latencies.last().copied().unwrap_or(f64::NAN),
+        slow.cpu_per_1000,
         percentile(&delays, 0.5),
         delays.last().copied().unwrap_or(f64::NAN),
         delays.len(),
     );
+}
+
+/// CPU seconds per 1,000 events over `window` (and the event count), with
+/// `events` read before and after outside the window.
+fn cpu_per_1000_events(pid: u32, events: impl Fn() -> f64, window: Duration) -> (f64, f64) {
+    let events0 = events();
+    let (cpu0, _) = cpu_and_rss(pid);
+    std::thread::sleep(window);
+    let (cpu1, _) = cpu_and_rss(pid);
+    let events1 = events();
+    let count = (events1 - events0).max(0.0);
+    let per_1000 = if count > 0.0 {
+        (cpu1 - cpu0).max(0.0) / count * 1000.0
+    } else {
+        f64::NAN
+    };
+    (per_1000, count)
+}
+
+struct ScrapePhase {
+    /// Request to last byte, sorted, ms.
+    latencies: Vec<f64>,
+    cpu_per_1000: f64,
+    size: usize,
+    wire: usize,
+    gzip: bool,
+}
+
+/// `count` scrapes `gap` apart; the agent's CPU per 1,000 events over them.
+fn scrape_phase(port: u16, pid: u32, count: usize, gap: Duration) -> ScrapePhase {
+    let mut latencies = Vec::new();
+    let mut size = 0;
+    let mut wire = 0;
+    let mut gzip = false;
+    let mut events = Vec::new();
+    let (cpu0, _) = cpu_and_rss(pid);
+    for _ in 0..count {
+        let start = Instant::now();
+        let (body, gzipped) = get_wire(port, "/metrics").expect("scrape");
+        latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+        wire = body.len();
+        gzip = gzipped;
+        let text = decode(body, gzipped).expect("a valid gzip body");
+        size = text.len();
+        events.push(
+            metric(&String::from_utf8_lossy(&text), "drbd_agent_events_total").unwrap_or(0.0),
+        );
+        std::thread::sleep(gap.saturating_sub(start.elapsed()));
+    }
+    let (cpu1, _) = cpu_and_rss(pid);
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let count = events.last().copied().unwrap_or(0.0) - events.first().copied().unwrap_or(0.0);
+    ScrapePhase {
+        latencies,
+        cpu_per_1000: if count > 0.0 {
+            (cpu1 - cpu0).max(0.0) / count * 1000.0
+        } else {
+            f64::NAN
+        },
+        size,
+        wire,
+        gzip,
+    }
 }
 
 fn event_to_metric(root: &Path, port: u16, samples: usize) -> Vec<f64> {
@@ -257,28 +319,43 @@ fn event_to_metric(root: &Path, port: u16, samples: usize) -> Vec<f64> {
     let Some(stdout) = watcher.0.stdout.take() else {
         return Vec::new();
     };
-    let mut lines = BufReader::new(stdout).lines();
+    // A thread stamps each line as it arrives, so that lines buffered while
+    // the loop below polls are neither late nor measured.
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if sender.send((Instant::now(), line)).is_err() {
+                return;
+            }
+        }
+    });
     let mut delays = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(90);
+    let mut busy_until = Instant::now();
     while delays.len() < samples && Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        let seen = Instant::now();
-        if !line.starts_with("change peer-device") {
+        let Ok((seen, line)) = lines.recv_timeout(Duration::from_secs(30)) else {
+            break;
+        };
+        if seen < busy_until || !line.starts_with("change peer-device") {
             continue;
         }
         let Some(expected) = expected_series(&line) else {
             continue;
         };
-        loop {
-            let body = get(port, "/metrics").unwrap_or_default();
+        while let Ok((body, gzip, first_byte)) = get_timed(port, "/metrics") {
+            let body = decode(body, gzip).unwrap_or_default();
+            // The response was built before its first byte left: the change
+            // was on /metrics by then.
             if String::from_utf8_lossy(&body).contains(&expected) {
-                delays.push(seen.elapsed().as_secs_f64() * 1000.0);
+                delays.push(first_byte.duration_since(seen).as_secs_f64() * 1000.0);
                 break;
             }
             if seen.elapsed() > Duration::from_secs(5) {
                 break;
             }
         }
+        busy_until = Instant::now();
     }
     delays.sort_by(|a, b| a.total_cmp(b));
     delays

@@ -94,6 +94,7 @@ impl Daemon {
         );
         let throttler = tokio::spawn(throttler.run(shared.clone(), stopped.clone()));
         let exporter = Arc::new(Exporter::new(Facts::of_this_build()));
+        tokio::spawn(exporter.clone().keep_fresh(shared.clone(), stopped.clone()));
         tokio::spawn(probe_drbd_versions(
             config.drbd.drbdadm.clone(),
             exporter.clone(),

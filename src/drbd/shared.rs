@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::RwLock;
+use tokio::sync::{Notify, RwLock};
 
 use crate::state::{Change, Model, ObjectRef};
 
@@ -171,6 +171,9 @@ fn resource_of(object: &ObjectRef) -> &str {
 #[derive(Debug, Default)]
 pub struct Shared {
     pub state: RwLock<DrbdState>,
+    /// Signalled after the model's generation moved (events applied, a
+    /// flush); readers that keep derived data fresh wait on it.
+    pub model_changed: Notify,
     supervisor_alive: AtomicBool,
 }
 

@@ -208,6 +208,7 @@ pub async fn supervise(
             state.stats.last_exit = Some(end.to_string());
             done
         };
+        shared.model_changed.notify_one();
         if end == StreamEnd::Shutdown {
             info!("events2 stopped for shutdown");
             break;
@@ -286,7 +287,12 @@ async fn run_stream(
                 Ok(Some(line)) => {
                     let mut state = shared.state.write().await;
                     state.stats.last_line_at = Some(chrono::Utc::now());
-                    if let LineOutcome::EventsLost(count) = apply_line(&mut state, &line) {
+                    let generation = state.generation;
+                    let outcome = apply_line(&mut state, &line);
+                    if state.generation != generation {
+                        shared.model_changed.notify_one();
+                    }
+                    if let LineOutcome::EventsLost(count) = outcome {
                         warn!(count, "events2 lost events, re-reading the state");
                         break StreamEnd::EventsLost(count);
                     }

@@ -1,35 +1,58 @@
 //! The `/metrics` renderer with its cache.
 //!
 //! The DRBD part is the large one (about 125 series per resource). The
-//! exporter keeps every resource's series lines (one buffer per resource)
-//! and, on a scrape after model changes, copies only the resources changed
-//! since the generation it saw last (see [`DrbdState::changed_since`]) under
-//! the read lock, re-renders them without the lock, drops the resources that
-//! are gone, and references the cached chunks family by family (see
-//! `exposition.rs`). The agent part, `drbd_version` and `process_*` are small
-//! and rendered per scrape.
+//! exporter keeps every resource's series as deflated pieces (one per
+//! family) and, on a refresh after model changes, copies only the resources
+//! changed since the generation it saw last (see
+//! [`DrbdState::changed_since`]) under the read lock, re-renders them
+//! without the lock (compressing only the families whose lines changed),
+//! drops the resources that are gone, and references the cached pieces
+//! family by family (see `exposition.rs`).
+//!
+//! Refreshes run in the background ([`Exporter::keep_fresh`]) timed by the
+//! scrapes seen (`schedule.rs`), so a scrape usually finds the part ready
+//! and renders only the agent part, `drbd_version` and `process_*`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{Registry, TextEncoder};
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex, MutexGuard};
+use tokio::time::Instant;
 use tracing::warn;
 
 use super::exposition::{DrbdPart, Exposition};
 use super::gzip::{Deflater, Part};
 use super::layout::{Layout, Rendered, Slot, Totals};
+use super::schedule::{Refresh, ScrapeClock};
 use super::MetricsError;
 use super::{render_agent, render_version, AgentInput, DrbdVersions};
-use crate::drbd::{ChangedSince, DrbdState, Shared};
+use crate::drbd::{wait_shutdown, ChangedSince, DrbdState, Shared, StreamStats};
 use crate::state::Resource;
 
 /// Up to this many changed resources are rendered on the async worker (one
-/// takes ~0.1 ms); more go to a blocking thread.
-const INLINE_RENDERS: usize = 2;
+/// whose change touched a few families takes ~30 µs); more go to a
+/// blocking thread.
+const INLINE_RENDERS: usize = 8;
+
+/// [`Exporter::keep_fresh`] pauses this many times as long as a refresh
+/// took before the next one: at most a fifth of a core goes to rendering.
+const PAUSE_FACTOR: u32 = 4;
+
+/// The shortest pause between background refreshes: changes arriving
+/// within it share one refresh (at most 200 a second).
+const MIN_PAUSE: Duration = Duration::from_millis(5);
+
+/// How long a scrape waits for a refresh in flight before it serves the
+/// part published last.
+const SCRAPE_WAIT: Duration = Duration::from_millis(5);
+
+/// The longest pause between background refreshes.
+const MAX_PAUSE: Duration = Duration::from_millis(50);
 
 /// The content type of the text exposition format.
 ///
@@ -66,6 +89,8 @@ struct Cache {
     /// Every resource's series lines, by name.
     resources: BTreeMap<String, Arc<Rendered>>,
     part: Option<Arc<DrbdPart>>,
+    /// The compressor renders reuse (allocating one zeroes ~300 KiB).
+    deflater: Option<Deflater>,
 }
 
 impl Cache {
@@ -79,28 +104,47 @@ impl Cache {
     }
 
     /// Under the read lock: forgets gone resources and copies the ones to
-    /// render (changed since `seen`, or not cached yet).
-    fn take_changes(&mut self, state: &DrbdState) -> Vec<Resource> {
+    /// render (changed since `seen`, or not cached yet), each with its
+    /// previous render.
+    fn take_changes(&mut self, state: &DrbdState) -> Vec<ToRender> {
         let model = state.model.resources();
         let mut names: BTreeSet<&str> = BTreeSet::new();
         match state.changed_since(self.seen) {
             ChangedSince::Nothing => {}
-            ChangedSince::Everything => {
-                self.resources.clear();
+            // Every resource is rendered again; the cached renders stay
+            // as the base their unchanged families are taken from.
+            ChangedSince::Everything => names.extend(model.keys().map(String::as_str)),
+            ChangedSince::Resources(changed) => {
+                for name in changed {
+                    if model.contains_key(name) {
+                        names.insert(name);
+                    } else {
+                        self.resources.remove(name);
+                    }
+                }
             }
-            ChangedSince::Resources(changed) => names.extend(changed),
         }
-        // One merge walk over both sorted key sets: drop what is gone, add
-        // what is not cached (everything after a flush, a model edited
-        // without `touch`).
-        let (gone, missing) = differences(self.resources.keys(), model.keys());
-        for name in gone {
-            self.resources.remove(&name);
+        let cached_after = self.resources.len()
+            + names
+                .iter()
+                .filter(|name| !self.resources.contains_key(**name))
+                .count();
+        if cached_after != model.len() {
+            // One merge walk over both sorted key sets: drop what is gone,
+            // add what is not cached (everything after a flush, a model
+            // edited without `touch`).
+            let (gone, missing) = differences(self.resources.keys(), model.keys());
+            for name in gone {
+                self.resources.remove(&name);
+            }
+            names.extend(missing.into_iter().map(String::as_str));
         }
-        names.extend(missing.into_iter().map(String::as_str));
         names
             .into_iter()
-            .filter_map(|name| model.get(name).cloned())
+            .filter_map(|name| {
+                let resource = model.get(name)?.clone();
+                Some((resource, self.resources.get(name).cloned()))
+            })
             .collect()
     }
 }
@@ -139,31 +183,53 @@ fn differences<'m, 'c>(
     (gone, missing)
 }
 
-/// Renders resources, on a blocking thread when there are many.
+/// A resource to render and its previous render.
+type ToRender = (Resource, Option<Arc<Rendered>>);
+
+/// Renders resources (reusing their unchanged families), on a blocking
+/// thread when there are many. The compressor is reused across calls.
 async fn render_resources(
     layout: &Arc<Layout>,
-    resources: Vec<Resource>,
+    resources: Vec<ToRender>,
+    deflater: &mut Option<Deflater>,
 ) -> Result<Vec<(String, Rendered)>, MetricsError> {
     fn render_all(
         layout: &Layout,
-        resources: Vec<Resource>,
+        resources: Vec<ToRender>,
+        deflater: &mut Deflater,
     ) -> Result<Vec<(String, Rendered)>, MetricsError> {
-        let mut deflater = Deflater::new();
         resources
             .into_iter()
-            .map(|resource| {
-                let rendered = layout.render_resource_with(&resource, &mut deflater)?;
+            .map(|(resource, previous)| {
+                let rendered =
+                    layout.render_resource_since(&resource, previous.as_deref(), deflater)?;
                 Ok((resource.name.clone(), rendered))
             })
             .collect()
     }
+    let mut owned = deflater.take().unwrap_or_default();
     if resources.len() <= INLINE_RENDERS {
-        return render_all(layout, resources);
+        let result = render_all(layout, resources, &mut owned);
+        *deflater = Some(owned);
+        return result;
     }
     let layout = layout.clone();
-    tokio::task::spawn_blocking(move || render_all(&layout, resources))
-        .await
-        .map_err(|e| MetricsError::Task(e.to_string()))?
+    let (result, owned) = tokio::task::spawn_blocking(move || {
+        let result = render_all(&layout, resources, &mut owned);
+        (result, owned)
+    })
+    .await
+    .map_err(|e| MetricsError::Task(e.to_string()))?;
+    *deflater = Some(owned);
+    result
+}
+
+/// The DRBD part brought up to date, with what was read along with it.
+#[derive(Debug, Clone)]
+pub struct Fresh {
+    pub drbd: Arc<DrbdPart>,
+    pub stats: StreamStats,
+    pub drbd_up: bool,
 }
 
 /// Renders `/metrics`.
@@ -175,6 +241,12 @@ pub struct Exporter {
     reloads_failed: AtomicU64,
     process: Registry,
     cache: Mutex<Cache>,
+    /// The DRBD part of the last refresh and its model generation.
+    published: RwLock<Option<(u64, Arc<DrbdPart>)>>,
+    /// The scrapes seen, for [`Exporter::keep_fresh`].
+    scrapes: std::sync::Mutex<ScrapeClock>,
+    /// The tail's compressor (allocating one zeroes ~300 KiB).
+    tail_deflater: std::sync::Mutex<Deflater>,
 }
 
 impl Exporter {
@@ -191,6 +263,9 @@ impl Exporter {
             reloads_failed: AtomicU64::new(0),
             process,
             cache: Mutex::new(Cache::default()),
+            published: RwLock::new(None),
+            scrapes: std::sync::Mutex::new(ScrapeClock::new()),
+            tail_deflater: std::sync::Mutex::new(Deflater::new()),
         }
     }
 
@@ -227,12 +302,20 @@ impl Exporter {
         Ok(self.exposition(shared).await?.to_text())
     }
 
-    /// The full exposition: `drbd_agent_*`, the DRBD part (re-rendered for
-    /// the resources that changed since the last scrape), `drbd_version`,
-    /// `process_*`.
-    pub async fn exposition(&self, shared: &Shared) -> Result<Exposition, MetricsError> {
-        // One render at a time; concurrent scrapers then share its result.
-        let mut cache = self.cache.lock().await;
+    /// Brings the cached DRBD part up to the model's current generation:
+    /// re-renders the resources changed since the last refresh and
+    /// publishes the result. Cheap when nothing changed.
+    pub async fn refresh(&self, shared: &Shared) -> Result<Fresh, MetricsError> {
+        // One refresh at a time; a caller that waited finds little to do.
+        let cache = self.cache.lock().await;
+        self.refresh_locked(cache, shared).await
+    }
+
+    async fn refresh_locked(
+        &self,
+        mut cache: MutexGuard<'_, Cache>,
+        shared: &Shared,
+    ) -> Result<Fresh, MetricsError> {
         let layout = cache.layout()?;
         let state = shared.state.read().await;
         let stats = state.stats.clone();
@@ -253,7 +336,8 @@ impl Exporter {
                 let todo = cache.take_changes(&state);
                 let totals = Totals::new(state.model.resources().len(), &state.stats);
                 drop(state);
-                for (name, rendered) in render_resources(&layout, todo).await? {
+                let rendered = render_resources(&layout, todo, &mut cache.deflater).await?;
+                for (name, rendered) in rendered {
                     cache.resources.insert(name, Arc::new(rendered));
                 }
                 let previous = cache.part.take();
@@ -268,7 +352,118 @@ impl Exporter {
                 part
             }
         };
-        drop(cache);
+        // A poisoned lock only means a writer panicked; the slot is still usable.
+        *self
+            .published
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((generation, drbd.clone()));
+        Ok(Fresh {
+            drbd,
+            stats,
+            drbd_up,
+        })
+    }
+
+    /// The part published last, with its generation.
+    fn published(&self) -> Option<(u64, Arc<DrbdPart>)> {
+        self.published
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The DRBD part for a scrape: the published one when it is current;
+    /// else brought up to date here (usually the few resources changed
+    /// since the last background refresh, after the one in flight if any);
+    /// but when a long refresh holds the cache for more than
+    /// [`SCRAPE_WAIT`], the published one (at most that refresh behind).
+    async fn part_for_scrape(&self, shared: &Shared) -> Result<Fresh, MetricsError> {
+        let published = self.published();
+        {
+            let state = shared.state.read().await;
+            if let Some((_, drbd)) = published
+                .as_ref()
+                .filter(|(generation, _)| *generation == state.generation)
+            {
+                return Ok(Fresh {
+                    drbd: drbd.clone(),
+                    stats: state.stats.clone(),
+                    drbd_up: state.drbd_reachable(),
+                });
+            }
+        }
+        let cache = tokio::time::timeout(SCRAPE_WAIT, self.cache.lock()).await;
+        match (cache, published) {
+            (Ok(cache), _) => self.refresh_locked(cache, shared).await,
+            (Err(_), Some((_, drbd))) => {
+                let state = shared.state.read().await;
+                Ok(Fresh {
+                    drbd,
+                    stats: state.stats.clone(),
+                    drbd_up: state.drbd_reachable(),
+                })
+            }
+            (Err(_), None) => self.refresh(shared).await,
+        }
+    }
+
+    fn scrape_clock(&self) -> std::sync::MutexGuard<'_, ScrapeClock> {
+        // A poisoned lock only means a holder panicked; the clock is still usable.
+        self.scrapes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps the DRBD part fresh for the next scrape until `stop` turns
+    /// true. After a model change (see [`Shared::model_changed`]) it waits
+    /// until shortly before the next expected scrape (see
+    /// [`schedule`](super::schedule)), so a resource that changes often is
+    /// rendered about once per scrape interval, and then refreshes. While a
+    /// scrape is due it refreshes on every change, pausing
+    /// [`PAUSE_FACTOR`] times as long as a refresh took (at least
+    /// [`MIN_PAUSE`], at most [`MAX_PAUSE`]) so a busy stream costs a
+    /// bounded share of a core.
+    pub async fn keep_fresh(self: Arc<Self>, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+        'changes: loop {
+            tokio::select! {
+                _ = shared.model_changed.notified() => {}
+                _ = wait_shutdown(&mut stop) => return,
+            }
+            loop {
+                let decision = self.scrape_clock().refresh(Instant::now().into_std());
+                match decision {
+                    Refresh::Now => break,
+                    // The next scrape renders what changed.
+                    Refresh::OnScrape => continue 'changes,
+                    Refresh::At(start) => tokio::select! {
+                        _ = tokio::time::sleep_until(start.into()) => {}
+                        _ = wait_shutdown(&mut stop) => return,
+                    },
+                }
+            }
+            let started = Instant::now();
+            if let Err(error) = self.refresh(&shared).await {
+                warn!(%error, "cannot refresh the metrics cache");
+            }
+            let pause = (started.elapsed() * PAUSE_FACTOR).clamp(MIN_PAUSE, MAX_PAUSE);
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = wait_shutdown(&mut stop) => return,
+            }
+        }
+    }
+
+    /// The full exposition: `drbd_agent_*`, the DRBD part, `drbd_version`,
+    /// `process_*`. The DRBD part shows every change applied before the
+    /// scrape, unless a background refresh is rendering the latest ones
+    /// right then (see `part_for_scrape`).
+    pub async fn exposition(&self, shared: &Shared) -> Result<Exposition, MetricsError> {
+        self.scrape_clock().scraped(Instant::now().into_std());
+        let Fresh {
+            drbd,
+            stats,
+            drbd_up,
+        } = self.part_for_scrape(shared).await?;
         let head = render_agent(&AgentInput {
             version: &self.facts.version,
             git_commit: &self.facts.git_commit,
@@ -280,9 +475,17 @@ impl Exporter {
         })?;
         let mut tail = render_version(self.drbd_versions().as_ref())?;
         TextEncoder::new().encode_utf8(&self.process.gather(), &mut tail)?;
-        let mut deflater = Deflater::new();
-        let head = Part::new(Bytes::from(head), &mut deflater)?;
-        let tail = Part::new(Bytes::from(tail), &mut deflater)?;
+        let (head, tail) = {
+            // A poisoned lock only means a holder panicked; reset per piece anyway.
+            let mut deflater = self
+                .tail_deflater
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (
+                Part::new(Bytes::from(head), &mut deflater)?,
+                Part::new(Bytes::from(tail), &mut deflater)?,
+            )
+        };
         Ok(Exposition::new(head, drbd, tail))
     }
 

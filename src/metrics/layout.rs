@@ -130,7 +130,22 @@ impl Layout {
         resource: &Resource,
         deflater: &mut Deflater,
     ) -> Result<Rendered, MetricsError> {
+        self.render_resource_since(resource, None, deflater)
+    }
+
+    /// Renders a resource that was rendered as `previous` before: families
+    /// whose lines are unchanged (same length, CRC-32 and 64-bit hash) keep
+    /// their deflated piece and only the others are compressed. A state
+    /// change touches a few of the ~30 families, and compressing (mostly
+    /// resetting the compressor) is the bulk of a render.
+    pub fn render_resource_since(
+        &self,
+        resource: &Resource,
+        previous: Option<&Rendered>,
+        deflater: &mut Deflater,
+    ) -> Result<Rendered, MetricsError> {
         let families = self.resource_defs.len();
+        let previous = previous.filter(|p| p.crcs.len() == families);
         let mut text = String::new();
         let mut ends = Vec::with_capacity(families);
         for def in &self.resource_defs {
@@ -139,15 +154,28 @@ impl Layout {
             writer.finish()?;
             ends.push(offset(text.len()));
         }
-        let mut deflated = Vec::with_capacity(text.len() / 4);
+        let mut deflated =
+            Vec::with_capacity(previous.map_or(text.len() / 4, |p| p.deflated.len()));
         let mut deflated_ends = Vec::with_capacity(families);
         let mut crcs = Vec::with_capacity(families);
+        let mut hashes = Vec::with_capacity(families);
         let mut start = 0;
-        for &end in &ends {
+        for (family, &end) in ends.iter().enumerate() {
             let piece = text.as_bytes().get(start..end as usize).unwrap_or_default();
-            deflater.append(piece, &mut deflated)?;
+            let crc = crc32fast::hash(piece);
+            let hash = hash64(piece);
+            let unchanged = previous.filter(|p| {
+                p.chunk_len(family) == piece.len()
+                    && p.crc(family) == crc
+                    && p.hashes.get(family) == Some(&hash)
+            });
+            match unchanged {
+                Some(p) => deflated.extend_from_slice(p.deflated_chunk(family)),
+                None => deflater.append(piece, &mut deflated)?,
+            }
             deflated_ends.push(offset(deflated.len()));
-            crcs.push(crc32fast::hash(piece));
+            crcs.push(crc);
+            hashes.push(hash);
             start = end as usize;
         }
         // Only the deflated pieces are kept (a quarter of the text); plain
@@ -158,6 +186,7 @@ impl Layout {
             deflated: Bytes::from(deflated),
             deflated_ends: deflated_ends.into_boxed_slice(),
             crcs: crcs.into_boxed_slice(),
+            hashes: hashes.into_boxed_slice(),
         })
     }
 
@@ -218,6 +247,9 @@ pub struct Rendered {
     deflated_ends: Box<[u32]>,
     /// CRC-32 of each family's lines.
     crcs: Box<[u32]>,
+    /// A 64-bit hash of each family's lines (with the CRC, what tells an
+    /// unchanged family on the next render).
+    hashes: Box<[u64]>,
 }
 
 impl Rendered {
@@ -249,6 +281,7 @@ impl Rendered {
         self.deflated.len()
             + (self.ends.len() + self.deflated_ends.len() + self.crcs.len())
                 * std::mem::size_of::<u32>()
+            + self.hashes.len() * std::mem::size_of::<u64>()
     }
 
     /// Bytes held by the deflated pieces.
@@ -259,6 +292,14 @@ impl Rendered {
     fn range(&self, index: usize) -> (usize, usize) {
         range(&self.ends, usize::MAX, index)
     }
+}
+
+/// A 64-bit hash of a family's lines (SipHash with fixed keys).
+fn hash64(text: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = std::hash::DefaultHasher::new();
+    hasher.write(text);
+    hasher.finish()
 }
 
 /// The range of piece `index` in a buffer of `len` bytes with piece `ends`.

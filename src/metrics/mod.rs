@@ -9,6 +9,7 @@
 //! - `layout` — the DRBD part's families in output order; per-resource
 //!   families render one header-less chunk per resource.
 //! - `exposition` — a scrape's text as references to cached chunks.
+//! - `schedule` — when the background refresher renders (before scrapes).
 //! - [`Exporter`] — keeps every resource's chunks, re-renders only the
 //!   resources that changed since the last scrape, and adds the agent part
 //!   and the standard `process_*` metrics on every scrape.
@@ -25,6 +26,7 @@ mod family;
 mod gzip;
 mod layout;
 mod objects;
+mod schedule;
 mod version;
 
 use std::collections::BTreeMap;
@@ -33,8 +35,8 @@ use crate::drbd::StreamStats;
 use crate::state::Model;
 
 pub use agent::AgentInput;
-pub use exporter::{Exporter, Facts, CONTENT_TYPE};
-pub use exposition::{Chunks, Exposition, Pieces, CHUNK_BYTES};
+pub use exporter::{Exporter, Facts, Fresh, CONTENT_TYPE};
+pub use exposition::{Chunks, DrbdPart, Exposition, Pieces, CHUNK_BYTES};
 pub use gzip::accepts_gzip;
 pub use layout::Totals;
 pub use version::{parse_drbdadm_version, DrbdVersions, VersionError};
