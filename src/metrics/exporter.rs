@@ -49,7 +49,7 @@ const MIN_PAUSE: Duration = Duration::from_millis(5);
 
 /// How long a scrape waits for a refresh in flight before it serves the
 /// part published last.
-const SCRAPE_WAIT: Duration = Duration::from_millis(5);
+const SCRAPE_WAIT: Duration = Duration::from_millis(50);
 
 /// The longest pause between background refreshes.
 const MAX_PAUSE: Duration = Duration::from_millis(50);
