@@ -93,7 +93,8 @@ impl Daemon {
             throttle.clone(),
         );
         let throttler = tokio::spawn(throttler.run(shared.clone(), stopped.clone()));
-        let exporter = Arc::new(Exporter::new(Facts::of_this_build()));
+        let exporter =
+            Arc::new(Exporter::new(Facts::of_this_build()).with_throttle(throttle.clone()));
         tokio::spawn(exporter.clone().keep_fresh(shared.clone(), stopped.clone()));
         tokio::spawn(probe_drbd_versions(
             config.drbd.drbdadm.clone(),

@@ -184,6 +184,10 @@ async fn run_serves_status_and_stops_on_sigterm() {
     .expect("the agent never showed the fixture state");
     assert!(table.starts_with("node alpha"), "{table}");
     assert!(table.contains("drbd reachable: yes"), "{table}");
+    assert!(
+        table.contains("\nthrottle: disabled  reverts: 0  failures: 0"),
+        "{table}"
+    );
     let row = table
         .lines()
         .find(|l| l.contains("bravo"))

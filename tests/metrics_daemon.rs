@@ -80,5 +80,8 @@ async fn daemon_metrics_with_drbd_version() {
     assert!(text.contains("drbd_resource_role{name=\"r0\",drbd_resource_role=\"Primary\"} 1\n"));
     assert!(text.contains("drbd_agent_events_total 34\n"), "{text}");
     assert!(text.contains("drbd_agent_last_event_age_seconds "));
+    // The daemon's exporter follows the throttle (disabled by default).
+    assert!(text.contains("drbd_agent_throttle_enabled 0\n"), "{text}");
+    assert!(text.contains("drbd_agent_throttle_actuation_failures_total 0\n"));
     daemon.shutdown().await;
 }

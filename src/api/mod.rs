@@ -68,9 +68,11 @@ pub struct Status<'a> {
 }
 
 /// The router with its limits (body size, 404 for unknown paths) and a
-/// metrics exporter of its own (without `drbd_version`).
+/// metrics exporter of its own (without `drbd_version`, with the throttle
+/// families from `state.throttle`).
 pub fn router(state: ApiState) -> Router {
-    router_with_metrics(state, Arc::new(Exporter::new(Facts::of_this_build())))
+    let exporter = Exporter::new(Facts::of_this_build()).with_throttle(state.throttle.clone());
+    router_with_metrics(state, Arc::new(exporter))
 }
 
 /// [`router`] serving `/metrics` from `exporter`.

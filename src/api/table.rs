@@ -1,7 +1,10 @@
-//! `/v1/status` JSON → the table `drbd-agent status` prints. Pure; missing
-//! fields print as `-`, so older or newer agents still render.
+//! `/v1/status` JSON → the table `drbd-agent status` prints (resources,
+//! then the resync throttle's counters and followed peer devices). Pure;
+//! missing fields print as `-`, so older or newer agents still render.
 
 use serde_json::Value;
+
+use crate::throttle::KibPerSec;
 
 const HEADER: [&str; 10] = [
     "RESOURCE",
@@ -154,19 +157,29 @@ pub fn render_status(status: &Value) -> String {
     if let Some(Value::String(error)) = agent.get("last_parse_error") {
         out.push_str(&format!("last parse error: {error}\n"));
     }
-    let rows = rows(status.get("resources").unwrap_or(&Value::Null));
+    let resources = status.get("resources").unwrap_or(&Value::Null);
+    let rows = rows(resources);
     if rows.is_empty() {
         out.push_str("no resources\n");
-        return out;
+    } else {
+        grid(&mut out, HEADER, &rows);
     }
-    let mut widths = HEADER.map(str::len);
-    for row in &rows {
+    if let Some(throttle) = status.get("throttle").filter(|t| t.is_object()) {
+        throttle_section(&mut out, throttle, resources);
+    }
+    out
+}
+
+/// Appends `header` and `rows` as left-aligned columns.
+fn grid<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(str::len);
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let header = HEADER.map(str::to_owned);
-    for row in std::iter::once(&header).chain(&rows) {
+    let header = header.map(str::to_owned);
+    for row in std::iter::once(&header).chain(rows) {
         let line: Vec<String> = row
             .iter()
             .zip(widths)
@@ -175,7 +188,81 @@ pub fn render_status(status: &Value) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
-    out
+}
+
+const THROTTLE_HEADER: [&str; 9] = [
+    "RESOURCE", "PEER", "VOLUME", "RATE-SET", "LATENCY", "TARGET", "STATE", "REVERTS", "FAILURES",
+];
+
+/// `2.50ms`, or `-` when missing.
+fn millis(value: Option<&Value>) -> String {
+    value
+        .and_then(Value::as_f64)
+        .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}ms"))
+}
+
+/// The connection name of `peer_node_id` in `resource`, else the id.
+fn peer_name(resources: &Value, resource: &str, peer_node_id: &Value) -> String {
+    let Value::Number(id) = peer_node_id else {
+        return "-".to_owned();
+    };
+    resources
+        .get(resource)
+        .map(|r| entries(r, "connections"))
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(_, connection)| connection.get("peer_node_id") == Some(peer_node_id))
+        .map_or_else(|| id.to_string(), |(name, _)| name)
+}
+
+/// The throttle's summary line, its last error and one row per followed
+/// peer device.
+fn throttle_section(out: &mut String, throttle: &Value, resources: &Value) {
+    let mode = match throttle.get("enabled") {
+        Some(Value::Bool(true)) => text(throttle, "mode"),
+        Some(Value::Bool(false)) => "disabled".to_owned(),
+        _ => "-".to_owned(),
+    };
+    out.push_str(&format!(
+        "throttle: {mode}  reverts: {}  failures: {}  restores: {}  journal errors: {}\n",
+        text(throttle, "reverts"),
+        text(throttle, "failures"),
+        text(throttle, "restores"),
+        text(throttle, "journal_errors"),
+    ));
+    if let Some(Value::String(error)) = throttle.get("last_error") {
+        out.push_str(&format!("last throttle error: {error}\n"));
+    }
+    let rows: Vec<[String; 9]> = entries(throttle, "peers")
+        .into_iter()
+        .map(|(_, peer)| {
+            let resource = text(&peer, "resource");
+            let decision = peer.get("decision").unwrap_or(&Value::Null);
+            let rate = peer
+                .get("rate_set_kib")
+                .and_then(Value::as_u64)
+                .and_then(KibPerSec::new)
+                .map_or_else(|| "-".to_owned(), |rate| rate.to_string());
+            [
+                resource.clone(),
+                peer_name(
+                    resources,
+                    &resource,
+                    peer.get("peer_node_id").unwrap_or(&Value::Null),
+                ),
+                text(&peer, "volume"),
+                rate,
+                millis(decision.get("latency_ms")),
+                millis(peer.get("latency_target_ms")),
+                text(decision, "state"),
+                text(&peer, "reverts"),
+                text(&peer, "failures"),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        grid(out, THROTTLE_HEADER, &rows);
+    }
 }
 
 #[cfg(test)]
@@ -250,6 +337,91 @@ mod tests {
         );
         assert_eq!(cells(lines[5])[..2], ["r1", "Secondary"]);
         assert_eq!(lines.len(), 6);
+    }
+
+    #[test]
+    fn throttle_rows() {
+        let status = json!({
+            "agent": {},
+            "resources": {
+                "r0": {"role": "Primary", "devices": {}, "connections": {
+                    "bravo": {"peer_node_id": 1, "connection": "Connected"}}}
+            },
+            "throttle": {
+                "enabled": true, "mode": "enforce", "reverts": 2, "failures": 7,
+                "restores": 1, "journal_errors": 0, "last_error": "drbdsetup failed",
+                "peers": {
+                    "r0/1/0": {"resource": "r0", "peer_node_id": 1, "volume": 0,
+                        "rate_set_kib": 40960, "latency_target_ms": 10.0,
+                        "reverts": 2, "failures": 1,
+                        "decision": {"rate": "40MiB/s", "state": "backing-off",
+                            "floor": "4MiB/s", "ceiling": "100MiB/s", "latency_ms": 12.345}},
+                    "r9/2/3": {"resource": "r9", "peer_node_id": 2, "volume": 3,
+                        "rate_set_kib": null, "decision": null, "latency_target_ms": 0.5,
+                        "reverts": 0, "failures": 0}
+                }
+            }
+        });
+        let table = render_status(&status);
+        let lines: Vec<&str> = table.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("throttle: "))
+            .unwrap();
+        assert_eq!(
+            lines[at],
+            "throttle: enforce  reverts: 2  failures: 7  restores: 1  journal errors: 0"
+        );
+        assert_eq!(lines[at + 1], "last throttle error: drbdsetup failed");
+        fn cells(line: &str) -> Vec<&str> {
+            line.split_whitespace().collect()
+        }
+        assert_eq!(
+            cells(lines[at + 2]),
+            [
+                "RESOURCE", "PEER", "VOLUME", "RATE-SET", "LATENCY", "TARGET", "STATE", "REVERTS",
+                "FAILURES"
+            ]
+        );
+        assert_eq!(
+            cells(lines[at + 3]),
+            [
+                "r0",
+                "bravo",
+                "0",
+                "40MiB/s",
+                "12.35ms",
+                "10.00ms",
+                "backing-off",
+                "2",
+                "1"
+            ]
+        );
+        // Not in charge, no step yet, peer not in the model: the node id.
+        assert_eq!(
+            cells(lines[at + 4]),
+            ["r9", "2", "3", "-", "-", "0.50ms", "-", "0", "0"]
+        );
+        assert_eq!(lines.len(), at + 5);
+    }
+
+    #[test]
+    fn throttle_disabled_or_missing() {
+        let disabled = render_status(&json!({
+            "agent": {}, "resources": {},
+            "throttle": {"enabled": false, "mode": null, "peers": {}, "reverts": 0,
+                "failures": 0, "restores": 3, "journal_errors": 1, "last_error": null}
+        }));
+        let lines: Vec<&str> = disabled.lines().collect();
+        assert_eq!(lines[1], "no resources");
+        assert_eq!(
+            lines[2],
+            "throttle: disabled  reverts: 0  failures: 0  restores: 3  journal errors: 1"
+        );
+        assert_eq!(lines.len(), 3);
+        // An older agent without the throttle: no section.
+        let old = render_status(&json!({"agent": {}, "resources": {}}));
+        assert!(!old.contains("throttle"));
     }
 
     #[test]

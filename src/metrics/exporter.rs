@@ -30,9 +30,10 @@ use super::gzip::{Deflater, Part};
 use super::layout::{Layout, Rendered, Slot, Totals};
 use super::schedule::{Refresh, ScrapeClock};
 use super::MetricsError;
-use super::{render_agent, render_version, AgentInput, DrbdVersions};
+use super::{render_agent_head, render_version, AgentInput, DrbdVersions};
 use crate::drbd::{wait_shutdown, ChangedSince, DrbdState, Shared, StreamStats};
 use crate::state::Resource;
+use crate::throttle::SharedThrottleStatus;
 
 /// Up to this many changed resources are rendered on the async worker (one
 /// whose change touched a few families takes ~30 µs); more go to a
@@ -247,6 +248,8 @@ pub struct Exporter {
     scrapes: std::sync::Mutex<ScrapeClock>,
     /// The tail's compressor (allocating one zeroes ~300 KiB).
     tail_deflater: std::sync::Mutex<Deflater>,
+    /// The resync throttle's status, rendered into the agent part.
+    throttle: Option<SharedThrottleStatus>,
 }
 
 impl Exporter {
@@ -266,7 +269,15 @@ impl Exporter {
             published: RwLock::new(None),
             scrapes: std::sync::Mutex::new(ScrapeClock::new()),
             tail_deflater: std::sync::Mutex::new(Deflater::new()),
+            throttle: None,
         }
+    }
+
+    /// Renders the `drbd_agent_throttle_*` families from `status` on every
+    /// scrape (without it they are absent).
+    pub fn with_throttle(mut self, status: SharedThrottleStatus) -> Self {
+        self.throttle = Some(status);
+        self
     }
 
     /// Sets the versions `drbd_version` reports (from `drbdadm --version`).
@@ -453,7 +464,8 @@ impl Exporter {
         }
     }
 
-    /// The full exposition: `drbd_agent_*`, the DRBD part, `drbd_version`,
+    /// The full exposition: `drbd_agent_*` (with `drbd_agent_throttle_*`
+    /// when a throttle status is set), the DRBD part, `drbd_version`,
     /// `process_*`. The DRBD part shows every change applied before the
     /// scrape, unless a background refresh is rendering the latest ones
     /// right then (see `part_for_scrape`).
@@ -464,15 +476,24 @@ impl Exporter {
             stats,
             drbd_up,
         } = self.part_for_scrape(shared).await?;
-        let head = render_agent(&AgentInput {
-            version: &self.facts.version,
-            git_commit: &self.facts.git_commit,
-            drbd_up,
-            stats: &stats,
-            now: chrono::Utc::now(),
-            reloads_succeeded: self.reloads_succeeded.load(Ordering::Relaxed),
-            reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
-        })?;
+        // Read after the model's lock is released: the two are never held together.
+        let throttle = match &self.throttle {
+            Some(status) => Some(status.read().await),
+            None => None,
+        };
+        let head = render_agent_head(
+            &AgentInput {
+                version: &self.facts.version,
+                git_commit: &self.facts.git_commit,
+                drbd_up,
+                stats: &stats,
+                now: chrono::Utc::now(),
+                reloads_succeeded: self.reloads_succeeded.load(Ordering::Relaxed),
+                reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
+            },
+            throttle.as_deref(),
+        )?;
+        drop(throttle);
         let mut tail = render_version(self.drbd_versions().as_ref())?;
         TextEncoder::new().encode_utf8(&self.process.gather(), &mut tail)?;
         let (head, tail) = {

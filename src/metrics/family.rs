@@ -272,3 +272,18 @@ pub fn write_sorted<I>(
     }
     Ok(())
 }
+
+/// Each family rendered on its own, with its name (for merging the
+/// families of inputs of different types in name order).
+pub fn render_each<I>(
+    defs: Vec<Def<I>>,
+    input: &I,
+) -> Result<Vec<(&'static str, String)>, MetricsError> {
+    defs.iter()
+        .map(|def| {
+            let mut text = String::new();
+            write_family(&mut text, &def.spec, |w| (def.fill)(input, w))?;
+            Ok((def.spec.name, text))
+        })
+        .collect()
+}

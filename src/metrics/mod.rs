@@ -5,6 +5,7 @@
 //! - `drbd` — drbd-reactor's metric set, same names, labels, units.
 //! - `extra` — what drbd-reactor lacks (replication state, resync progress...).
 //! - `agent` — `drbd_agent_*` and `drbd_version`.
+//! - `throttle` — `drbd_agent_throttle_*`, from the resync throttle's status.
 //! - `version` — parsing `drbdadm --version`.
 //! - `layout` — the DRBD part's families in output order; per-resource
 //!   families render one header-less chunk per resource.
@@ -27,12 +28,14 @@ mod gzip;
 mod layout;
 mod objects;
 mod schedule;
+mod throttle;
 mod version;
 
 use std::collections::BTreeMap;
 
 use crate::drbd::StreamStats;
 use crate::state::Model;
+use crate::throttle::ThrottleStatus;
 
 pub use agent::AgentInput;
 pub use exporter::{Exporter, Facts, Fresh, CONTENT_TYPE};
@@ -98,6 +101,21 @@ pub fn render_agent(input: &AgentInput<'_>) -> Result<String, MetricsError> {
     Ok(out)
 }
 
+/// The `drbd_agent_*` families and, with a throttle status, the
+/// `drbd_agent_throttle_*` ones, merged in name order.
+pub fn render_agent_head(
+    input: &AgentInput<'_>,
+    throttle: Option<&ThrottleStatus>,
+) -> Result<String, MetricsError> {
+    let Some(throttle) = throttle else {
+        return render_agent(input);
+    };
+    let mut families = family::render_each(agent::defs(), input)?;
+    families.extend(family::render_each(throttle::defs(), throttle)?);
+    families.sort_by_key(|(name, _)| *name);
+    Ok(families.into_iter().map(|(_, text)| text).collect())
+}
+
 /// `drbd_version`, when the versions are known.
 pub fn render_version(versions: Option<&DrbdVersions>) -> Result<String, MetricsError> {
     let mut out = String::new();
@@ -105,9 +123,11 @@ pub fn render_version(versions: Option<&DrbdVersions>) -> Result<String, Metrics
     Ok(out)
 }
 
-/// Every family name a render may produce, in output order (for tests and
-/// documentation). The order of the parts is `drbd_agent_*`, the DRBD part,
-/// `drbd_version`, then `process_*`.
+/// Every family name a render without a throttle status may produce, in
+/// output order (for tests and documentation). The order of the parts is
+/// `drbd_agent_*`, the DRBD part, `drbd_version`, then `process_*`. An
+/// exporter given a throttle status adds [`throttle_family_names`] to the
+/// `drbd_agent_*` part.
 pub fn family_names() -> Vec<&'static str> {
     let mut drbd_part: Vec<_> = drbd::resource_defs()
         .into_iter()
@@ -127,4 +147,13 @@ pub fn family_names() -> Vec<&'static str> {
         .chain(drbd_part)
         .chain(agent::version_defs().into_iter().map(|d| d.spec.name))
         .collect()
+}
+
+/// The `drbd_agent_throttle_*` family names, sorted (added to the agent
+/// part by an exporter with a throttle status, see
+/// [`Exporter::with_throttle`]).
+pub fn throttle_family_names() -> Vec<&'static str> {
+    let mut names: Vec<_> = throttle::defs().into_iter().map(|d| d.spec.name).collect();
+    names.sort_unstable();
+    names
 }
