@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod diskstats;
 pub mod drbd;
 pub mod events2;
+pub mod linstor;
 pub mod metrics;
 pub mod sim;
 pub mod state;
