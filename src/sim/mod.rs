@@ -19,6 +19,8 @@ pub mod protocol;
 pub mod scale;
 pub mod scenario;
 mod scenario_check;
+pub mod scenario_plant;
+pub mod plant_bridge;
 pub mod server;
 pub mod show;
 pub mod story;
