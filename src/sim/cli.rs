@@ -184,9 +184,7 @@ fn plant(name: &str, duration: &str, json: bool) -> i32 {
     match ran {
         Some(()) => 0,
         None => {
-            eprintln!(
-                "drbd-sim plant: scenario '{name}' has no plant keys (disk, [[link]], load)"
-            );
+            eprintln!("drbd-sim plant: scenario '{name}' has no plant keys (disk, [[link]], load)");
             1
         }
     }

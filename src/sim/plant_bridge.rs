@@ -65,10 +65,15 @@ pub struct PlantBridge {
     windows: Vec<Window>,
 }
 
+/// A built plant and the ids of the scenario's nodes and volumes.
+type Built = (
+    Plant,
+    BTreeMap<String, NodeId>,
+    BTreeMap<(String, u32), VolumeId>,
+);
+
 /// Builds the plant of a scenario (no stat-file mapping yet).
-fn build(
-    scenario: &Scenario,
-) -> Result<(Plant, BTreeMap<String, NodeId>, BTreeMap<(String, u32), VolumeId>), PlantError> {
+fn build(scenario: &Scenario) -> Result<Built, PlantError> {
     let config = scenario.plant.clone().unwrap_or_default();
     let mut plant = Plant::new(SEED);
     let mut nodes = BTreeMap::new();
@@ -160,8 +165,7 @@ impl PlantBridge {
                                 node: node_id,
                             },
                         ));
-                    } else if *dev == vol.backing_device
-                        && !stats.iter().any(|(i, _)| *i == index)
+                    } else if *dev == vol.backing_device && !stats.iter().any(|(i, _)| *i == index)
                     {
                         stats.push((index, StatSource::Backing(node_id)));
                     }
@@ -357,9 +361,8 @@ pub struct WindowLine {
 
 impl WindowLine {
     pub fn of(w: &Window) -> Self {
-        let worst = |f: fn(&super::plant::VolumeWindow) -> f64| {
-            w.volumes.iter().map(f).fold(0.0, f64::max)
-        };
+        let worst =
+            |f: fn(&super::plant::VolumeWindow) -> f64| w.volumes.iter().map(f).fold(0.0, f64::max);
         Self {
             t_s: w.end_s,
             p50_ms: worst(|v| v.write_p50_ms),
@@ -405,4 +408,96 @@ pub fn run_virtual(
         }
     }
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events2::{DiskState, ReplicationState};
+
+    const SCENARIO: &str = r#"
+[[node]]
+name = "alpha"
+node-id = 0
+disk = { capacity-mib-s = "200MiB/s" }
+[[node]]
+name = "bravo"
+node-id = 1
+[[resource]]
+name = "r0"
+primary = "alpha"
+options = { c-max-rate = "100M", c-min-rate = "0" }
+load = { profile = "constant", write = "50MiB/s" }
+[[resource.volume]]
+volume = 0
+minor = 1000
+size = "10G"
+[[event]]
+at = "1s"
+action = "reconnect"
+nodes = ["alpha", "bravo"]
+out-of-sync = "200M"
+source = "alpha"
+"#;
+
+    fn replication(cluster: &Cluster, node: &str) -> (ReplicationState, DiskState, u64) {
+        let views = cluster.views(node);
+        let res = &views["r0"];
+        let peer = if node == "alpha" { "bravo" } else { "alpha" };
+        let pd = &res.connections[peer].peer_devices[&0];
+        (
+            pd.replication.clone().unwrap(),
+            res.devices[&0].disk.clone().unwrap(),
+            pd.stats.out_of_sync.unwrap(),
+        )
+    }
+
+    #[test]
+    fn plant_resync_runs_to_the_end_and_stat_files_follow_the_plant() {
+        let scenario = crate::sim::scenario::parse("t", SCENARIO).unwrap();
+        let mut cluster = Cluster::new(scenario);
+        let mut now = Duration::ZERO;
+        let mut seen_target = false;
+        while now < Duration::from_secs(20) {
+            now += Duration::from_millis(100);
+            cluster.step(now);
+            let (rep, disk, _) = replication(&cluster, "bravo");
+            if rep == ReplicationState::SyncTarget {
+                seen_target = true;
+                assert_eq!(disk, DiskState::Inconsistent);
+            }
+        }
+        assert!(seen_target, "bravo never became SyncTarget");
+        let (rep, disk, oos) = replication(&cluster, "bravo");
+        assert_eq!(rep, ReplicationState::Established);
+        assert_eq!(disk, DiskState::UpToDate);
+        assert_eq!(oos, 0);
+        // 200 MiB at up to 100 MiB/s: done within a few seconds of 20.
+        let bridge = cluster.plant.as_ref().unwrap();
+        let id = *bridge.resyncs.values().next().unwrap_or(&ResyncId(0));
+        let status = bridge.plant.resync_status(id).unwrap();
+        assert!(status.done_at_s.is_some(), "{status:?}");
+        // Stat files: alpha's drbd1000 has the plant's application writes,
+        // bravo's none; both backing disks served writes.
+        cluster.sync_counters();
+        let files: BTreeMap<String, String> = cluster.stat_files().into_iter().collect();
+        let writes = |path: &str| -> u64 {
+            files[path]
+                .split_whitespace()
+                .nth(4)
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        // ~50 MiB/s of 64 KiB writes for 20 s: ~16000.
+        assert!(writes("alpha/sys/block/drbd1000/stat") > 10_000);
+        assert_eq!(writes("bravo/sys/block/drbd1000/stat"), 0);
+        assert!(writes("bravo/sys/block/dm-0/stat") > 10_000);
+    }
+
+    #[test]
+    fn scenarios_without_plant_keys_have_no_plant() {
+        let cluster = Cluster::new(crate::sim::scenario::load("demo").unwrap());
+        assert!(cluster.plant.is_none());
+    }
 }

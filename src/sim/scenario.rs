@@ -40,7 +40,10 @@ use super::scenario_check::{line_of, Checker, RawScenario};
 pub const BUILTIN: &[(&str, &str)] = &[
     ("resync-3node", include_str!("scenarios/resync-3node.toml")),
     ("demo", include_str!("scenarios/demo.toml")),
-    ("throttle-demo", include_str!("scenarios/throttle-demo.toml")),
+    (
+        "throttle-demo",
+        include_str!("scenarios/throttle-demo.toml"),
+    ),
 ];
 
 /// A scenario that could not be read.

@@ -8,11 +8,11 @@ use toml::Spanned;
 
 use super::options::{PeerDeviceOptions, SPECS};
 use super::plant::DiskSpec;
-use super::scenario_plant::{self, PlantConfig};
 use super::scenario::{
     parse_duration, parse_kib, Action, Fault, NodeSpec, ResourceSpec, Scenario, ScenarioError,
     TimedEvent, VolumeSpec,
 };
+use super::scenario_plant::{self, PlantConfig};
 
 // ---- raw TOML shapes ----
 

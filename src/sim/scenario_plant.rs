@@ -217,8 +217,12 @@ pub fn load(table: &toml::Table, base_dir: &Path) -> Result<LoadProfile, String>
     let profile_result = match profile {
         "constant" => {
             only("load", table, &["profile", "write", "read"])?;
-            let write = table.get("write").map_or(Ok(0.0), |v| rate_mib_s("write", v))?;
-            let read = table.get("read").map_or(Ok(0.0), |v| rate_mib_s("read", v))?;
+            let write = table
+                .get("write")
+                .map_or(Ok(0.0), |v| rate_mib_s("write", v))?;
+            let read = table
+                .get("read")
+                .map_or(Ok(0.0), |v| rate_mib_s("read", v))?;
             LoadProfile::Constant {
                 write_mib_s: write,
                 read_mib_s: read,
@@ -259,8 +263,8 @@ pub fn load(table: &toml::Table, base_dir: &Path) -> Result<LoadProfile, String>
         }
         other => {
             return Err(format!(
-                "load: unknown profile '{other}' (constant, steps, bursts, diurnal, or trace = FILE)"
-            ))
+            "load: unknown profile '{other}' (constant, steps, bursts, diurnal, or trace = FILE)"
+        ))
         }
     };
     profile_result.validate().map_err(|e| e.to_string())?;
@@ -309,10 +313,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(steps, LoadProfile::Steps(vec![(0.0, 10.0), (60.0, 20.0)]));
-        let err = load(&table("profile = \"bursts\"\nperiod = \"10s\"\nlevel = 5"), dir).unwrap_err();
+        let err = load(
+            &table("profile = \"bursts\"\nperiod = \"10s\"\nlevel = 5"),
+            dir,
+        )
+        .unwrap_err();
         assert!(err.contains("needs 'duty'"), "{err}");
-        let err = load(&table("profile = \"bursts\"\nperiod = \"10s\"\nlevel = 5\nduty = 2"), dir)
-            .unwrap_err();
+        let err = load(
+            &table("profile = \"bursts\"\nperiod = \"10s\"\nlevel = 5\nduty = 2"),
+            dir,
+        )
+        .unwrap_err();
         assert!(err.contains("duty"), "{err}");
         let err = load(&table("profile = \"sine\""), dir).unwrap_err();
         assert!(err.contains("unknown profile 'sine'"), "{err}");
