@@ -64,6 +64,8 @@ pub struct Resync {
     pub eta: Eta,
     /// KiB/s while running (the SyncTarget's options; refreshed when they change).
     pub rate: u64,
+    /// Plant mode: progress comes from the plant, not from `rate`.
+    pub driven: bool,
 }
 
 /// Per pair and volume.
@@ -222,6 +224,8 @@ pub struct Cluster {
     pub(super) resync_due: BTreeMap<String, Duration>,
     /// Resources whose counters move on their own (writes, running resync).
     pub(super) active: BTreeSet<String>,
+    /// Plant mode: the physics behind resyncs and stat files.
+    pub(super) plant: Option<super::plant_bridge::PlantBridge>,
 }
 
 impl Cluster {
@@ -319,7 +323,9 @@ impl Cluster {
             resyncing: BTreeSet::new(),
             resync_due: BTreeMap::new(),
             active: BTreeSet::new(),
+            plant: None,
         };
+        cluster.plant = super::plant_bridge::PlantBridge::for_cluster(&cluster);
         let names: Vec<String> = cluster.resources.keys().cloned().collect();
         for name in names {
             cluster.touch(&name);
@@ -488,6 +494,7 @@ impl Cluster {
     /// Advances the simulation to `now` and returns what the nodes print.
     pub fn step(&mut self, now: Duration) -> Vec<NodeBatch> {
         let mut out = Vec::new();
+        self.plant_step(now);
         // Bounded: every pass consumes one due item; a runaway scenario
         // cannot hang the server.
         for _ in 0..10_000 {

@@ -31,6 +31,10 @@ impl Cluster {
         truth.advanced_to = clock;
         truth.generation += 1;
         let io = advance_truth(truth, dt.as_secs_f64());
+        if self.plant.is_some() {
+            // The plant writes the stat counters.
+            return;
+        }
         for index in &truth.disk_ids {
             let Some(((node, dev), disk)) = self.disks.get_mut(*index) else {
                 continue;
@@ -240,7 +244,7 @@ fn advance_truth(truth: &mut ResourceTruth, secs: f64) -> Io {
             let Some(rs) = pv
                 .resync
                 .as_mut()
-                .filter(|r| r.phase == ResyncPhase::Running)
+                .filter(|r| r.phase == ResyncPhase::Running && !r.driven)
             else {
                 continue;
             };

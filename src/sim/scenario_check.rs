@@ -7,10 +7,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::options::{PeerDeviceOptions, SPECS};
+use super::plant::DiskSpec;
 use super::scenario::{
     parse_duration, parse_kib, Action, Fault, NodeSpec, ResourceSpec, Scenario, ScenarioError,
     TimedEvent, VolumeSpec,
 };
+use super::scenario_plant::{self, PlantConfig};
 
 // ---- raw TOML shapes ----
 
@@ -25,6 +27,16 @@ pub(super) struct RawScenario {
     resources: Vec<Spanned<RawResource>>,
     #[serde(default, rename = "event")]
     events: Vec<Spanned<RawEvent>>,
+    #[serde(default, rename = "link")]
+    links: Vec<Spanned<RawLink>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    nodes: Spanned<Vec<String>>,
+    bandwidth: Option<toml::Value>,
+    rtt: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +45,7 @@ struct RawNode {
     name: String,
     node_id: u32,
     address: Option<String>,
+    disk: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -55,6 +68,7 @@ struct RawResource {
     options: BTreeMap<Spanned<String>, Spanned<Quantity>>,
     #[serde(default, rename = "volume")]
     volumes: Vec<Spanned<RawVolume>>,
+    load: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
@@ -161,12 +175,77 @@ impl Checker<'_> {
             }
         }
         timeline.sort_by_key(|e| e.at);
-        Ok(Scenario {
+        let plant = self.check_plant(&raw, &names)?;
+        let scenario = Scenario {
             nodes,
             resources,
             timeline,
             repeat_at,
-        })
+            plant,
+        };
+        if scenario.plant.is_some() {
+            super::plant_bridge::check(&scenario)
+                .map_err(|e| self.err(0..0, format!("plant: {e}")))?;
+        }
+        Ok(scenario)
+    }
+
+    /// The plant keys (`disk`, `[[link]]`, `load`); None without any.
+    fn check_plant(
+        &self,
+        raw: &RawScenario,
+        names: &BTreeSet<&str>,
+    ) -> Result<Option<PlantConfig>, ScenarioError> {
+        let mut config = PlantConfig::default();
+        let mut any = false;
+        for node in &raw.nodes {
+            if let Some(table) = &node.get_ref().disk {
+                any = true;
+                let spec = scenario_plant::disk(table.get_ref(), DiskSpec::default())
+                    .map_err(|m| self.err(table.span(), m))?;
+                config.disks.insert(node.get_ref().name.clone(), spec);
+            }
+        }
+        for link in &raw.links {
+            any = true;
+            let l = link.get_ref();
+            let (a, b) = match l.nodes.get_ref().as_slice() {
+                [a, b] if a != b && names.contains(a.as_str()) && names.contains(b.as_str()) => {
+                    if a < b {
+                        (a.clone(), b.clone())
+                    } else {
+                        (b.clone(), a.clone())
+                    }
+                }
+                _ => {
+                    return Err(self.err(
+                        l.nodes.span(),
+                        "nodes: a link needs two different known node names".into(),
+                    ))
+                }
+            };
+            if config.links.iter().any(|(x, y, _)| *x == a && *y == b) {
+                return Err(self.err(
+                    link.span(),
+                    format!("link: '{a}' and '{b}' are linked twice"),
+                ));
+            }
+            let spec = scenario_plant::link(l.bandwidth.as_ref(), l.rtt.as_ref())
+                .map_err(|m| self.err(link.span(), format!("link: {m}")))?;
+            config.links.push((a, b, spec));
+        }
+        let base_dir = std::path::Path::new(self.file)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        for res in &raw.resources {
+            if let Some(table) = &res.get_ref().load {
+                any = true;
+                let profile = scenario_plant::load(table.get_ref(), base_dir)
+                    .map_err(|m| self.err(table.span(), m))?;
+                config.loads.insert(res.get_ref().name.clone(), profile);
+            }
+        }
+        Ok(any.then_some(config))
     }
 
     fn check_nodes(&self, raw: &[Spanned<RawNode>]) -> Result<Vec<NodeSpec>, ScenarioError> {

@@ -123,6 +123,7 @@ impl Cluster {
                     p.0.clone()
                 };
                 let clock = self.clock;
+                let driven = self.plant.is_some();
                 let Some(truth) = self.resources.get_mut(&name) else {
                     return;
                 };
@@ -145,6 +146,7 @@ impl Cluster {
                             dbdt1: 0.0,
                             eta: Eta::Unknown,
                             rate: 0,
+                            driven,
                         });
                     }
                 }

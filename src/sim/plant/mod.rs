@@ -372,6 +372,18 @@ impl Plant {
         Ok(())
     }
 
+    /// Ends a resync where it stands (the connection went away): it asks
+    /// for and moves nothing more; its status keeps what was left.
+    pub fn stop_resync(&mut self, id: ResyncId) -> Result<(), PlantError> {
+        let tick = self.tick;
+        let r = self
+            .resyncs
+            .get_mut(id.0)
+            .ok_or(PlantError::UnknownResync(id.0))?;
+        r.done_at_tick.get_or_insert(tick);
+        Ok(())
+    }
+
     /// Replaces a volume's load profile from now on.
     pub fn set_load(&mut self, id: VolumeId, load: LoadProfile) -> Result<(), PlantError> {
         load.validate()?;

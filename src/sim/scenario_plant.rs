@@ -1,0 +1,348 @@
+//! The scenario keys that put the plant model behind `drbd-sim serve`:
+//! a node's `disk = { ... }`, `[[link]]` and a resource's `load = { ... }`.
+//!
+//! ```toml
+//! [[node]]
+//! name = "alpha"
+//! node-id = 0
+//! disk = { capacity-mib-s = "200MiB/s", capacity-iops = "20k", service-ms = "1ms",
+//!          queue-limit = 256, noise = 0.1 }       # every key optional
+//!
+//! [[link]]
+//! nodes = ["alpha", "bravo"]
+//! bandwidth = "1150MiB/s"                          # optional
+//! rtt = "0.2ms"                                    # optional
+//!
+//! [[resource]]
+//! load = { profile = "constant", write = "100MiB/s", read = "0MiB/s" }
+//! # load = { profile = "steps", steps = [{ at = "0s", write = "40MiB/s" }, { at = "5m", write = "140MiB/s" }] }
+//! # load = { profile = "bursts", period = "120s", duty = 0.5, level = "140MiB/s" }
+//! # load = { profile = "diurnal", min = "20MiB/s", max = "140MiB/s", period = "30m" }
+//! # load = { trace = "ingest.csv" }               # relative to the scenario file
+//! ```
+//!
+//! Rates: a number (MiB/s) or text with `KiB/s`, `MiB/s` or `GiB/s`.
+//! Times: a number (ms) or text with `us`, `ms` or `s`. Counts: a number or
+//! text with `k`/`M`. Periods and step times: `parse_duration` text or a
+//! number of seconds. Errors are plain messages; the caller adds file:line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use toml::Value;
+
+use super::plant::{parse_trace, DiskSpec, LinkSpec, LoadProfile};
+use super::scenario::parse_duration;
+
+/// What the plant needs beyond the cluster: per node disks, links and
+/// per resource loads (only what the scenario names; the rest defaults).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlantConfig {
+    /// Node name → its backing disk.
+    pub disks: BTreeMap<String, DiskSpec>,
+    /// (node, node, link), the names sorted.
+    pub links: Vec<(String, String, LinkSpec)>,
+    /// Resource name → the Primary's foreground load (every volume).
+    pub loads: BTreeMap<String, LoadProfile>,
+}
+
+/// The keys of `disk = { ... }` (DiskSpec's fields).
+pub const DISK_KEYS: &[&str] = &[
+    "capacity-mib-s",
+    "capacity-iops",
+    "service-ms",
+    "queue-limit",
+    "noise",
+];
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+/// Splits `"12.5MiB/s"` into 12.5 and `"MiB/s"`.
+fn split_unit(text: &str) -> Result<(f64, &str), String> {
+    let text = text.trim();
+    let at = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(at);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("'{text}' does not start with a number"))?;
+    Ok((value, unit.trim()))
+}
+
+fn finite_non_negative(key: &str, value: f64) -> Result<f64, String> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("{key}: {value} must be a finite number >= 0"))
+    }
+}
+
+/// A rate in MiB/s.
+pub fn rate_mib_s(key: &str, v: &Value) -> Result<f64, String> {
+    let mib = match (number(v), v) {
+        (Some(n), _) => n,
+        (None, Value::String(s)) => {
+            let (value, unit) = split_unit(s).map_err(|m| format!("{key}: {m}"))?;
+            match unit {
+                "KiB/s" => value / 1024.0,
+                "MiB/s" | "" => value,
+                "GiB/s" => value * 1024.0,
+                _ => return Err(format!("{key}: '{s}': unit must be KiB/s, MiB/s or GiB/s")),
+            }
+        }
+        _ => return Err(format!("{key}: expected a rate like \"200MiB/s\"")),
+    };
+    finite_non_negative(key, mib)
+}
+
+/// A short time in ms.
+pub fn time_ms(key: &str, v: &Value) -> Result<f64, String> {
+    let ms = match (number(v), v) {
+        (Some(n), _) => n,
+        (None, Value::String(s)) => {
+            let (value, unit) = split_unit(s).map_err(|m| format!("{key}: {m}"))?;
+            match unit {
+                "us" => value / 1000.0,
+                "ms" | "" => value,
+                "s" => value * 1000.0,
+                _ => return Err(format!("{key}: '{s}': unit must be us, ms or s")),
+            }
+        }
+        _ => return Err(format!("{key}: expected a time like \"0.5ms\"")),
+    };
+    finite_non_negative(key, ms)
+}
+
+/// A plain count (`20000`, `"20k"`).
+fn count(key: &str, v: &Value) -> Result<f64, String> {
+    let n = match (number(v), v) {
+        (Some(n), _) => n,
+        (None, Value::String(s)) => {
+            let (value, unit) = split_unit(s).map_err(|m| format!("{key}: {m}"))?;
+            match unit {
+                "" => value,
+                "k" => value * 1e3,
+                "M" => value * 1e6,
+                _ => return Err(format!("{key}: '{s}': unit must be k or M")),
+            }
+        }
+        _ => return Err(format!("{key}: expected a number")),
+    };
+    finite_non_negative(key, n)
+}
+
+/// A period or a point in time, seconds.
+fn seconds(key: &str, v: &Value) -> Result<f64, String> {
+    match (number(v), v) {
+        (Some(n), _) => finite_non_negative(key, n),
+        (None, Value::String(s)) => parse_duration(s)
+            .map(|d| d.as_secs_f64())
+            .map_err(|m| format!("{key}: {m}")),
+        _ => Err(format!("{key}: expected a duration like \"30s\"")),
+    }
+}
+
+/// Refuses keys of `table` not in `allowed`.
+fn only(what: &str, table: &toml::Table, allowed: &[&str]) -> Result<(), String> {
+    match table.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => Err(format!(
+            "{what}: unknown key '{key}' (expected {})",
+            allowed.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `disk = { ... }` on top of `base`.
+pub fn disk(table: &toml::Table, base: DiskSpec) -> Result<DiskSpec, String> {
+    only("disk", table, DISK_KEYS)?;
+    let mut spec = base;
+    for (key, value) in table {
+        let key_name = format!("disk.{key}");
+        match key.as_str() {
+            "capacity-mib-s" => spec.capacity_mib_s = rate_mib_s(&key_name, value)?,
+            "capacity-iops" => spec.capacity_iops = count(&key_name, value)?,
+            "service-ms" => spec.service_ms = time_ms(&key_name, value)?,
+            "queue-limit" => spec.queue_limit = count(&key_name, value)?,
+            _ => spec.noise = count(&key_name, value)?,
+        }
+    }
+    spec.validate().map_err(|e| e.to_string())?;
+    Ok(spec)
+}
+
+/// A `[[link]]`'s bandwidth and RTT on top of the defaults.
+pub fn link(bandwidth: Option<&Value>, rtt: Option<&Value>) -> Result<LinkSpec, String> {
+    let mut spec = LinkSpec::default();
+    if let Some(v) = bandwidth {
+        spec.bandwidth_mib_s = rate_mib_s("bandwidth", v)?;
+    }
+    if let Some(v) = rtt {
+        spec.rtt_ms = time_ms("rtt", v)?;
+    }
+    spec.validate().map_err(|e| e.to_string())?;
+    Ok(spec)
+}
+
+fn need<'a>(table: &'a toml::Table, profile: &str, key: &str) -> Result<&'a Value, String> {
+    table
+        .get(key)
+        .ok_or_else(|| format!("load: profile '{profile}' needs '{key}'"))
+}
+
+/// `load = { ... }`; a trace path is taken relative to `base_dir`.
+pub fn load(table: &toml::Table, base_dir: &Path) -> Result<LoadProfile, String> {
+    if let Some(trace) = table.get("trace") {
+        only("load", table, &["trace"])?;
+        let Value::String(name) = trace else {
+            return Err("load: trace must be a file name".into());
+        };
+        let path = base_dir.join(name);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("load: trace {}: {e}", path.display()))?;
+        return parse_trace(&text).map_err(|e| format!("load: {}: {e}", path.display()));
+    }
+    let profile = match table.get("profile") {
+        Some(Value::String(p)) => p.as_str(),
+        Some(_) => return Err("load: profile must be text".into()),
+        None => return Err("load: needs `profile` or `trace`".into()),
+    };
+    let profile_result = match profile {
+        "constant" => {
+            only("load", table, &["profile", "write", "read"])?;
+            let write = table
+                .get("write")
+                .map_or(Ok(0.0), |v| rate_mib_s("write", v))?;
+            let read = table
+                .get("read")
+                .map_or(Ok(0.0), |v| rate_mib_s("read", v))?;
+            LoadProfile::Constant {
+                write_mib_s: write,
+                read_mib_s: read,
+            }
+        }
+        "steps" => {
+            only("load", table, &["profile", "steps"])?;
+            let Value::Array(rows) = need(table, profile, "steps")? else {
+                return Err("load: steps must be a list of { at, write }".into());
+            };
+            let mut steps = Vec::new();
+            for (i, row) in rows.iter().enumerate() {
+                let Value::Table(t) = row else {
+                    return Err(format!("load: step {} is not {{ at, write }}", i + 1));
+                };
+                only("load.steps", t, &["at", "write"])?;
+                let at = seconds("at", need(t, profile, "at")?)?;
+                let write = rate_mib_s("write", need(t, profile, "write")?)?;
+                steps.push((at, write));
+            }
+            LoadProfile::Steps(steps)
+        }
+        "bursts" => {
+            only("load", table, &["profile", "period", "duty", "level"])?;
+            LoadProfile::Bursts {
+                period_s: seconds("period", need(table, profile, "period")?)?,
+                duty: count("duty", need(table, profile, "duty")?)?,
+                level_mib_s: rate_mib_s("level", need(table, profile, "level")?)?,
+            }
+        }
+        "diurnal" => {
+            only("load", table, &["profile", "min", "max", "period"])?;
+            LoadProfile::Diurnal {
+                min_mib_s: rate_mib_s("min", need(table, profile, "min")?)?,
+                max_mib_s: rate_mib_s("max", need(table, profile, "max")?)?,
+                period_s: seconds("period", need(table, profile, "period")?)?,
+            }
+        }
+        other => {
+            return Err(format!(
+            "load: unknown profile '{other}' (constant, steps, bursts, diurnal, or trace = FILE)"
+        ))
+        }
+    };
+    profile_result.validate().map_err(|e| e.to_string())?;
+    Ok(profile_result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> toml::Table {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(rate_mib_s("x", &Value::String("1GiB/s".into())), Ok(1024.0));
+        assert_eq!(rate_mib_s("x", &Value::String("512KiB/s".into())), Ok(0.5));
+        assert_eq!(time_ms("x", &Value::String("250us".into())), Ok(0.25));
+        assert!(rate_mib_s("x", &Value::String("5MB".into())).is_err());
+        assert!(time_ms("x", &Value::String("-1ms".into())).is_err());
+    }
+
+    #[test]
+    fn disk_keys_map_onto_the_spec() {
+        let d = disk(
+            &table("capacity-mib-s = \"100MiB/s\"\ncapacity-iops = \"5k\"\nservice-ms = \"0.5ms\""),
+            DiskSpec::default(),
+        )
+        .unwrap();
+        assert_eq!(d.capacity_mib_s, 100.0);
+        assert_eq!(d.capacity_iops, 5000.0);
+        assert_eq!(d.service_ms, 0.5);
+        let err = disk(&table("capacity = 1"), DiskSpec::default()).unwrap_err();
+        assert!(err.contains("unknown key 'capacity'"), "{err}");
+        let err = disk(&table("service-ms = 0"), DiskSpec::default()).unwrap_err();
+        assert!(err.contains("service_ms"), "{err}");
+    }
+
+    #[test]
+    fn profiles() {
+        let dir = Path::new(".");
+        let steps = load(
+            &table("profile = \"steps\"\nsteps = [{ at = \"0s\", write = 10 }, { at = \"1m\", write = \"20MiB/s\" }]"),
+            dir,
+        )
+        .unwrap();
+        assert_eq!(steps, LoadProfile::Steps(vec![(0.0, 10.0), (60.0, 20.0)]));
+        let err = load(
+            &table("profile = \"bursts\"\nperiod = \"10s\"\nlevel = 5"),
+            dir,
+        )
+        .unwrap_err();
+        assert!(err.contains("needs 'duty'"), "{err}");
+        let err = load(
+            &table("profile = \"bursts\"\nperiod = \"10s\"\nlevel = 5\nduty = 2"),
+            dir,
+        )
+        .unwrap_err();
+        assert!(err.contains("duty"), "{err}");
+        let err = load(&table("profile = \"sine\""), dir).unwrap_err();
+        assert!(err.contains("unknown profile 'sine'"), "{err}");
+        let err = load(&table("profile = \"constant\"\nwrite = 1\nburst = 2"), dir).unwrap_err();
+        assert!(err.contains("unknown key 'burst'"), "{err}");
+    }
+
+    #[test]
+    fn trace_errors_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.csv"), "time,w,r\n0,10,0\n5,x,0\n").unwrap();
+        let err = load(&table("trace = \"t.csv\""), dir.path()).unwrap_err();
+        assert!(err.contains("t.csv: trace line 3"), "{err}");
+        let err = load(&table("trace = \"missing.csv\""), dir.path()).unwrap_err();
+        assert!(err.contains("missing.csv"), "{err}");
+        std::fs::write(dir.path().join("ok.csv"), "0,10,0\n5,20,1\n").unwrap();
+        assert!(matches!(
+            load(&table("trace = \"ok.csv\""), dir.path()),
+            Ok(LoadProfile::Trace(rows)) if rows.len() == 2
+        ));
+    }
+}
