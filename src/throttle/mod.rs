@@ -76,6 +76,7 @@ mod options;
 mod policy;
 mod rate;
 mod runner;
+mod sources;
 mod targets;
 
 pub use actuator::{Actuator, ActuatorError};
@@ -92,5 +93,8 @@ pub use policy::{
     ThrottleConfigError, TimeOfDay, Window, INTERVAL_RANGE, TARGET_RANGE,
 };
 pub use rate::{parse_rate, KibPerSec, RateError};
-pub use runner::{PeerStatus, SharedThrottleStatus, ThrottleOptions, ThrottleStatus, Throttler};
+pub use runner::{
+    PeerStatus, SharedThrottleStatus, SourceStatus, ThrottleOptions, ThrottleStatus, Throttler,
+};
+pub use sources::{is_resync_source, source_args, source_restore_args, sync_sources};
 pub use targets::{observation, sync_targets, to_restore, Target};

@@ -4,6 +4,9 @@
 //! options in force in the journal first and putting them back when the
 //! resync ends, throttling is disabled, or the agent stops.
 //!
+//! Where this node is SyncSource, only c-min-rate is set (to 0), journaled
+//! and given back the same way (`runner_sources.rs`).
+//!
 //! Failures leave the peer device on the safe side: no further write to it
 //! in that interval, and journaled options are restored when it is no
 //! longer a SyncTarget.
@@ -28,7 +31,11 @@ use super::law::{Controller, Decision};
 use super::options::{is_ours, PeerKey};
 use super::policy::{Mode, ThrottleConfig};
 use super::rate::KibPerSec;
+use super::sources::sync_sources;
 use super::targets::{observation, sync_targets, to_restore, Target};
+
+#[path = "runner_sources.rs"]
+mod runner_sources;
 
 /// What the API and metrics can read about the throttle.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -46,6 +53,20 @@ pub struct ThrottleStatus {
     /// Corrupt or foreign journals set aside, journal write failures.
     pub journal_errors: u64,
     pub last_error: Option<String>,
+    /// SyncSource peer devices, by `resource/peer-node-id/volume`.
+    pub sources: BTreeMap<String, SourceStatus>,
+}
+
+/// One SyncSource peer device (only c-min-rate is touched there).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SourceStatus {
+    pub resource: String,
+    pub peer_node_id: u32,
+    pub volume: u32,
+    /// Whether the agent's `--c-min-rate=0` is in force.
+    pub c_min_rate_zeroed: bool,
+    pub reverts: u64,
+    pub failures: u64,
 }
 
 /// One SyncTarget peer device.
@@ -93,6 +114,8 @@ pub struct Throttler {
     store: JournalStore,
     journal: Journal,
     peers: BTreeMap<PeerKey, PeerState>,
+    /// SyncSource peer devices with c-min-rate set to 0 by the agent.
+    sources_set: BTreeSet<PeerKey>,
     status: ThrottleStatus,
     shared_status: SharedThrottleStatus,
     ticks: u64,
@@ -117,6 +140,7 @@ impl Throttler {
             store,
             journal,
             peers: BTreeMap::new(),
+            sources_set: BTreeSet::new(),
             status,
             shared_status,
             ticks: 0,
@@ -169,6 +193,8 @@ impl Throttler {
                 self.journal = journal;
                 let keys: Vec<PeerKey> = self.journal.entries.keys().cloned().collect();
                 self.restore(&keys).await;
+                let sources: Vec<PeerKey> = self.journal.sources.keys().cloned().collect();
+                self.restore_sources(&sources).await;
             }
             Err(e) => {
                 error!(error = %e, "cannot read the throttle journal");
@@ -222,6 +248,8 @@ impl Throttler {
     pub async fn restore_all(&mut self) {
         let keys: Vec<PeerKey> = self.journal.entries.keys().cloned().collect();
         self.restore(&keys).await;
+        let sources: Vec<PeerKey> = self.journal.sources.keys().cloned().collect();
+        self.restore_sources(&sources).await;
         self.publish().await;
     }
 
@@ -233,10 +261,24 @@ impl Throttler {
         self.options.config = config;
     }
 
-    /// One interval. `now` is the monotonic time of the samples, `local`
-    /// the local wall time (for ingest windows).
+    /// One interval without SyncSource peer devices (any journaled ones
+    /// are given back); see [`tick_all`](Self::tick_all).
     pub async fn tick(&mut self, targets: Vec<Target>, now: Instant, local: NaiveDateTime) {
+        self.tick_all(targets, Vec::new(), now, local).await;
+    }
+
+    /// One interval. `now` is the monotonic time of the samples, `local`
+    /// the local wall time (for ingest windows). `sources` are the peer
+    /// devices this node is SyncSource of (c-min-rate only).
+    pub async fn tick_all(
+        &mut self,
+        targets: Vec<Target>,
+        sources: Vec<PeerKey>,
+        now: Instant,
+        local: NaiveDateTime,
+    ) {
         self.ticks += 1;
+        self.tick_sources(&sources, local).await;
         let config = &self.options.config;
         let policies: Vec<_> = targets
             .iter()
@@ -398,11 +440,11 @@ impl Throttler {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    let targets = {
+                    let (targets, sources) = {
                         let state = shared.state.read().await;
-                        sync_targets(&state.model)
+                        (sync_targets(&state.model), sync_sources(&state.model))
                     };
-                    self.tick(targets, Instant::now(), chrono::Local::now().naive_local()).await;
+                    self.tick_all(targets, sources, Instant::now(), chrono::Local::now().naive_local()).await;
                 }
                 _ = wait_shutdown(&mut stop) => break,
             }
