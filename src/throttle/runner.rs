@@ -427,16 +427,22 @@ impl Throttler {
 
     /// Runs until `stop`: recovers the journal, ticks every interval,
     /// restores everything on the way out.
-    pub async fn run(mut self, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+        self.run_reloadable(shared, stop, None).await;
+    }
+
+    /// [`run`](Self::run), taking new `[throttle]` sections from `configs`
+    /// (a reload): applied from the next interval; disabled or mode observe
+    /// gives back everything journaled at once; a new interval restarts the
+    /// ticker.
+    pub async fn run_reloadable(
+        mut self,
+        shared: Arc<Shared>,
+        mut stop: watch::Receiver<bool>,
+        mut configs: Option<watch::Receiver<ThrottleConfig>>,
+    ) {
         self.recover().await;
-        let interval = self
-            .options
-            .config
-            .interval
-            .0
-            .max(Duration::from_millis(10));
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ticker = ticker(&self.options.config);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
@@ -446,10 +452,60 @@ impl Throttler {
                     };
                     self.tick_all(targets, sources, Instant::now(), chrono::Local::now().naive_local()).await;
                 }
+                changed = next_config(&mut configs) => match changed {
+                    Some(config) => {
+                        let new_interval = config.interval != self.options.config.interval;
+                        let stand_down = !config.enabled || config.mode == Mode::Observe;
+                        info!(enabled = config.enabled, mode = ?config.mode, "throttle configuration reloaded");
+                        self.set_config(config);
+                        if stand_down {
+                            self.restore_all().await;
+                        } else {
+                            self.publish().await;
+                        }
+                        if new_interval {
+                            ticker = ticker_after(&self.options.config);
+                        }
+                    }
+                    // The sender is gone: no more reloads.
+                    None => configs = None,
+                },
                 _ = wait_shutdown(&mut stop) => break,
             }
         }
         self.restore_all().await;
+    }
+}
+
+fn period(config: &ThrottleConfig) -> Duration {
+    config.interval.0.max(Duration::from_millis(10))
+}
+
+fn ticker(config: &ThrottleConfig) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(period(config));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
+/// A ticker whose first tick is one period from now.
+fn ticker_after(config: &ThrottleConfig) -> tokio::time::Interval {
+    let period = period(config);
+    let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
+/// The next configuration sent, `None` once the sender is gone; pending
+/// forever without a receiver.
+async fn next_config(
+    configs: &mut Option<watch::Receiver<ThrottleConfig>>,
+) -> Option<ThrottleConfig> {
+    match configs {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
     }
 }
 
