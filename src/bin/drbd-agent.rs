@@ -63,7 +63,8 @@ enum BenchCommand {
     /// Judge the resync throttle against other strategies on the plant model.
     Throttle {
         /// A built-in scenario (steady, steps, bursts, diurnal,
-        /// network-bound, three-resyncs); repeatable; default all.
+        /// network-bound, three-resyncs) or a scenario file (a path with a
+        /// `/` or ending in .toml); repeatable; default all built-ins.
         #[arg(long)]
         scenario: Vec<String>,
         /// Print the results as JSON.
