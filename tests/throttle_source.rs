@@ -256,3 +256,60 @@ async fn restores_on_shutdown_through_run() {
     assert_eq!(f.sets().last().map(String::as_str), Some(RESTORE));
     assert!(!f.journal().exists());
 }
+
+/// Waits (bounded) until the commands run are `want`.
+async fn wait_for(f: &Fixture, want: &[&str]) {
+    for _ in 0..200 {
+        if f.sets() == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("wanted {want:?}, have {:?}", f.sets());
+}
+
+/// A reload through the loop's config channel: mode observe gives back at
+/// once (no interval needed), enforce again takes charge again.
+#[tokio::test]
+async fn reloaded_configs_apply_while_running() {
+    let f = Fixture::new();
+    let shared = Arc::new(Shared::new());
+    shared.state.write().await.model = {
+        let mut m = Model::new();
+        for line in LINES.lines() {
+            m.apply(&parse_line(line).unwrap());
+        }
+        m
+    };
+    let mut config = enforce();
+    config.interval.0 = Duration::from_millis(100);
+    let (configs, rx) = watch::channel(config.clone());
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(
+        f.throttler(config.clone())
+            .run_reloadable(shared, stopped, Some(rx)),
+    );
+    wait_for(&f, &[SET]).await;
+    // A long interval: the restore cannot come from a tick.
+    let mut observe = ThrottleConfig {
+        mode: Mode::Observe,
+        ..config.clone()
+    };
+    observe.interval.0 = Duration::from_secs(3600);
+    configs.send(observe).unwrap();
+    wait_for(&f, &[SET, RESTORE]).await;
+    assert!(!f.journal().exists());
+    {
+        let status = f.status.read().await;
+        assert_eq!(status.mode, Some(Mode::Observe));
+        assert!(status.sources.is_empty() || !status.sources["r0/1/0"].c_min_rate_zeroed);
+    }
+    configs.send(config).unwrap();
+    wait_for(&f, &[SET, RESTORE, SET]).await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.sets(), vec![SET, RESTORE, SET, RESTORE]);
+}

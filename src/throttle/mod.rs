@@ -11,6 +11,10 @@
 //! `peer-device-options` / `show --json`), [`JournalStore`] (the journal of
 //! the options in force before the agent took charge) and [`Throttler`]
 //! (the loop: diskstats → controller → actuator, state in [`ThrottleStatus`]).
+//! Where this node is SyncSource (or PausedSyncS), the loop only sets
+//! `--c-min-rate=0` ([`sync_sources`], [`source_args`]), journaled and
+//! given back like the SyncTarget side. [`Throttler::run_reloadable`] takes
+//! new `[throttle]` sections (SIGHUP) from a watch channel.
 //!
 //! # The law (one step per interval, default 1 s)
 //!
