@@ -11,13 +11,13 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::api::{self, ApiError, ApiState, Limits};
-use crate::config::Config;
+use crate::config::{restart_needed, Config, ConfigError};
 use crate::drbd::{
     run_command, supervise, wait_shutdown, DrbdTools, Shared, SupervisorOptions,
     DEFAULT_COMMAND_TIMEOUT,
 };
 use crate::metrics::{parse_drbdadm_version, Exporter, Facts};
-use crate::throttle::{Actuator, SharedThrottleStatus, ThrottleOptions, Throttler};
+use crate::throttle::{Actuator, SharedThrottleStatus, ThrottleConfig, ThrottleOptions, Throttler};
 
 /// How often `drbdadm --version` is asked again while no module is loaded.
 const VERSION_RETRY: Duration = Duration::from_secs(60);
@@ -47,6 +47,10 @@ pub struct Daemon {
     pub exporter: Arc<Exporter>,
     /// The resync throttle's state (rates set, reverts, failures).
     pub throttle: SharedThrottleStatus,
+    /// The configuration in force (the throttle part live, the rest as started).
+    config: Config,
+    /// New `[throttle]` sections for the throttle loop.
+    throttle_config: watch::Sender<ThrottleConfig>,
     stop: watch::Sender<bool>,
     supervisor: JoinHandle<()>,
     throttler: JoinHandle<()>,
@@ -92,7 +96,12 @@ impl Daemon {
             Actuator::new(DrbdTools::new(drbdsetup, config.drbd.drbdadm.clone())),
             throttle.clone(),
         );
-        let throttler = tokio::spawn(throttler.run(shared.clone(), stopped.clone()));
+        let (throttle_config, throttle_configs) = watch::channel(config.throttle.clone());
+        let throttler = tokio::spawn(throttler.run_reloadable(
+            shared.clone(),
+            stopped.clone(),
+            Some(throttle_configs),
+        ));
         let exporter =
             Arc::new(Exporter::new(Facts::of_this_build()).with_throttle(throttle.clone()));
         tokio::spawn(exporter.clone().keep_fresh(shared.clone(), stopped.clone()));
@@ -122,11 +131,42 @@ impl Daemon {
             shared,
             exporter,
             throttle,
+            config: config.clone(),
+            throttle_config,
             stop,
             supervisor,
             throttler,
             servers,
         })
+    }
+
+    /// A reload read `new` (valid): counts a successful reload, hands the
+    /// `[throttle]` section to the throttle loop, and logs each changed key
+    /// that needs a restart (those keep their old values). Returns them.
+    pub fn reload(&mut self, new: Config) -> Vec<&'static str> {
+        let restart = restart_needed(&self.config, &new);
+        for key in &restart {
+            warn!(key = %key, "configuration changed, needs a restart to take effect");
+        }
+        let throttle_changed = new.throttle != self.config.throttle;
+        if throttle_changed {
+            // Fails only if the throttle loop has ended (shutting down).
+            if self.throttle_config.send(new.throttle.clone()).is_err() {
+                warn!("throttle loop gone, new [throttle] not applied");
+            }
+        }
+        info!(files = ?new.sources, throttle_changed, restart_needed = restart.len(), "configuration reloaded");
+        self.config.throttle = new.throttle;
+        self.config.sources = new.sources;
+        self.exporter.record_reload(true);
+        restart
+    }
+
+    /// A reload could not read a valid configuration: counts a failed
+    /// reload; the configuration in force stays.
+    pub fn reload_failed(&self, error: &ConfigError) {
+        error!(error = %error, "configuration reload failed, keeping the running configuration");
+        self.exporter.record_reload(false);
     }
 
     /// Stops the supervisor (killing the events2 child) and the servers, and

@@ -8,6 +8,7 @@
 //! ([`run_scenario`], [`Report`], [`render_table`]). Printing is the
 //! binary's job.
 
+pub mod file;
 pub mod metrics;
 pub mod oracle;
 pub mod run;
@@ -110,14 +111,20 @@ pub fn run_scenario(s: &Scenario) -> Result<ScenarioReport, BenchError> {
     })
 }
 
-/// The scenarios named (built-in names), or all built-ins for none.
+/// The scenarios named, or all built-ins for none. A name that is not a
+/// built-in but looks like a path (has a `/` or ends in `.toml`) is read
+/// as a scenario file ([`file::load`]).
 pub fn select(names: &[String]) -> Result<Vec<Scenario>, BenchError> {
     if names.is_empty() {
         return Ok(builtins());
     }
     names
         .iter()
-        .map(|n| builtin(n).ok_or_else(|| BenchError::UnknownScenario(n.clone())))
+        .map(|n| match builtin(n) {
+            Some(s) => Ok(s),
+            None if file::looks_like_path(n) => Ok(file::load(std::path::Path::new(n))?),
+            None => Err(BenchError::UnknownScenario(n.clone())),
+        })
         .collect()
 }
 

@@ -70,8 +70,10 @@ pub enum BenchError {
     },
     #[error("scenario '{scenario}': {reason}")]
     Signal { scenario: String, reason: String },
-    #[error("unknown scenario '{0}' (built in: steady, steps, bursts, diurnal, network-bound, three-resyncs)")]
+    #[error("unknown scenario '{0}' (built in: steady, steps, bursts, diurnal, network-bound, three-resyncs; or a path to a .toml scenario file)")]
     UnknownScenario(String),
+    #[error(transparent)]
+    File(#[from] super::file::ScenarioFileError),
 }
 
 /// The options a constant strategy sets, given its c-max-rate and c-min-rate.

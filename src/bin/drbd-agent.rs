@@ -21,7 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the agent until SIGTERM or Ctrl-C.
+    /// Run the agent until SIGTERM or Ctrl-C; SIGHUP re-reads the
+    /// configuration (`[throttle]` applies live, the rest needs a restart).
     Run {
         /// Main configuration file; conf.d/*.toml beside it is read too.
         #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
@@ -62,7 +63,8 @@ enum BenchCommand {
     /// Judge the resync throttle against other strategies on the plant model.
     Throttle {
         /// A built-in scenario (steady, steps, bursts, diurnal,
-        /// network-bound, three-resyncs); repeatable; default all.
+        /// network-bound, three-resyncs) or a scenario file (a path with a
+        /// `/` or ending in .toml); repeatable; default all built-ins.
         #[arg(long)]
         scenario: Vec<String>,
         /// Print the results as JSON.
@@ -104,9 +106,9 @@ fn bench_throttle(names: &[String], json: bool) -> Result<()> {
 }
 
 /// The default path may be missing (defaults apply); an explicit one may not.
-fn load_config(path: &Path) -> Result<Config> {
+fn load_config(path: &Path) -> Result<Config, config::ConfigError> {
     let required = path != Path::new(DEFAULT_CONFIG_PATH);
-    Ok(config::load(path, required)?)
+    config::load(path, required)
 }
 
 /// RUST_LOG wins over the configured level, which wins over `info`.
@@ -130,6 +132,38 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// SIGTERM, SIGINT and SIGHUP, installed before the daemon starts (so an
+/// early SIGHUP does not kill the process).
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+enum Received {
+    Stop,
+    Reload,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            hangup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+        })
+    }
+
+    async fn next(&mut self) -> Received {
+        tokio::select! {
+            _ = self.terminate.recv() => { info!(signal = "SIGTERM", "stopping"); Received::Stop }
+            _ = self.interrupt.recv() => { info!(signal = "SIGINT", "stopping"); Received::Stop }
+            _ = self.hangup.recv() => { info!(signal = "SIGHUP", "reloading the configuration"); Received::Reload }
+        }
+    }
+}
+
 /// Returns on SIGTERM or SIGINT.
 async fn wait_for_signal() -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -151,10 +185,19 @@ fn run(path: &Path) -> Result<()> {
         "drbd-agent"
     );
     runtime()?.block_on(async {
-        let daemon = Daemon::start(&config).await?;
-        let signal = wait_for_signal().await;
+        let mut signals = Signals::install()?;
+        let mut daemon = Daemon::start(&config).await?;
+        // SIGHUP re-reads the same file(s); SIGTERM/SIGINT stop.
+        while let Received::Reload = signals.next().await {
+            match load_config(path) {
+                Ok(new) => {
+                    daemon.reload(new);
+                }
+                Err(e) => daemon.reload_failed(&e),
+            }
+        }
         daemon.shutdown().await;
-        signal
+        Ok(())
     })
 }
 

@@ -9,6 +9,7 @@ mod duration;
 mod load;
 mod location;
 mod raw;
+mod reload;
 mod throttle_merge;
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub use duration::{format_duration, parse_duration, DurationError, HumanDuration};
 pub use load::{conf_d_files, load, DEFAULT_CONFIG_PATH};
 pub use location::{key_at, line_col};
+pub use reload::restart_needed;
 
 use raw::RawConfig;
 

@@ -2,11 +2,10 @@
 //! and `drbdsetup show --json` to read the options in force. Thin I/O around
 //! the pure command lines of [`super::options`].
 //!
-//! Only the SyncTarget side is acted on (DRBD paces resync requests there).
-//! DRBD also applies c-min-rate on the SyncSource, per resync read, when the
-//! peer is not Primary; neutralising it there is the job of the agent on the
-//! source node (not done yet: this agent only acts where it is SyncTarget).
-//! `c-plan-ahead` is never touched.
+//! The rate is set on the SyncTarget side (DRBD paces resync requests
+//! there). DRBD also applies c-min-rate on the SyncSource, per resync read,
+//! when the peer is not Primary; there only `--c-min-rate` is set (to 0) and
+//! given back (see [`super::sources`]). `c-plan-ahead` is never touched.
 
 use crate::drbd::{CommandError, DrbdTools};
 
@@ -14,6 +13,7 @@ use super::options::{
     extract_peer_options, restore_args, throttle_args, PeerKey, PeerOptions, ShowError,
 };
 use super::rate::KibPerSec;
+use super::sources::{source_args, source_restore_args};
 
 /// Why reading or setting options failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,20 @@ impl Actuator {
         recorded: &PeerOptions,
     ) -> Result<(), ActuatorError> {
         self.run(restore_args(key, recorded)).await
+    }
+
+    /// SyncSource side: sets c-min-rate to 0, nothing else.
+    pub async fn set_source(&self, key: &PeerKey) -> Result<(), ActuatorError> {
+        self.run(source_args(key)).await
+    }
+
+    /// SyncSource side: puts the recorded c-min-rate back.
+    pub async fn restore_source(
+        &self,
+        key: &PeerKey,
+        c_min_rate_kib: u64,
+    ) -> Result<(), ActuatorError> {
+        self.run(source_restore_args(key, c_min_rate_kib)).await
     }
 
     async fn run(&self, args: Vec<String>) -> Result<(), ActuatorError> {

@@ -27,6 +27,16 @@ const MAX_JOURNAL_BYTES: u64 = 16 * 1024 * 1024;
 pub struct Journal {
     pub node: String,
     pub entries: BTreeMap<PeerKey, PeerOptions>,
+    /// SyncSource peer devices: the c-min-rate (KiB/s) in force before the
+    /// agent set it to 0 (c-max-rate is not touched there).
+    pub sources: BTreeMap<PeerKey, u64>,
+}
+
+impl Journal {
+    /// Nothing recorded.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.sources.is_empty()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,6 +45,25 @@ struct JournalFile {
     version: u32,
     node: String,
     entries: Vec<JournalEntry>,
+    /// Absent when empty, so such a journal reads as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sources: Vec<SourceEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceEntry {
+    resource: String,
+    peer_node_id: u32,
+    volume: u32,
+    c_min_rate_kib: u64,
+}
+
+fn check_resource(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("resource name {name:?} is not valid"));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,6 +87,8 @@ pub enum JournalError {
     OtherNode { found: String, expected: String },
     #[error("journal entry {index}: {message}")]
     Entry { index: usize, message: String },
+    #[error("journal source entry {index}: {message}")]
+    Source { index: usize, message: String },
 }
 
 impl Journal {
@@ -65,6 +96,7 @@ impl Journal {
         Self {
             node: node.to_owned(),
             entries: BTreeMap::new(),
+            sources: BTreeMap::new(),
         }
     }
 
@@ -86,13 +118,7 @@ impl Journal {
         let mut entries = BTreeMap::new();
         for (index, e) in file.entries.into_iter().enumerate() {
             let bad = |message: String| JournalError::Entry { index, message };
-            if e.resource.is_empty()
-                || e.resource
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control())
-            {
-                return Err(bad(format!("resource name {:?} is not valid", e.resource)));
-            }
+            check_resource(&e.resource).map_err(bad)?;
             let limit = super::rate::KibPerSec::MAX.get();
             if e.c_max_rate_kib > limit || e.c_min_rate_kib > limit {
                 return Err(bad(format!("rate above {limit} KiB/s")));
@@ -110,9 +136,27 @@ impl Journal {
                 return Err(bad(format!("{key} is recorded twice")));
             }
         }
+        let mut sources = BTreeMap::new();
+        for (index, e) in file.sources.into_iter().enumerate() {
+            let bad = |message: String| JournalError::Source { index, message };
+            check_resource(&e.resource).map_err(bad)?;
+            let limit = super::rate::KibPerSec::MAX.get();
+            if e.c_min_rate_kib > limit {
+                return Err(bad(format!("rate above {limit} KiB/s")));
+            }
+            let key = PeerKey {
+                resource: e.resource,
+                peer_node_id: e.peer_node_id,
+                volume: e.volume,
+            };
+            if sources.insert(key.clone(), e.c_min_rate_kib).is_some() {
+                return Err(bad(format!("{key} is recorded twice")));
+            }
+        }
         Ok(Self {
             node: node.to_owned(),
             entries,
+            sources,
         })
     }
 
@@ -130,6 +174,16 @@ impl Journal {
                     volume: k.volume,
                     c_max_rate_kib: o.c_max_rate,
                     c_min_rate_kib: o.c_min_rate,
+                })
+                .collect(),
+            sources: self
+                .sources
+                .iter()
+                .map(|(k, &c_min_rate_kib)| SourceEntry {
+                    resource: k.resource.clone(),
+                    peer_node_id: k.peer_node_id,
+                    volume: k.volume,
+                    c_min_rate_kib,
                 })
                 .collect(),
         };
@@ -207,7 +261,7 @@ impl JournalStore {
 
     /// Writes `journal` atomically; an empty one removes the file.
     pub fn save(&self, journal: &Journal) -> Result<(), JournalIoError> {
-        if journal.entries.is_empty() {
+        if journal.is_empty() {
             return self.clear();
         }
         fs::create_dir_all(&self.dir).map_err(self.io(self.dir.clone()))?;
@@ -268,6 +322,31 @@ mod tests {
     }
 
     #[test]
+    fn round_trip_with_sources() {
+        let mut j = sample();
+        assert!(!j.to_json().contains("sources"), "absent when empty");
+        let key = PeerKey {
+            resource: "r1".into(),
+            peer_node_id: 2,
+            volume: 1,
+        };
+        j.sources.insert(key.clone(), 250);
+        let text = j.to_json();
+        assert!(text.contains("\"c_min_rate_kib\": 250"), "{text}");
+        let back = Journal::parse(&text, "alpha").unwrap();
+        assert_eq!(back.sources.get(&key), Some(&250));
+        assert_eq!(back, j);
+        let mut only_sources = Journal::new("alpha");
+        only_sources.sources.insert(key, 0);
+        assert!(!only_sources.is_empty());
+        let bad = text.replace("\"r1\"", "\"r 1\"");
+        assert!(matches!(
+            Journal::parse(&bad, "alpha"),
+            Err(JournalError::Source { index: 0, .. })
+        ));
+    }
+
+    #[test]
     fn rejects_bad_journals() {
         let text = sample().to_json();
         assert!(matches!(
@@ -325,6 +404,20 @@ mod tests {
         store.save(&sample()).unwrap();
         store.save(&Journal::new("alpha")).unwrap();
         assert!(!store.path().exists(), "an empty journal is no file");
+        let mut sources_only = Journal::new("alpha");
+        sources_only.sources.insert(
+            PeerKey {
+                resource: "r0".into(),
+                peer_node_id: 1,
+                volume: 0,
+            },
+            250,
+        );
+        store.save(&sources_only).unwrap();
+        match store.load("alpha").unwrap() {
+            Loaded::Journal(j) => assert_eq!(j, sources_only),
+            other => panic!("{other:?}"),
+        }
         fs::write(store.path(), "garbage").unwrap();
         assert!(matches!(
             store.load("alpha").unwrap(),

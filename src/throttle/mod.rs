@@ -11,6 +11,10 @@
 //! `peer-device-options` / `show --json`), [`JournalStore`] (the journal of
 //! the options in force before the agent took charge) and [`Throttler`]
 //! (the loop: diskstats → controller → actuator, state in [`ThrottleStatus`]).
+//! Where this node is SyncSource (or PausedSyncS), the loop only sets
+//! `--c-min-rate=0` ([`sync_sources`], [`source_args`]), journaled and
+//! given back like the SyncTarget side. [`Throttler::run_reloadable`] takes
+//! new `[throttle]` sections (SIGHUP) from a watch channel.
 //!
 //! # The law (one step per interval, default 1 s)
 //!
@@ -76,6 +80,7 @@ mod options;
 mod policy;
 mod rate;
 mod runner;
+mod sources;
 mod targets;
 
 pub use actuator::{Actuator, ActuatorError};
@@ -92,5 +97,8 @@ pub use policy::{
     ThrottleConfigError, TimeOfDay, Window, INTERVAL_RANGE, TARGET_RANGE,
 };
 pub use rate::{parse_rate, KibPerSec, RateError};
-pub use runner::{PeerStatus, SharedThrottleStatus, ThrottleOptions, ThrottleStatus, Throttler};
+pub use runner::{
+    PeerStatus, SharedThrottleStatus, SourceStatus, ThrottleOptions, ThrottleStatus, Throttler,
+};
+pub use sources::{is_resync_source, source_args, source_restore_args, sync_sources};
 pub use targets::{observation, sync_targets, to_restore, Target};

@@ -4,6 +4,9 @@
 //! options in force in the journal first and putting them back when the
 //! resync ends, throttling is disabled, or the agent stops.
 //!
+//! Where this node is SyncSource, only c-min-rate is set (to 0), journaled
+//! and given back the same way (`runner_sources.rs`).
+//!
 //! Failures leave the peer device on the safe side: no further write to it
 //! in that interval, and journaled options are restored when it is no
 //! longer a SyncTarget.
@@ -28,7 +31,11 @@ use super::law::{Controller, Decision};
 use super::options::{is_ours, PeerKey};
 use super::policy::{Mode, ThrottleConfig};
 use super::rate::KibPerSec;
+use super::sources::sync_sources;
 use super::targets::{observation, sync_targets, to_restore, Target};
+
+#[path = "runner_sources.rs"]
+mod runner_sources;
 
 /// What the API and metrics can read about the throttle.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -46,6 +53,20 @@ pub struct ThrottleStatus {
     /// Corrupt or foreign journals set aside, journal write failures.
     pub journal_errors: u64,
     pub last_error: Option<String>,
+    /// SyncSource peer devices, by `resource/peer-node-id/volume`.
+    pub sources: BTreeMap<String, SourceStatus>,
+}
+
+/// One SyncSource peer device (only c-min-rate is touched there).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SourceStatus {
+    pub resource: String,
+    pub peer_node_id: u32,
+    pub volume: u32,
+    /// Whether the agent's `--c-min-rate=0` is in force.
+    pub c_min_rate_zeroed: bool,
+    pub reverts: u64,
+    pub failures: u64,
 }
 
 /// One SyncTarget peer device.
@@ -93,6 +114,8 @@ pub struct Throttler {
     store: JournalStore,
     journal: Journal,
     peers: BTreeMap<PeerKey, PeerState>,
+    /// SyncSource peer devices with c-min-rate set to 0 by the agent.
+    sources_set: BTreeSet<PeerKey>,
     status: ThrottleStatus,
     shared_status: SharedThrottleStatus,
     ticks: u64,
@@ -117,6 +140,7 @@ impl Throttler {
             store,
             journal,
             peers: BTreeMap::new(),
+            sources_set: BTreeSet::new(),
             status,
             shared_status,
             ticks: 0,
@@ -169,6 +193,8 @@ impl Throttler {
                 self.journal = journal;
                 let keys: Vec<PeerKey> = self.journal.entries.keys().cloned().collect();
                 self.restore(&keys).await;
+                let sources: Vec<PeerKey> = self.journal.sources.keys().cloned().collect();
+                self.restore_sources(&sources).await;
             }
             Err(e) => {
                 error!(error = %e, "cannot read the throttle journal");
@@ -222,6 +248,8 @@ impl Throttler {
     pub async fn restore_all(&mut self) {
         let keys: Vec<PeerKey> = self.journal.entries.keys().cloned().collect();
         self.restore(&keys).await;
+        let sources: Vec<PeerKey> = self.journal.sources.keys().cloned().collect();
+        self.restore_sources(&sources).await;
         self.publish().await;
     }
 
@@ -233,10 +261,24 @@ impl Throttler {
         self.options.config = config;
     }
 
-    /// One interval. `now` is the monotonic time of the samples, `local`
-    /// the local wall time (for ingest windows).
+    /// One interval without SyncSource peer devices (any journaled ones
+    /// are given back); see [`tick_all`](Self::tick_all).
     pub async fn tick(&mut self, targets: Vec<Target>, now: Instant, local: NaiveDateTime) {
+        self.tick_all(targets, Vec::new(), now, local).await;
+    }
+
+    /// One interval. `now` is the monotonic time of the samples, `local`
+    /// the local wall time (for ingest windows). `sources` are the peer
+    /// devices this node is SyncSource of (c-min-rate only).
+    pub async fn tick_all(
+        &mut self,
+        targets: Vec<Target>,
+        sources: Vec<PeerKey>,
+        now: Instant,
+        local: NaiveDateTime,
+    ) {
         self.ticks += 1;
+        self.tick_sources(&sources, local).await;
         let config = &self.options.config;
         let policies: Vec<_> = targets
             .iter()
@@ -385,29 +427,85 @@ impl Throttler {
 
     /// Runs until `stop`: recovers the journal, ticks every interval,
     /// restores everything on the way out.
-    pub async fn run(mut self, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+        self.run_reloadable(shared, stop, None).await;
+    }
+
+    /// [`run`](Self::run), taking new `[throttle]` sections from `configs`
+    /// (a reload): applied from the next interval; disabled or mode observe
+    /// gives back everything journaled at once; a new interval restarts the
+    /// ticker.
+    pub async fn run_reloadable(
+        mut self,
+        shared: Arc<Shared>,
+        mut stop: watch::Receiver<bool>,
+        mut configs: Option<watch::Receiver<ThrottleConfig>>,
+    ) {
         self.recover().await;
-        let interval = self
-            .options
-            .config
-            .interval
-            .0
-            .max(Duration::from_millis(10));
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ticker = ticker(&self.options.config);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    let targets = {
+                    let (targets, sources) = {
                         let state = shared.state.read().await;
-                        sync_targets(&state.model)
+                        (sync_targets(&state.model), sync_sources(&state.model))
                     };
-                    self.tick(targets, Instant::now(), chrono::Local::now().naive_local()).await;
+                    self.tick_all(targets, sources, Instant::now(), chrono::Local::now().naive_local()).await;
                 }
+                changed = next_config(&mut configs) => match changed {
+                    Some(config) => {
+                        let new_interval = config.interval != self.options.config.interval;
+                        let stand_down = !config.enabled || config.mode == Mode::Observe;
+                        info!(enabled = config.enabled, mode = ?config.mode, "throttle configuration reloaded");
+                        self.set_config(config);
+                        if stand_down {
+                            self.restore_all().await;
+                        } else {
+                            self.publish().await;
+                        }
+                        if new_interval {
+                            ticker = ticker_after(&self.options.config);
+                        }
+                    }
+                    // The sender is gone: no more reloads.
+                    None => configs = None,
+                },
                 _ = wait_shutdown(&mut stop) => break,
             }
         }
         self.restore_all().await;
+    }
+}
+
+fn period(config: &ThrottleConfig) -> Duration {
+    config.interval.0.max(Duration::from_millis(10))
+}
+
+fn ticker(config: &ThrottleConfig) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(period(config));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
+/// A ticker whose first tick is one period from now.
+fn ticker_after(config: &ThrottleConfig) -> tokio::time::Interval {
+    let period = period(config);
+    let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
+/// The next configuration sent, `None` once the sender is gone; pending
+/// forever without a receiver.
+async fn next_config(
+    configs: &mut Option<watch::Receiver<ThrottleConfig>>,
+) -> Option<ThrottleConfig> {
+    match configs {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -1,0 +1,315 @@
+//! The throttle loop's SyncSource side against a fake `drbdsetup` (records
+//! its argv, answers `show --json` from a file, fails on demand): only
+//! `--c-min-rate=0` is set, journaled first, given back on resync end,
+//! disabling, shutdown and after a crash.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use drbd_agent::drbd::{DrbdTools, Shared};
+use drbd_agent::events2::parse_line;
+use drbd_agent::state::Model;
+use drbd_agent::throttle::{
+    sync_sources, Actuator, Mode, PeerKey, PolicyEntry, SharedThrottleStatus, ThrottleConfig,
+    ThrottleOptions, Throttler,
+};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+const LINES: &str = "exists resource name:r0 role:Primary suspended:no
+exists device name:r0 volume:0 minor:7 disk:UpToDate client:no
+exists connection name:r0 peer-node-id:1 conn-name:beta connection:Connected role:Secondary
+exists peer-device name:r0 peer-node-id:1 conn-name:beta volume:0 replication:SyncSource peer-disk:Inconsistent out-of-sync:409600
+exists -";
+
+const ENDED: &str =
+    "change peer-device name:r0 peer-node-id:1 conn-name:beta volume:0 replication:Established";
+
+const SET: &str = "peer-device-options r0 1 0 --c-min-rate=0";
+const RESTORE: &str = "peer-device-options r0 1 0 --c-min-rate=250k";
+
+fn show(c_max: &str, c_min: &str) -> String {
+    format!(
+        r#"[{{"resource":"r0","connections":[{{"_peer_node_id":1,"volumes":[{{"volume_nr":0,"disk":{{"c-max-rate":"{c_max}","c-min-rate":"{c_min}"}}}}]}}]}}]"#
+    )
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    status: SharedThrottleStatus,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("drbdsetup");
+        let script = format!(
+            "#!/bin/sh\nD='{}'\necho \"$*\" >> \"$D/argv\"\nif [ -f \"$D/fail\" ]; then echo failing >&2; exit 10; fi\ncase \"$1\" in show) cat \"$D/show.json\";; esac\nexit 0\n",
+            dir.path().display()
+        );
+        fs::write(&program, script).unwrap();
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(dir.path().join("show.json"), show("40M", "250k")).unwrap();
+        Fixture {
+            dir,
+            status: SharedThrottleStatus::default(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn throttler(&self, config: ThrottleConfig) -> Throttler {
+        let mut tools = DrbdTools::new(self.path("drbdsetup"), PathBuf::from("/bin/false"));
+        tools.timeout = Duration::from_secs(10);
+        Throttler::new(
+            ThrottleOptions {
+                node_name: "alpha".into(),
+                config,
+                sysfs_root: self.path("sys"),
+                state_directory: self.path("state"),
+                readback_every: 1,
+            },
+            Actuator::new(tools),
+            self.status.clone(),
+        )
+    }
+
+    fn sets(&self) -> Vec<String> {
+        fs::read_to_string(self.path("argv"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|a| a.starts_with("peer-device-options"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.path("state/throttle-journal.json")
+    }
+}
+
+fn enforce() -> ThrottleConfig {
+    ThrottleConfig {
+        enabled: true,
+        mode: Mode::Enforce,
+        ..ThrottleConfig::default()
+    }
+}
+
+fn sources(lines: &str) -> Vec<PeerKey> {
+    let mut m = Model::new();
+    for line in lines.lines() {
+        m.apply(&parse_line(line).unwrap());
+    }
+    sync_sources(&m)
+}
+
+fn noon() -> chrono::NaiveDateTime {
+    NaiveDate::from_ymd_opt(2025, 1, 6)
+        .unwrap()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+}
+
+async fn tick(t: &mut Throttler, lines: &str) {
+    t.tick_all(Vec::new(), sources(lines), Instant::now(), noon())
+        .await;
+}
+
+#[tokio::test]
+async fn zeroes_c_min_rate_reasserts_and_restores_when_the_resync_ends() {
+    let f = Fixture::new();
+    let mut t = f.throttler(enforce());
+    tick(&mut t, LINES).await;
+    assert_eq!(f.sets(), vec![SET.to_owned()]);
+    let journal = fs::read_to_string(f.journal()).unwrap();
+    assert!(journal.contains("\"sources\""), "{journal}");
+    assert!(journal.contains("\"c_min_rate_kib\": 250"), "{journal}");
+    assert!(journal.contains("\"entries\": []"), "{journal}");
+    assert!(f.status.read().await.sources["r0/1/0"].c_min_rate_zeroed);
+
+    // Read back as set: nothing more.
+    fs::write(f.path("show.json"), show("40M", "0k")).unwrap();
+    tick(&mut t, LINES).await;
+    assert_eq!(f.sets().len(), 1, "{:?}", f.sets());
+
+    // `drbdadm adjust` put 250k back: noticed, re-applied, still c-min-rate only.
+    fs::write(f.path("show.json"), show("40M", "250k")).unwrap();
+    tick(&mut t, LINES).await;
+    assert_eq!(f.sets(), vec![SET.to_owned(), SET.to_owned()]);
+    assert_eq!(f.status.read().await.reverts, 1);
+    assert_eq!(f.status.read().await.sources["r0/1/0"].reverts, 1);
+
+    // The resync ended: c-min-rate goes back, the journal goes.
+    tick(&mut t, &format!("{LINES}\n{ENDED}")).await;
+    assert_eq!(f.sets().last().map(String::as_str), Some(RESTORE));
+    assert!(!f.journal().exists());
+    assert!(f.sets().iter().all(|s| !s.contains("c-max-rate")));
+    let status = f.status.read().await;
+    assert_eq!(status.restores, 1);
+    assert!(status.sources.is_empty());
+}
+
+#[tokio::test]
+async fn observe_mode_and_disabled_policies_touch_nothing() {
+    let f = Fixture::new();
+    let mut t = f.throttler(ThrottleConfig {
+        mode: Mode::Observe,
+        ..enforce()
+    });
+    tick(&mut t, LINES).await;
+    let mut config = enforce();
+    config.policies.push(PolicyEntry {
+        resource: "r*".into(),
+        enabled: Some(false),
+        latency_target: None,
+        min_rate: None,
+        max_rate: None,
+    });
+    t.set_config(config);
+    tick(&mut t, LINES).await;
+    t.set_config(ThrottleConfig::default());
+    tick(&mut t, LINES).await;
+    assert!(f.sets().is_empty(), "{:?}", f.sets());
+    assert!(!f.journal().exists());
+}
+
+#[tokio::test]
+async fn disabling_restores() {
+    let f = Fixture::new();
+    let mut t = f.throttler(enforce());
+    tick(&mut t, LINES).await;
+    assert!(f.journal().exists());
+    t.set_config(ThrottleConfig {
+        mode: Mode::Observe,
+        ..enforce()
+    });
+    tick(&mut t, LINES).await;
+    assert_eq!(f.sets(), vec![SET.to_owned(), RESTORE.to_owned()]);
+    assert!(!f.journal().exists());
+}
+
+#[tokio::test]
+async fn a_failed_read_changes_nothing() {
+    let f = Fixture::new();
+    fs::write(f.path("fail"), "").unwrap();
+    let mut t = f.throttler(enforce());
+    tick(&mut t, LINES).await;
+    assert!(f.sets().is_empty());
+    assert!(!f.journal().exists());
+    let status = f.status.read().await;
+    assert_eq!(status.failures, 1);
+    assert_eq!(status.sources["r0/1/0"].failures, 1);
+    assert!(!status.sources["r0/1/0"].c_min_rate_zeroed);
+}
+
+#[tokio::test]
+async fn a_journal_left_by_a_crash_is_restored_at_start() {
+    let f = Fixture::new();
+    fs::create_dir_all(f.path("state")).unwrap();
+    fs::write(
+        f.journal(),
+        r#"{"version":1,"node":"alpha","entries":[],"sources":[{"resource":"r0","peer_node_id":1,"volume":0,"c_min_rate_kib":250}]}"#,
+    )
+    .unwrap();
+    let mut t = f.throttler(enforce());
+    t.recover().await;
+    assert_eq!(f.sets(), vec![RESTORE.to_owned()]);
+    assert!(!f.journal().exists());
+    assert_eq!(f.status.read().await.restores, 1);
+}
+
+#[tokio::test]
+async fn restores_on_shutdown_through_run() {
+    let f = Fixture::new();
+    let shared = Arc::new(Shared::new());
+    shared.state.write().await.model = {
+        let mut m = Model::new();
+        for line in LINES.lines() {
+            m.apply(&parse_line(line).unwrap());
+        }
+        m
+    };
+    let mut config = enforce();
+    config.interval.0 = Duration::from_millis(100);
+    let throttler = f.throttler(config);
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(throttler.run(shared, stopped));
+    for _ in 0..200 {
+        if f.journal().exists() && !f.sets().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(f.journal().exists(), "the agent never took charge");
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.sets().last().map(String::as_str), Some(RESTORE));
+    assert!(!f.journal().exists());
+}
+
+/// Waits (bounded) until the commands run are `want`.
+async fn wait_for(f: &Fixture, want: &[&str]) {
+    for _ in 0..200 {
+        if f.sets() == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("wanted {want:?}, have {:?}", f.sets());
+}
+
+/// A reload through the loop's config channel: mode observe gives back at
+/// once (no interval needed), enforce again takes charge again.
+#[tokio::test]
+async fn reloaded_configs_apply_while_running() {
+    let f = Fixture::new();
+    let shared = Arc::new(Shared::new());
+    shared.state.write().await.model = {
+        let mut m = Model::new();
+        for line in LINES.lines() {
+            m.apply(&parse_line(line).unwrap());
+        }
+        m
+    };
+    let mut config = enforce();
+    config.interval.0 = Duration::from_millis(100);
+    let (configs, rx) = watch::channel(config.clone());
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(
+        f.throttler(config.clone())
+            .run_reloadable(shared, stopped, Some(rx)),
+    );
+    wait_for(&f, &[SET]).await;
+    // A long interval: the restore cannot come from a tick.
+    let mut observe = ThrottleConfig {
+        mode: Mode::Observe,
+        ..config.clone()
+    };
+    observe.interval.0 = Duration::from_secs(3600);
+    configs.send(observe).unwrap();
+    wait_for(&f, &[SET, RESTORE]).await;
+    assert!(!f.journal().exists());
+    {
+        let status = f.status.read().await;
+        assert_eq!(status.mode, Some(Mode::Observe));
+        assert!(status.sources.is_empty() || !status.sources["r0/1/0"].c_min_rate_zeroed);
+    }
+    configs.send(config).unwrap();
+    wait_for(&f, &[SET, RESTORE, SET]).await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.sets(), vec![SET, RESTORE, SET, RESTORE]);
+}
