@@ -167,7 +167,7 @@ fn throttling_happens_and_ends_with_the_resync() {
 
     let t = poll(RESYNC_BOUND, EVERY, "the resync to end", || {
         let t = throttle(&mut cluster)?;
-        (resyncing(&cluster)? == false && count(&t, "restores") >= 1).then_some(t)
+        (!resyncing(&cluster)? && count(&t, "restores") >= 1).then_some(t)
     });
     assert_eq!(count(&t, "restores"), 1, "{t}");
     assert_eq!(t["peers"].as_object().map(|p| p.len()), Some(0), "{t}");
