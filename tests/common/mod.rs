@@ -79,14 +79,22 @@ fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-/// The simulator and an agent playing node alpha, both killed on drop
-/// (agent first: fields drop in declaration order).
+/// The simulator and an agent playing one node (alpha unless started with
+/// [`Cluster::start_node`]), both killed on drop (agent first: fields drop
+/// in declaration order).
 pub struct Cluster {
     pub agent: Proc,
     pub sim: Proc,
     /// Where the agent's API listens.
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
+    /// The node the agent plays.
+    pub node: String,
+    /// The simulator's directory (`DRBD_SIM_DIR`).
+    pub sim_dir: PathBuf,
+    poll_interval: String,
+    /// Agents started so far (names their config and log files).
+    starts: u32,
 }
 
 impl Cluster {
@@ -95,6 +103,18 @@ impl Cluster {
     /// simulator and the given statistics poll interval; waits (bounded)
     /// until `/metrics` reports DRBD up.
     pub fn start(scenario: &str, poll_interval: &str) -> Cluster {
+        Self::start_node(scenario, "alpha", poll_interval, "")
+    }
+
+    /// [`start`](Self::start) with the agent playing `node`
+    /// (`sysfs-root = DIR/sim/<node>/sys`), `extra_config` appended to its
+    /// configuration (whole sections, e.g. `[throttle]`).
+    pub fn start_node(
+        scenario: &str,
+        node: &str,
+        poll_interval: &str,
+        extra_config: &str,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path();
         std::fs::write(path.join("scenario.toml"), scenario).expect("write scenario");
@@ -123,43 +143,83 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(20));
         }
 
-        let port = free_port();
-        let config = path.join("agent.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "node-name = \"alpha\"\n\
-                 [drbd]\n\
-                 drbdsetup = \"{}\"\n\
-                 drbdadm = \"{}\"\n\
-                 statistics-poll-interval = \"{poll_interval}\"\n\
-                 sysfs-root = \"{}\"\n\
-                 [api]\n\
-                 listen = [\"127.0.0.1:{port}\"]\n",
-                bin.join("drbdsetup").display(),
-                bin.join("drbdadm").display(),
-                sim_dir.join("alpha").join("sys").display(),
-            ),
-        )
-        .expect("write agent config");
-        let mut agent_command = Command::new(AGENT);
-        agent_command
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .env("DRBD_SIM_DIR", &sim_dir)
-            .env("DRBD_SIM_NODE", "alpha");
-        let agent = Proc::spawn("drbd-agent", agent_command, path.join("agent.log"));
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let node = node.to_owned();
+        let poll_interval = poll_interval.to_owned();
+        let (agent, addr) = spawn_agent(path, &sim_dir, &node, &poll_interval, extra_config, 0);
         let mut cluster = Cluster {
             agent,
             sim,
             addr,
             dir,
+            node,
+            sim_dir,
+            poll_interval,
+            starts: 1,
         };
         cluster.wait_drbd_up();
         cluster
+    }
+
+    /// Kills the agent with SIGKILL (no clean-up of its own) and reaps it.
+    pub fn kill_agent(&mut self) {
+        let _ = self.agent.child.kill();
+        let _ = self.agent.child.wait();
+    }
+
+    /// Sends the agent SIGTERM and waits (bounded) for it to exit.
+    pub fn terminate_agent(&mut self) -> std::process::ExitStatus {
+        let pid = self.agent.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        poll(
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            "the agent to exit after SIGTERM",
+            || self.agent.child.try_wait().expect("wait for the agent"),
+        )
+    }
+
+    /// Starts a new agent (the old one is killed if still running) for the
+    /// same node, simulator and temp root, with `extra_config`, on a new
+    /// port; waits until it reports DRBD up.
+    pub fn restart_agent(&mut self, extra_config: &str) {
+        self.kill_agent();
+        let (agent, addr) = spawn_agent(
+            self.dir.path(),
+            &self.sim_dir,
+            &self.node,
+            &self.poll_interval,
+            extra_config,
+            self.starts,
+        );
+        self.starts += 1;
+        self.agent = agent;
+        self.addr = addr;
+        self.wait_drbd_up();
+    }
+
+    /// Runs the simulator's `tool` (drbdsetup or drbdadm) as the agent's
+    /// node, bounded in time: (exit code, stdout, stderr).
+    pub fn tool(&self, tool: &str, args: &[&str]) -> (i32, String, String) {
+        let mut command = Command::new(SIM);
+        command
+            .arg(tool)
+            .args(args)
+            .env("DRBD_SIM_DIR", &self.sim_dir)
+            .env("DRBD_SIM_NODE", &self.node)
+            .env_remove("RUST_LOG");
+        run_bounded(command, Duration::from_secs(20))
+    }
+
+    /// `GET /v1/status` as JSON, if the agent answers.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        match http_get(self.addr, "/v1/status") {
+            Ok((200, body)) => serde_json::from_str(&body).ok(),
+            _ => None,
+        }
     }
 
     fn wait_drbd_up(&mut self) {
@@ -181,6 +241,99 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Writes the agent's configuration (`agent-N.toml`) and starts it with
+/// its log in `agent-N.log` (`agent.toml`/`agent.log` for the first).
+fn spawn_agent(
+    root: &Path,
+    sim_dir: &Path,
+    node: &str,
+    poll_interval: &str,
+    extra_config: &str,
+    index: u32,
+) -> (Proc, SocketAddr) {
+    let bin = root.join("bin");
+    let suffix = if index == 0 {
+        String::new()
+    } else {
+        format!("-{index}")
+    };
+    let port = free_port();
+    let config = root.join(format!("agent{suffix}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "node-name = \"{node}\"\n\
+             [drbd]\n\
+             drbdsetup = \"{}\"\n\
+             drbdadm = \"{}\"\n\
+             statistics-poll-interval = \"{poll_interval}\"\n\
+             sysfs-root = \"{}\"\n\
+             [api]\n\
+             listen = [\"127.0.0.1:{port}\"]\n\
+             {extra_config}",
+            bin.join("drbdsetup").display(),
+            bin.join("drbdadm").display(),
+            sim_dir.join(node).join("sys").display(),
+        ),
+    )
+    .expect("write agent config");
+    let mut agent_command = Command::new(AGENT);
+    agent_command
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env("DRBD_SIM_DIR", sim_dir)
+        .env("DRBD_SIM_NODE", node);
+    let agent = Proc::spawn(
+        "drbd-agent",
+        agent_command,
+        root.join(format!("agent{suffix}.log")),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    (agent, addr)
+}
+
+/// Runs `command` with piped output; kills it and panics after `bound`.
+pub fn run_bounded(mut command: Command, bound: Duration) -> (i32, String, String) {
+    use std::io::Read;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a command");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + bound;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for a command") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("command did not finish within {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    (
+        status.code().unwrap_or(-1),
+        out_thread.join().unwrap_or_default(),
+        err_thread.join().unwrap_or_default(),
+    )
 }
 
 /// A blocking `GET path` with `Connection: close`: (status, body).
