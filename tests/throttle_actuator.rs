@@ -207,7 +207,12 @@ async fn restores_on_shutdown_through_run() {
     let f = Fixture::new();
     f.stat(1000, 1000);
     let shared = Arc::new(Shared::new());
-    shared.state.write().await.model = model(LINES);
+    {
+        // What the supervisor does: the child runs and the dump is complete.
+        let mut state = shared.state.write().await;
+        state.model = model(LINES);
+        state.stats.child_running = true;
+    }
     let mut throttler = f.throttler(Mode::Enforce);
     let mut config = ThrottleConfig {
         enabled: true,

@@ -229,13 +229,18 @@ async fn a_journal_left_by_a_crash_is_restored_at_start() {
 async fn restores_on_shutdown_through_run() {
     let f = Fixture::new();
     let shared = Arc::new(Shared::new());
-    shared.state.write().await.model = {
-        let mut m = Model::new();
-        for line in LINES.lines() {
-            m.apply(&parse_line(line).unwrap());
-        }
-        m
-    };
+    {
+        // What the supervisor does: the child runs and the dump is complete.
+        let mut state = shared.state.write().await;
+        state.model = {
+            let mut m = Model::new();
+            for line in LINES.lines() {
+                m.apply(&parse_line(line).unwrap());
+            }
+            m
+        };
+        state.stats.child_running = true;
+    }
     let mut config = enforce();
     config.interval.0 = Duration::from_millis(100);
     let throttler = f.throttler(config);
@@ -274,13 +279,18 @@ async fn wait_for(f: &Fixture, want: &[&str]) {
 async fn reloaded_configs_apply_while_running() {
     let f = Fixture::new();
     let shared = Arc::new(Shared::new());
-    shared.state.write().await.model = {
-        let mut m = Model::new();
-        for line in LINES.lines() {
-            m.apply(&parse_line(line).unwrap());
-        }
-        m
-    };
+    {
+        // What the supervisor does: the child runs and the dump is complete.
+        let mut state = shared.state.write().await;
+        state.model = {
+            let mut m = Model::new();
+            for line in LINES.lines() {
+                m.apply(&parse_line(line).unwrap());
+            }
+            m
+        };
+        state.stats.child_running = true;
+    }
     let mut config = enforce();
     config.interval.0 = Duration::from_millis(100);
     let (configs, rx) = watch::channel(config.clone());

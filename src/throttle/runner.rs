@@ -245,6 +245,11 @@ impl Throttler {
     }
 
     /// Restores everything journaled (shutdown, throttling disabled).
+    /// Whether any options are journaled (the agent is in charge somewhere).
+    fn has_journaled(&self) -> bool {
+        !self.journal.entries.is_empty() || !self.journal.sources.is_empty()
+    }
+
     pub async fn restore_all(&mut self) {
         let keys: Vec<PeerKey> = self.journal.entries.keys().cloned().collect();
         self.restore(&keys).await;
@@ -443,14 +448,31 @@ impl Throttler {
     ) {
         self.recover().await;
         let mut ticker = ticker(&self.options.config);
+        // Since when the model has not mirrored DRBD (before the initial
+        // dump, after a stream restart): no decisions on an empty model.
+        let mut blind_since: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    let (targets, sources) = {
+                    let seen = {
                         let state = shared.state.read().await;
-                        (sync_targets(&state.model), sync_sources(&state.model))
+                        state
+                            .drbd_reachable()
+                            .then(|| (sync_targets(&state.model), sync_sources(&state.model)))
                     };
-                    self.tick_all(targets, sources, Instant::now(), chrono::Local::now().naive_local()).await;
+                    match seen {
+                        Some((targets, sources)) => {
+                            blind_since = None;
+                            self.tick_all(targets, sources, Instant::now(), chrono::Local::now().naive_local()).await;
+                        }
+                        None => {
+                            let since = *blind_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() >= BLIND_LIMIT && self.has_journaled() {
+                                warn!(blind_s = since.elapsed().as_secs(), "DRBD state unknown for long: giving back the configured options");
+                                self.restore_all().await;
+                            }
+                        }
+                    }
                 }
                 changed = next_config(&mut configs) => match changed {
                     Some(config) => {
@@ -476,6 +498,11 @@ impl Throttler {
         self.restore_all().await;
     }
 }
+
+/// How long the throttle keeps its settings while the model does not mirror
+/// DRBD (the events2 stream restarting) before it gives the configured
+/// options back.
+const BLIND_LIMIT: Duration = Duration::from_secs(30);
 
 fn period(config: &ThrottleConfig) -> Duration {
     config.interval.0.max(Duration::from_millis(10))
