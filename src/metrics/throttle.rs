@@ -279,6 +279,7 @@ mod tests {
             restores: 5,
             journal_errors: 6,
             last_error: Some("boom".to_owned()),
+            ..ThrottleStatus::default()
         }
     }
 
