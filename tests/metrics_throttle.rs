@@ -104,6 +104,7 @@ fn throttle_status() -> ThrottleStatus {
         restores: 1,
         journal_errors: 0,
         last_error: Some("drbdsetup failed".to_owned()),
+        ..ThrottleStatus::default()
     }
 }
 
