@@ -3,8 +3,9 @@
 //! `promtool check metrics` (a missing promtool is a failure, as in
 //! metrics_promtool.rs).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
+
+use common::promtool_findings;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,39 +26,6 @@ const LEGACY: [&str; 2] = [
     "drbd_peerdevice_received_bytes counter metrics should have \"_total\" suffix",
     "drbd_peerdevice_sent_bytes counter metrics should have \"_total\" suffix",
 ];
-
-fn promtool_findings(text: &str) -> Vec<String> {
-    let promtool = std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join("promtool"))
-                .find(|path| path.is_file())
-        })
-        .expect("promtool not found: install Debian's `prometheus` package");
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let mut findings: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .chain(String::from_utf8_lossy(&output.stderr).lines())
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
-    findings.sort();
-    findings
-}
 
 fn kib(v: u64) -> KibPerSec {
     KibPerSec::new(v).unwrap()
