@@ -144,6 +144,31 @@ fn busy_without_a_latency_signal_holds() {
 }
 
 #[test]
+fn a_secondary_sync_target_follows_its_backing_device() {
+    // No application I/O on this node's DRBD device; the Primary's writes
+    // arrive on the backing device, whose latency is far over the target.
+    let secondary = |replicated: f64| Observation {
+        elapsed: Duration::from_secs(1),
+        foreground_kib_per_sec: Some(0.0),
+        app_queue_depth: Some(0.0),
+        backing_write_latency_ms: Some(50.0),
+        replicated_write_kib_per_sec: Some(replicated),
+        uptodate_replicas: 1,
+        ..Observation::default()
+    };
+    let mut c = Controller::starting_at(k(5_000));
+    let d = c.step(&policy(), &secondary(20_000.0));
+    assert!(matches!(d.reason, Reason::HardMiss { .. }), "{d:?}");
+    assert_eq!(d.rate, k(500));
+    // No writes arriving: the backing latency is the resync's own, so the
+    // disk counts as idle and the resync may run at full speed.
+    let mut c = Controller::starting_at(k(5_000));
+    let d = c.step(&policy(), &secondary(0.0));
+    assert_eq!(d.reason, Reason::Idle, "{d:?}");
+    assert!(d.rate > k(5_000));
+}
+
+#[test]
 fn no_time_no_change() {
     let mut c = Controller::starting_at(k(5_000));
     let mut o = obs(100.0, 1.0);

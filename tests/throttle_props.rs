@@ -37,23 +37,27 @@ fn any_obs() -> impl Strategy<Value = Observation> {
             0u32..4,
             0u64..1_000_000,
             proptest::option::of(1u64..10_000_000),
+            any_f64(),
         ),
     )
         .prop_map(
-            |((ms, lat, p99, qd, fg, backing), (oos, dbdt1, up, reduced, cmax))| Observation {
-                elapsed: Duration::from_millis(ms),
-                app_write_latency_ms: lat,
-                app_write_latency_p99_ms: p99,
-                app_queue_depth: qd,
-                foreground_kib_per_sec: fg,
-                backing_write_latency_ms: backing,
-                rs_in_flight_kib: None,
-                pending: None,
-                out_of_sync_kib: oos,
-                resync_kib_per_sec: dbdt1,
-                uptodate_replicas: up,
-                reduced_redundancy_for: Duration::from_secs(reduced),
-                configured_c_max_rate: cmax.and_then(KibPerSec::new),
+            |((ms, lat, p99, qd, fg, backing), (oos, dbdt1, up, reduced, cmax, replicated))| {
+                Observation {
+                    elapsed: Duration::from_millis(ms),
+                    app_write_latency_ms: lat,
+                    app_write_latency_p99_ms: p99,
+                    app_queue_depth: qd,
+                    foreground_kib_per_sec: fg,
+                    backing_write_latency_ms: backing,
+                    replicated_write_kib_per_sec: replicated,
+                    rs_in_flight_kib: None,
+                    pending: None,
+                    out_of_sync_kib: oos,
+                    resync_kib_per_sec: dbdt1,
+                    uptodate_replicas: up,
+                    reduced_redundancy_for: Duration::from_secs(reduced),
+                    configured_c_max_rate: cmax.and_then(KibPerSec::new),
+                }
             },
         )
 }

@@ -303,6 +303,8 @@ fn observe(
         app_queue_depth: Some(queue),
         foreground_kib_per_sec: Some(foreground),
         backing_write_latency_ms: backing.write_latency_ms,
+        // The bench's agent is on the Primary: the app's I/O is local.
+        replicated_write_kib_per_sec: None,
         rs_in_flight_kib: None,
         pending: None,
         out_of_sync_kib: Some(left.max(0.0) as u64),

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod command;
 mod counters;
+mod devlinks;
 pub mod disk;
 pub mod events2_client;
 pub mod frontend;

@@ -90,6 +90,7 @@ pub async fn serve_with(
         move |source| ServerError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    super::devlinks::make_dev_links(dir, &super::devlinks::dev_links(&scenario, stat_files));
     let socket = dir.join(SOCKET_NAME);
     if socket.exists() {
         std::fs::remove_file(&socket).map_err(io(&socket))?;

@@ -109,6 +109,12 @@ pub struct Observation {
     /// Backing device write latency, mean ms (resync I/O included); the
     /// latency signal when the DRBD device gives none but the app is busy.
     pub backing_write_latency_ms: Option<f64>,
+    /// Writes arriving from peers on this node's backing device, KiB/s (a
+    /// Secondary SyncTarget's share of the Primary's load; see
+    /// [`replicated_write_kib`](super::backing::replicated_write_kib)). Makes
+    /// the backing device's latency the signal when the DRBD device itself
+    /// is idle.
+    pub replicated_write_kib_per_sec: Option<f64>,
     /// DRBD connection `rs-in-flight` (KiB) — reported, not used by the law.
     pub rs_in_flight_kib: Option<u64>,
     /// DRBD peer-device `pending` — reported, not used by the law.
@@ -503,10 +509,11 @@ pub fn bounds(policy: &LawPolicy, obs: &Observation) -> (KibPerSec, KibPerSec) {
 fn latency_signal(statistic: Statistic, obs: &Observation) -> Option<f64> {
     let valid = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0);
     let mean = valid(obs.app_write_latency_ms).or_else(|| {
-        // The backing device stands in only while the app is busy.
-        let busy = obs
-            .foreground_kib_per_sec
-            .is_some_and(|fg| fg >= IDLE_FOREGROUND_KIB);
+        // The backing device stands in only while the app is busy — here
+        // or, for a Secondary SyncTarget, on the Primary whose writes land
+        // on this backing device.
+        let busy = |v: Option<f64>| v.is_some_and(|fg| fg >= IDLE_FOREGROUND_KIB);
+        let busy = busy(obs.foreground_kib_per_sec) || busy(obs.replicated_write_kib_per_sec);
         valid(obs.backing_write_latency_ms).filter(|_| busy)
     });
     match statistic {

@@ -53,7 +53,9 @@
 //!    source), the rate stops growing.
 //!
 //! Without an app latency signal, the backing device's latency stands in
-//! while the app is busy; with none at all the rate holds. `Statistic::P99`
+//! while the app is busy — on this node, or on the Primary whose replicated
+//! writes land on this node's backing device (a Secondary SyncTarget, see
+//! [`backing`]); with none at all the rate holds. `Statistic::P99`
 //! compares a p99 with the target, estimated as 4.6 × mean when only the
 //! mean is known (exponential tail).
 //!
@@ -73,6 +75,7 @@
 
 mod actuator;
 mod allocate;
+pub mod backing;
 mod glob;
 mod journal;
 mod law;

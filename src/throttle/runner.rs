@@ -26,6 +26,7 @@ use crate::diskstats::{derive, parse_stat, DiskStat};
 use crate::drbd::{wait_shutdown, Shared};
 
 use super::actuator::Actuator;
+use super::backing::BackingSampler;
 use super::journal::{Journal, JournalStore, Loaded};
 use super::law::{Controller, Decision};
 use super::options::{is_ours, PeerKey};
@@ -102,6 +103,7 @@ pub struct ThrottleOptions {
 struct PeerState {
     controller: Controller,
     sample: Option<(DiskStat, Instant)>,
+    backing: BackingSampler,
     since: Instant,
     rate_set: Option<KibPerSec>,
 }
@@ -330,6 +332,7 @@ impl Throttler {
             let state = self.peers.entry(key.clone()).or_insert_with(|| PeerState {
                 controller: Controller::new(),
                 sample: None,
+                backing: BackingSampler::default(),
                 since: now,
                 rate_set: None,
             });
@@ -342,6 +345,15 @@ impl Throttler {
                     continue;
                 }
             };
+            let backing = state
+                .backing
+                .rates(
+                    &self.options.sysfs_root,
+                    key,
+                    target.backing_dev.as_deref(),
+                    now,
+                )
+                .await;
             let Some((before, at)) = state.sample.replace((stat, now)) else {
                 continue;
             };
@@ -356,6 +368,7 @@ impl Throttler {
             let obs = observation(
                 target,
                 &rates,
+                backing.as_ref(),
                 now.saturating_duration_since(state.since),
                 self.journal.entries.get(key),
             );
@@ -539,7 +552,11 @@ async fn next_config(
 /// Reads and parses `<sysfs>/block/drbd<minor>/stat`.
 async fn read_stat(sysfs_root: &std::path::Path, minor: Option<u32>) -> Result<DiskStat, String> {
     let minor = minor.ok_or_else(|| "device minor unknown".to_owned())?;
-    let path = sysfs_root.join(format!("block/drbd{minor}/stat"));
+    read_stat_file(&sysfs_root.join(format!("block/drbd{minor}/stat"))).await
+}
+
+/// Reads and parses one diskstats `stat` file.
+pub(super) async fn read_stat_file(path: &std::path::Path) -> Result<DiskStat, String> {
     let text = tokio::fs::read_to_string(&path)
         .await
         .map_err(|e| format!("{}: {e}", path.display()))?;

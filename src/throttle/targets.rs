@@ -9,6 +9,7 @@ use crate::diskstats::IoRates;
 use crate::events2::DiskState;
 use crate::state::Model;
 
+use super::backing::replicated_write_kib;
 use super::law::Observation;
 use super::options::{PeerKey, PeerOptions};
 use super::rate::KibPerSec;
@@ -19,6 +20,8 @@ pub struct Target {
     pub key: PeerKey,
     /// The DRBD device's minor (`/sys/block/drbd<minor>`), if known.
     pub minor: Option<u32>,
+    /// The backing device's path as events2 prints it (`none`: diskless).
+    pub backing_dev: Option<String>,
     pub out_of_sync_kib: Option<u64>,
     /// `dbdt1`, KiB/s.
     pub resync_kib_per_sec: Option<f64>,
@@ -57,6 +60,7 @@ pub fn sync_targets(model: &Model) -> Vec<Target> {
                         volume: pd.volume,
                     },
                     minor: device.and_then(|d| d.minor),
+                    backing_dev: device.and_then(|d| d.backing_dev.clone()),
                     out_of_sync_kib: pd.stats.out_of_sync,
                     resync_kib_per_sec: pd.stats.dbdt1.map(|mib| mib * 1024.0),
                     rs_in_flight_kib: connection.rs_in_flight.map(|sectors| sectors / 2),
@@ -69,10 +73,12 @@ pub fn sync_targets(model: &Model) -> Vec<Target> {
     out
 }
 
-/// The law's input for one interval.
+/// The law's input for one interval: `rates` of the DRBD device, `backing`
+/// of its backing device over the same interval (if sampled).
 pub fn observation(
     target: &Target,
     rates: &IoRates,
+    backing: Option<&IoRates>,
     reduced_redundancy_for: Duration,
     recorded: Option<&PeerOptions>,
 ) -> Observation {
@@ -84,7 +90,8 @@ pub fn observation(
         foreground_kib_per_sec: Some(
             (rates.read_bytes_per_sec + rates.write_bytes_per_sec) / 1024.0,
         ),
-        backing_write_latency_ms: None,
+        backing_write_latency_ms: backing.and_then(|b| b.write_latency_ms),
+        replicated_write_kib_per_sec: replicated_write_kib(backing, target.resync_kib_per_sec),
         rs_in_flight_kib: target.rs_in_flight_kib,
         pending: target.pending,
         out_of_sync_kib: target.out_of_sync_kib,
@@ -143,6 +150,7 @@ exists -";
             }
         );
         assert_eq!(t[0].minor, Some(7));
+        assert_eq!(t[0].backing_dev, None);
         assert_eq!(t[0].out_of_sync_kib, Some(4096));
         assert_eq!(t[0].resync_kib_per_sec, Some(2048.0));
         assert_eq!(t[0].uptodate_replicas, 2);
@@ -195,8 +203,10 @@ exists -";
             c_max_rate: 0,
             c_min_rate: 250,
         };
-        let o = observation(t, &rates, Duration::from_secs(5), Some(&rec));
+        let o = observation(t, &rates, None, Duration::from_secs(5), Some(&rec));
         assert_eq!(o.elapsed, Duration::from_secs(1));
+        assert_eq!(o.backing_write_latency_ms, None);
+        assert_eq!(o.replicated_write_kib_per_sec, None);
         assert_eq!(o.app_write_latency_ms, Some(3.0));
         assert_eq!(o.foreground_kib_per_sec, Some(400.0));
         assert_eq!(o.configured_c_max_rate, None, "0 = unlimited");
@@ -204,8 +214,18 @@ exists -";
             c_max_rate: 8000,
             c_min_rate: 250,
         };
-        let o = observation(t, &rates, Duration::from_secs(5), Some(&rec));
+        let o = observation(t, &rates, None, Duration::from_secs(5), Some(&rec));
         assert_eq!(o.configured_c_max_rate, KibPerSec::new(8000));
         assert_eq!(o.uptodate_replicas, 2);
+        // A Secondary SyncTarget: the backing device carries the Primary's
+        // writes (6 MiB/s) beside the resync's (dbdt1 2 MiB/s).
+        let backing = IoRates {
+            write_bytes_per_sec: 8.0 * 1024.0 * 1024.0,
+            write_latency_ms: Some(7.5),
+            ..rates
+        };
+        let o = observation(t, &rates, Some(&backing), Duration::ZERO, None);
+        assert_eq!(o.backing_write_latency_ms, Some(7.5));
+        assert_eq!(o.replicated_write_kib_per_sec, Some(6.0 * 1024.0));
     }
 }
