@@ -48,6 +48,7 @@ fn throttle_status() -> ThrottleStatus {
             latency_ms: Some(2.5),
         }),
         latency_target_ms: 10.0,
+        policy: None,
         reverts: 2,
         failures: 1,
     };

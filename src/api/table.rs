@@ -190,9 +190,39 @@ fn grid<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]
     }
 }
 
-const THROTTLE_HEADER: [&str; 9] = [
+const THROTTLE_HEADER: [&str; 10] = [
     "RESOURCE", "PEER", "VOLUME", "RATE-SET", "LATENCY", "TARGET", "STATE", "REVERTS", "FAILURES",
+    "POLICY",
 ];
+
+/// The policy column: mode, and where the target, floor and ceiling came
+/// from (`target:rd min:local max:default`).
+fn policy_cell(peer: &Value) -> String {
+    let Some(policy) = peer.get("policy").filter(|p| p.is_object()) else {
+        return "-".to_owned();
+    };
+    let short = |origin: &str| -> String {
+        let value = policy
+            .get("origins")
+            .and_then(|o| o.get(origin))
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        match value {
+            "resource-definition" => "rd",
+            "resource-group" => "rg",
+            "local-policy" => "local",
+            other => other,
+        }
+        .to_owned()
+    };
+    format!(
+        "{}:target={},min={},max={}",
+        text(policy, "mode"),
+        short("latency_target"),
+        short("min_rate"),
+        short("max_rate")
+    )
+}
 
 /// `2.50ms`, or `-` when missing.
 fn millis(value: Option<&Value>) -> String {
@@ -233,7 +263,7 @@ fn throttle_section(out: &mut String, throttle: &Value, resources: &Value) {
     if let Some(Value::String(error)) = throttle.get("last_error") {
         out.push_str(&format!("last throttle error: {error}\n"));
     }
-    let rows: Vec<[String; 9]> = entries(throttle, "peers")
+    let rows: Vec<[String; 10]> = entries(throttle, "peers")
         .into_iter()
         .map(|(_, peer)| {
             let resource = text(&peer, "resource");
@@ -257,6 +287,7 @@ fn throttle_section(out: &mut String, throttle: &Value, resources: &Value) {
                 text(decision, "state"),
                 text(&peer, "reverts"),
                 text(&peer, "failures"),
+                policy_cell(&peer),
             ]
         })
         .collect();
@@ -354,6 +385,10 @@ mod tests {
                     "r0/1/0": {"resource": "r0", "peer_node_id": 1, "volume": 0,
                         "rate_set_kib": 40960, "latency_target_ms": 10.0,
                         "reverts": 2, "failures": 1,
+                        "policy": {"mode": "enforce", "min_rate_kib": 1024, "max_rate_kib": 102400,
+                            "origins": {"enabled": "default", "mode": "default",
+                                "latency_target": "resource-definition", "min_rate": "local-policy",
+                                "max_rate": "default"}},
                         "decision": {"rate": "40MiB/s", "state": "backing-off",
                             "floor": "4MiB/s", "ceiling": "100MiB/s", "latency_ms": 12.345}},
                     "r9/2/3": {"resource": "r9", "peer_node_id": 2, "volume": 3,
@@ -380,7 +415,7 @@ mod tests {
             cells(lines[at + 2]),
             [
                 "RESOURCE", "PEER", "VOLUME", "RATE-SET", "LATENCY", "TARGET", "STATE", "REVERTS",
-                "FAILURES"
+                "FAILURES", "POLICY"
             ]
         );
         assert_eq!(
@@ -394,13 +429,14 @@ mod tests {
                 "10.00ms",
                 "backing-off",
                 "2",
-                "1"
+                "1",
+                "enforce:target=rd,min=local,max=default"
             ]
         );
         // Not in charge, no step yet, peer not in the model: the node id.
         assert_eq!(
             cells(lines[at + 4]),
-            ["r9", "2", "3", "-", "-", "0.50ms", "-", "0", "0"]
+            ["r9", "2", "3", "-", "-", "0.50ms", "-", "0", "0", "-"]
         );
         assert_eq!(lines.len(), at + 5);
     }

@@ -96,12 +96,13 @@ pub use options::{
     ShowError, DEFAULT_C_MAX_RATE, DEFAULT_C_MIN_RATE,
 };
 pub use policy::{
-    parse_days, parse_time_of_day, Days, EffectivePolicy, Mode, PolicyEntry, ThrottleConfig,
-    ThrottleConfigError, TimeOfDay, Window, INTERVAL_RANGE, TARGET_RANGE,
+    parse_days, parse_time_of_day, Days, EffectivePolicy, Mode, PolicyEntry, PolicyOrigins,
+    ThrottleConfig, ThrottleConfigError, TimeOfDay, Window, INTERVAL_RANGE, TARGET_RANGE,
 };
 pub use rate::{parse_rate, KibPerSec, RateError};
 pub use runner::{
-    PeerStatus, SharedThrottleStatus, SourceStatus, ThrottleOptions, ThrottleStatus, Throttler,
+    PeerPolicy, PeerStatus, SharedThrottleStatus, SourceStatus, ThrottleOptions, ThrottleStatus,
+    Throttler,
 };
 pub use sources::{is_resync_source, source_args, source_restore_args, sync_sources};
 pub use targets::{observation, sync_targets, to_restore, Target};

@@ -13,6 +13,7 @@ use super::glob::glob_match;
 use super::law::{LawPolicy, Statistic};
 use super::rate::KibPerSec;
 use crate::config::HumanDuration;
+use crate::linstor::policy::{Origin, PolicyProps, RemotePolicy};
 
 /// `enforce` sets the rate; `observe` computes and reports it only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -278,6 +279,18 @@ pub struct EffectivePolicy {
     pub policy_index: Option<usize>,
     /// Indexes of the open `[[throttle.window]]`s that matched.
     pub open_windows: Vec<usize>,
+    /// Where each setting came from.
+    pub origins: PolicyOrigins,
+}
+
+/// Where each setting of an [`EffectivePolicy`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PolicyOrigins {
+    pub enabled: Origin,
+    pub mode: Origin,
+    pub latency_target: Origin,
+    pub min_rate: Origin,
+    pub max_rate: Origin,
 }
 
 impl ThrottleConfig {
@@ -342,15 +355,41 @@ impl ThrottleConfig {
     /// values, overridden by the first matching `[[throttle.policy]]`, the
     /// target lowered to the strictest open matching window.
     pub fn policy_for(&self, resource: &str, now: NaiveDateTime) -> EffectivePolicy {
+        self.policy_with(resource, now, None)
+    }
+
+    /// [`policy_for`](Self::policy_for) with the controller's settings for
+    /// the resource: per key, resource definition > resource group > the
+    /// matching `[[throttle.policy]]` entry > `[throttle]`; an open window
+    /// still tightens the target. `[throttle] enabled = false` wins over
+    /// everything (the operator's switch on this node).
+    pub fn policy_with(
+        &self,
+        resource: &str,
+        now: NaiveDateTime,
+        remote: Option<&RemotePolicy>,
+    ) -> EffectivePolicy {
         let matched = self
             .policies
             .iter()
             .position(|p| glob_match(&p.resource, resource));
         let entry = matched.and_then(|i| self.policies.get(i));
-        let mut target = entry
-            .and_then(|p| p.latency_target)
-            .unwrap_or(self.latency_target)
-            .0;
+        // One key through the layers: controller, local entry, default.
+        fn layered<T: Copy>(
+            remote: Option<(T, Origin)>,
+            local: Option<T>,
+            default: T,
+        ) -> (T, Origin) {
+            remote
+                .or(local.map(|v| (v, Origin::LocalPolicy)))
+                .unwrap_or((default, Origin::Default))
+        }
+        let pick = |key: fn(&PolicyProps) -> Option<_>| remote.and_then(|r| r.pick(key));
+        let (mut target, mut target_origin) = layered(
+            remote.and_then(|r| r.pick(|p| p.latency_target)),
+            entry.and_then(|p| p.latency_target).map(|d| d.0),
+            self.latency_target.0,
+        );
         let open_windows: Vec<usize> = self
             .windows
             .iter()
@@ -360,11 +399,32 @@ impl ThrottleConfig {
             .collect();
         for &i in &open_windows {
             if let Some(w) = self.windows.get(i) {
-                target = target.min(w.latency_target.0);
+                if w.latency_target.0 < target {
+                    target = w.latency_target.0;
+                    target_origin = Origin::Window;
+                }
             }
         }
-        let min_rate = entry.and_then(|p| p.min_rate).unwrap_or(self.min_rate);
-        let max_rate = entry.and_then(|p| p.max_rate).unwrap_or(self.max_rate);
+        let (min_rate, min_origin) = layered(
+            pick(|p| p.min_rate),
+            entry.and_then(|p| p.min_rate),
+            self.min_rate,
+        );
+        let (max_rate, max_origin) = layered(
+            pick(|p| p.max_rate),
+            entry.and_then(|p| p.max_rate),
+            self.max_rate,
+        );
+        let switch = remote.and_then(|r| r.pick(|p| p.throttle));
+        let (enabled, enabled_origin) = match switch {
+            Some((s, origin)) => (s.enabled_mode().0, origin),
+            None => layered(None, entry.and_then(|p| p.enabled), true),
+        };
+        let (mode, mode_origin) = match switch.and_then(|(s, o)| s.enabled_mode().1.map(|m| (m, o)))
+        {
+            Some(found) => found,
+            None => (self.mode, Origin::Default),
+        };
         let quarter = KibPerSec::new(max_rate.get() / 4).unwrap_or(KibPerSec::MIN);
         let floor_cap = self
             .floor_cap
@@ -372,8 +432,8 @@ impl ThrottleConfig {
             .max(min_rate)
             .min(max_rate);
         EffectivePolicy {
-            enabled: self.enabled && entry.and_then(|p| p.enabled).unwrap_or(true),
-            mode: self.mode,
+            enabled: self.enabled && enabled,
+            mode,
             interval: self.interval.0,
             law: LawPolicy {
                 latency_target: target,
@@ -385,6 +445,17 @@ impl ThrottleConfig {
             },
             policy_index: matched,
             open_windows,
+            origins: PolicyOrigins {
+                enabled: if self.enabled {
+                    enabled_origin
+                } else {
+                    Origin::Default
+                },
+                mode: mode_origin,
+                latency_target: target_origin,
+                min_rate: min_origin,
+                max_rate: max_origin,
+            },
         }
     }
 }

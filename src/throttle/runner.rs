@@ -30,10 +30,11 @@ use super::backing::BackingSampler;
 use super::journal::{Journal, JournalStore, Loaded};
 use super::law::{Controller, Decision};
 use super::options::{is_ours, PeerKey};
-use super::policy::{Mode, ThrottleConfig};
+use super::policy::{Mode, PolicyOrigins, ThrottleConfig};
 use super::rate::KibPerSec;
 use super::sources::sync_sources;
 use super::targets::{observation, sync_targets, to_restore, Target};
+use crate::linstor::policy::{snapshot, SharedRemotePolicies};
 
 #[path = "runner_sources.rs"]
 mod runner_sources;
@@ -80,8 +81,20 @@ pub struct PeerStatus {
     pub rate_set_kib: Option<u64>,
     pub decision: Option<Decision>,
     pub latency_target_ms: f64,
+    /// The policy in force and where each setting came from.
+    pub policy: Option<PeerPolicy>,
     pub reverts: u64,
     pub failures: u64,
+}
+
+/// The policy in force for one peer device (the target is in
+/// [`PeerStatus::latency_target_ms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PeerPolicy {
+    pub mode: Mode,
+    pub min_rate_kib: u64,
+    pub max_rate_kib: u64,
+    pub origins: PolicyOrigins,
 }
 
 /// The status, shared with readers.
@@ -121,6 +134,8 @@ pub struct Throttler {
     status: ThrottleStatus,
     shared_status: SharedThrottleStatus,
     ticks: u64,
+    /// Policies from the LINSTOR controller (empty without one).
+    remote: SharedRemotePolicies,
 }
 
 impl Throttler {
@@ -146,7 +161,15 @@ impl Throttler {
             status,
             shared_status,
             ticks: 0,
+            remote: SharedRemotePolicies::default(),
         }
+    }
+
+    /// Takes per-resource policies from `remote` (the LINSTOR controller's
+    /// `Aux/drbd-agent/...` properties) over the local configuration.
+    pub fn with_remote_policies(mut self, remote: SharedRemotePolicies) -> Self {
+        self.remote = remote;
+        self
     }
 
     fn fail(&mut self, key: Option<&PeerKey>, message: String) {
@@ -286,10 +309,11 @@ impl Throttler {
     ) {
         self.ticks += 1;
         self.tick_sources(&sources, local).await;
+        let remote = snapshot(&self.remote);
         let config = &self.options.config;
         let policies: Vec<_> = targets
             .iter()
-            .map(|t| config.policy_for(&t.key.resource, local))
+            .map(|t| config.policy_with(&t.key.resource, local, remote.get(&t.key.resource)))
             .collect();
         let keep: BTreeSet<PeerKey> = targets
             .iter()
@@ -329,6 +353,12 @@ impl Throttler {
                     ..PeerStatus::default()
                 });
             entry.latency_target_ms = policy.law.latency_target.as_secs_f64() * 1000.0;
+            entry.policy = Some(PeerPolicy {
+                mode: policy.mode,
+                min_rate_kib: policy.law.min_rate.get(),
+                max_rate_kib: policy.law.max_rate.get(),
+                origins: policy.origins,
+            });
             let state = self.peers.entry(key.clone()).or_insert_with(|| PeerState {
                 controller: Controller::new(),
                 sample: None,

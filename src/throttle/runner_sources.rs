@@ -12,6 +12,7 @@ use super::super::options::PeerKey;
 use super::super::policy::Mode;
 use super::super::targets::to_restore;
 use super::{SourceStatus, Throttler};
+use crate::linstor::policy::snapshot;
 
 impl Throttler {
     fn fail_source(&mut self, key: &PeerKey, message: String) {
@@ -61,12 +62,12 @@ impl Throttler {
     /// The SyncSource part of one interval.
     pub(super) async fn tick_sources(&mut self, sources: &[PeerKey], local: NaiveDateTime) {
         let config = &self.options.config;
+        let remote = snapshot(&self.remote);
         let keep: BTreeSet<PeerKey> = sources
             .iter()
             .filter(|k| {
-                config.enabled
-                    && config.mode == Mode::Enforce
-                    && config.policy_for(&k.resource, local).enabled
+                let policy = config.policy_with(&k.resource, local, remote.get(&k.resource));
+                config.enabled && policy.enabled && policy.mode == Mode::Enforce
             })
             .cloned()
             .collect();
