@@ -57,7 +57,9 @@ mod tests {
     #[test]
     fn drbd_tools_are_live() {
         let old = config("node-name = \"a\"\n");
-        let new = config("node-name = \"a\"\n[drbd]\ndrbdsetup = \"/x/drbdsetup\"\ndrbdadm = \"/x/drbdadm\"\n");
+        let new = config(
+            "node-name = \"a\"\n[drbd]\ndrbdsetup = \"/x/drbdsetup\"\ndrbdadm = \"/x/drbdadm\"\n",
+        );
         assert_ne!(old, new);
         assert!(restart_needed(&old, &new).is_empty());
     }

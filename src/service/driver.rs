@@ -84,7 +84,10 @@ impl Service {
     pub async fn tick(&mut self, daemon: &Daemon) {
         if let Some(after) = self.stall_after {
             if self.started.elapsed() >= after {
-                warn!(variable = STALL_HOOK_ENV, "test hook: the main loop stalls now");
+                warn!(
+                    variable = STALL_HOOK_ENV,
+                    "test hook: the main loop stalls now"
+                );
                 std::future::pending::<()>().await;
             }
         }

@@ -49,7 +49,9 @@ pub enum Phase {
     Starting,
     Ready,
     /// A reload runs; `was_ready` says whether `READY=1` follows it.
-    Reloading { was_ready: bool },
+    Reloading {
+        was_ready: bool,
+    },
     Stopping,
 }
 

@@ -45,7 +45,9 @@ fn watchdog_every_interval_from_ticks() {
     assert!(n.tick(t0, &f).contains(&Message::Watchdog));
     assert!(!n.tick(t0 + every / 2, &f).contains(&Message::Watchdog));
     assert!(n.tick(t0 + every, &f).contains(&Message::Watchdog));
-    assert!(!n.tick(t0 + every + every / 3, &f).contains(&Message::Watchdog));
+    assert!(!n
+        .tick(t0 + every + every / 3, &f)
+        .contains(&Message::Watchdog));
     // No tick for a long time (a wedged loop) sends nothing by itself; the
     // next tick pings once.
     assert_eq!(n.tick(t0 + every * 10, &f), vec![Message::Watchdog]);
@@ -91,7 +93,10 @@ fn stopping_is_last() {
     n.tick(t0, &facts(true, "s"));
     assert_eq!(n.stopping(), vec![Message::Stopping]);
     assert_eq!(n.stopping(), vec![]);
-    assert_eq!(n.tick(t0 + Duration::from_secs(5), &facts(true, "t")), vec![]);
+    assert_eq!(
+        n.tick(t0 + Duration::from_secs(5), &facts(true, "t")),
+        vec![]
+    );
     assert_eq!(n.reloading(1), vec![]);
 }
 
@@ -121,8 +126,14 @@ fn status_line_is_one_bounded_line() {
     let mut f = status(DrbdAvailability::Unavailable("exit code 20".into()));
     f.reload_error = Some("agent.toml:3: bad\nvalue".into());
     let line = status_line(&f);
-    assert!(line.starts_with("drbd: unavailable (exit code 20);"), "{line}");
-    assert!(line.ends_with("old config in force: agent.toml:3: bad value"), "{line}");
+    assert!(
+        line.starts_with("drbd: unavailable (exit code 20);"),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("old config in force: agent.toml:3: bad value"),
+        "{line}"
+    );
     f.reload_error = Some("é".repeat(500));
     let line = status_line(&f);
     assert!(line.len() <= MAX_STATUS && !line.contains('\n'));
