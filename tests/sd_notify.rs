@@ -220,3 +220,52 @@ fn watchdog_for_another_pid_is_not_pinged() {
         notify.received
     );
 }
+
+/// Starts an agent whose stderr is `root/NAME.log`, with `JOURNAL_STREAM`
+/// naming that file (`matching`) or another inode; returns the first log line.
+fn first_log_line(root: &Path, name: &str, matching: bool) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let log_path = root.join(format!("{name}.log"));
+    let file = std::fs::File::create(&log_path).unwrap();
+    let meta = file.metadata().unwrap();
+    let ino = if matching { meta.ino() } else { meta.ino() + 1 };
+    let config = config_text(
+        root,
+        Path::new("/nonexistent/drbdsetup"),
+        Path::new("/nonexistent/drbdadm"),
+        port(),
+    );
+    let config_path = root.join(format!("{name}.toml"));
+    std::fs::write(&config_path, config).unwrap();
+    let mut command = std::process::Command::new(common::AGENT);
+    command
+        .arg("run")
+        .arg("--config")
+        .arg(&config_path)
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .env("JOURNAL_STREAM", format!("{}:{ino}", meta.dev()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(file);
+    let mut child = command.spawn().unwrap();
+    let line = poll(BOUND, Duration::from_millis(20), "a log line", || {
+        let text = std::fs::read_to_string(&log_path).ok()?;
+        text.lines()
+            .find(|l| l.contains("drbd-agent"))
+            .map(str::to_owned)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
+#[test]
+fn journald_lines_carry_no_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = first_log_line(dir.path(), "journal", true);
+    assert!(journal.trim_start().starts_with("INFO"), "{journal:?}");
+    let file = first_log_line(dir.path(), "file", false);
+    let year = file.get(..4).and_then(|y| y.parse::<u32>().ok());
+    assert!(year.is_some_and(|y| y >= 2000), "no timestamp in {file:?}");
+}
