@@ -27,6 +27,11 @@ pub const STALL_HOOK_ENV: &str = "DRBD_AGENT_TEST_STALL_MAIN_LOOP_AFTER";
 /// The main loop ticks at least this often (readiness is noticed this fast).
 const MAX_TICK: Duration = Duration::from_millis(250);
 
+/// READY=1 is sent at the latest this long after the start, even if events2
+/// neither delivered its dump nor failed (a hung drbdsetup): the agent
+/// serves anyway, and the start must not run into `TimeoutStartSec=`.
+const READY_DEADLINE: Duration = Duration::from_secs(45);
+
 /// What the LINSTOR field of the status says until a reporter exists.
 const LINSTOR_NOT_CONFIGURED: &str = "not configured";
 
@@ -146,8 +151,16 @@ impl Service {
             linstor: LINSTOR_NOT_CONFIGURED.to_owned(),
             reload_error: self.reload_error.clone(),
         });
+        let overdue = !drbd_settled && self.started.elapsed() >= READY_DEADLINE;
+        if overdue && self.notifier.phase() == super::notify::Phase::Starting {
+            warn!(
+                after_s = READY_DEADLINE.as_secs(),
+                "no events2 initial dump yet; reporting ready anyway"
+            );
+        }
         Facts {
-            drbd_settled,
+            drbd_settled: drbd_settled || overdue,
+            healthy: daemon.shared.supervisor_alive(),
             status,
         }
     }

@@ -6,7 +6,8 @@
 //! - `READY=1` once DRBD is settled: the first events2 initial dump has been
 //!   applied, or DRBD is known to be unavailable and the agent serves anyway.
 //! - `WATCHDOG=1` every half watchdog interval, only from [`Notifier::tick`],
-//!   which the main loop calls: a wedged loop stops the pings.
+//!   which the main loop calls: a wedged loop stops the pings; and only
+//!   while the daemon's tasks are alive.
 //! - `STATUS=` whenever the one-line summary changes.
 //! - `RELOADING=1` + `MONOTONIC_USEC=` on a reload, `READY=1` after it.
 //! - `STOPPING=1` on the way out; nothing after it.
@@ -60,6 +61,9 @@ pub enum Phase {
 pub struct Facts {
     /// The first initial dump was applied, or DRBD is known unavailable.
     pub drbd_settled: bool,
+    /// The daemon's own tasks run (the events2 supervisor is alive); no
+    /// watchdog ping otherwise, so systemd restarts a broken agent.
+    pub healthy: bool,
     /// The one-line status (see [`status_line`]).
     pub status: String,
 }
@@ -100,7 +104,7 @@ impl Notifier {
             self.phase = Phase::Ready;
             out.push(Message::Ready);
         }
-        if let Some(every) = self.ping_every {
+        if let Some(every) = self.ping_every.filter(|_| facts.healthy) {
             let due = self
                 .last_ping
                 .is_none_or(|last| now.saturating_duration_since(last) >= every);

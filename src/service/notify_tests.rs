@@ -3,6 +3,7 @@ use super::*;
 fn facts(settled: bool, status: &str) -> Facts {
     Facts {
         drbd_settled: settled,
+        healthy: true,
         status: status.to_owned(),
     }
 }
@@ -51,6 +52,20 @@ fn watchdog_every_interval_from_ticks() {
     // No tick for a long time (a wedged loop) sends nothing by itself; the
     // next tick pings once.
     assert_eq!(n.tick(t0 + every * 10, &f), vec![Message::Watchdog]);
+}
+
+#[test]
+fn no_watchdog_while_unhealthy() {
+    let t0 = Instant::now();
+    let every = Duration::from_secs(1);
+    let mut n = Notifier::new(Some(every));
+    let mut sick = facts(true, "s");
+    sick.healthy = false;
+    assert!(!n.tick(t0, &sick).contains(&Message::Watchdog));
+    assert!(!n.tick(t0 + every * 3, &sick).contains(&Message::Watchdog));
+    assert!(n
+        .tick(t0 + every * 4, &facts(true, "s"))
+        .contains(&Message::Watchdog));
 }
 
 #[test]
