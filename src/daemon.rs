@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 use crate::api::{self, ApiError, ApiState, Limits};
 use crate::config::{restart_needed, Config, ConfigError};
 use crate::drbd::{
-    run_command, supervise, wait_shutdown, DrbdTools, Shared, SupervisorOptions,
+    run_command, supervise_following, wait_shutdown, DrbdTools, Shared, SupervisorOptions,
     DEFAULT_COMMAND_TIMEOUT,
 };
 use crate::metrics::{parse_drbdadm_version, Exporter, Facts};
@@ -51,6 +51,10 @@ pub struct Daemon {
     config: Config,
     /// New `[throttle]` sections for the throttle loop.
     throttle_config: watch::Sender<ThrottleConfig>,
+    /// The drbdsetup program of the events2 supervisor (reloadable).
+    drbdsetup: watch::Sender<PathBuf>,
+    /// drbdsetup and drbdadm for the throttle and the version probe (reloadable).
+    tools: watch::Sender<DrbdTools>,
     stop: watch::Sender<bool>,
     supervisor: JoinHandle<()>,
     throttler: JoinHandle<()>,
@@ -82,8 +86,17 @@ impl Daemon {
             drbdsetup = %options.drbdsetup.display(),
             "starting"
         );
-        let drbdsetup = options.drbdsetup.clone();
-        let supervisor = tokio::spawn(supervise(options, shared.clone(), stopped.clone()));
+        let (drbdsetup, programs) = watch::channel(options.drbdsetup.clone());
+        let (tools, tool_updates) = watch::channel(DrbdTools::new(
+            options.drbdsetup.clone(),
+            config.drbd.drbdadm.clone(),
+        ));
+        let supervisor = tokio::spawn(supervise_following(
+            options,
+            shared.clone(),
+            stopped.clone(),
+            programs,
+        ));
         let throttle = SharedThrottleStatus::default();
         let throttler = Throttler::new(
             ThrottleOptions {
@@ -93,7 +106,7 @@ impl Daemon {
                 state_directory: config.state.directory.clone(),
                 readback_every: READBACK_EVERY,
             },
-            Actuator::new(DrbdTools::new(drbdsetup, config.drbd.drbdadm.clone())),
+            Actuator::following(tool_updates.clone()),
             throttle.clone(),
         );
         let (throttle_config, throttle_configs) = watch::channel(config.throttle.clone());
@@ -106,7 +119,7 @@ impl Daemon {
             Arc::new(Exporter::new(Facts::of_this_build()).with_throttle(throttle.clone()));
         tokio::spawn(exporter.clone().keep_fresh(shared.clone(), stopped.clone()));
         tokio::spawn(probe_drbd_versions(
-            config.drbd.drbdadm.clone(),
+            tool_updates,
             exporter.clone(),
             stopped.clone(),
         ));
@@ -133,6 +146,8 @@ impl Daemon {
             throttle,
             config: config.clone(),
             throttle_config,
+            drbdsetup,
+            tools,
             stop,
             supervisor,
             throttler,
@@ -155,11 +170,36 @@ impl Daemon {
                 warn!("throttle loop gone, new [throttle] not applied");
             }
         }
+        self.switch_tools(&new);
         info!(files = ?new.sources, throttle_changed, restart_needed = restart.len(), "configuration reloaded");
         self.config.throttle = new.throttle;
         self.config.sources = new.sources;
         self.exporter.record_reload(true);
         restart
+    }
+
+    /// A reload switched `[drbd] drbdsetup` or `drbdadm`: the events2
+    /// stream restarts with the new drbdsetup, the throttle and the version
+    /// probe use the new tools from their next command on.
+    fn switch_tools(&mut self, new: &Config) {
+        let old = &self.config.drbd;
+        if new.drbd.drbdsetup == old.drbdsetup && new.drbd.drbdadm == old.drbdadm {
+            return;
+        }
+        info!(
+            drbdsetup = %new.drbd.drbdsetup.display(),
+            drbdadm = %new.drbd.drbdadm.display(),
+            "DRBD tools changed"
+        );
+        if new.drbd.drbdsetup != old.drbdsetup {
+            self.drbdsetup.send_replace(new.drbd.drbdsetup.clone());
+        }
+        self.tools.send_replace(DrbdTools::new(
+            new.drbd.drbdsetup.clone(),
+            new.drbd.drbdadm.clone(),
+        ));
+        self.config.drbd.drbdsetup = new.drbd.drbdsetup.clone();
+        self.config.drbd.drbdadm = new.drbd.drbdadm.clone();
     }
 
     /// A reload could not read a valid configuration: counts a failed
@@ -199,29 +239,36 @@ impl Daemon {
 
 /// Asks `drbdadm --version` for `drbd_version{kmod,utils}`; again every
 /// [`VERSION_RETRY`] while it fails or no module is loaded (it may be loaded
-/// later).
+/// later), and whenever a reload switches drbdadm.
 async fn probe_drbd_versions(
-    drbdadm: PathBuf,
+    mut tools: watch::Receiver<DrbdTools>,
     exporter: Arc<Exporter>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
+        let drbdadm = tools.borrow_and_update().drbdadm.clone();
+        let mut loaded = false;
         match run_command(&drbdadm, &["--version"], DEFAULT_COMMAND_TIMEOUT).await {
             Ok(output) => match parse_drbdadm_version(&output.stdout) {
                 Ok(versions) => {
-                    let loaded = versions.kmod.is_some();
+                    loaded = versions.kmod.is_some();
                     info!(kmod = ?versions.kmod, utils = %versions.utils, "DRBD versions");
                     exporter.set_drbd_versions(Some(versions));
-                    if loaded {
-                        return;
-                    }
                 }
                 Err(e) => warn!(error = %e, "cannot read DRBD versions"),
             },
             Err(e) => warn!(error = %e, "cannot read DRBD versions"),
         }
+        // Once loaded, only a new drbdadm is a reason to ask again.
+        let retry = async {
+            if loaded {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(VERSION_RETRY).await;
+        };
         tokio::select! {
-            _ = tokio::time::sleep(VERSION_RETRY) => {}
+            _ = retry => {}
+            Ok(()) = tools.changed() => {}
             _ = wait_shutdown(&mut stop) => return,
         }
     }

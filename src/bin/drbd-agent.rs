@@ -9,6 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use drbd_agent::config::{self, ApiConfig, Config, DrbdConfig, DEFAULT_CONFIG_PATH};
 use drbd_agent::daemon::Daemon;
+use drbd_agent::service::Service;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -112,17 +113,23 @@ fn load_config(path: &Path) -> Result<Config, config::ConfigError> {
 }
 
 /// RUST_LOG wins over the configured level, which wins over `info`.
+/// Under journald (stderr is `JOURNAL_STREAM`) the lines carry no
+/// timestamp: the journal adds its own.
 fn init_logging(config_level: Option<&str>) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|env| EnvFilter::try_new(env).ok())
         .or_else(|| config_level.and_then(|level| EnvFilter::try_new(level).ok()))
         .unwrap_or_else(|| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if drbd_agent::service::stderr_is_journal() {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -187,15 +194,32 @@ fn run(path: &Path) -> Result<()> {
     runtime()?.block_on(async {
         let mut signals = Signals::install()?;
         let mut daemon = Daemon::start(&config).await?;
+        // The service manager's side (sd_notify); its ticks come from this
+        // loop, so a wedged loop stops the watchdog pings.
+        let mut service = Service::from_env();
+        let mut ticker = service.ticker();
         // SIGHUP re-reads the same file(s); SIGTERM/SIGINT stop.
-        while let Received::Reload = signals.next().await {
-            match load_config(path) {
-                Ok(new) => {
-                    daemon.reload(new);
+        loop {
+            tokio::select! {
+                received = signals.next() => {
+                    let Received::Reload = received else { break };
+                    service.reloading();
+                    let error = match load_config(path) {
+                        Ok(new) => {
+                            daemon.reload(new);
+                            None
+                        }
+                        Err(e) => {
+                            daemon.reload_failed(&e);
+                            Some(e.to_string())
+                        }
+                    };
+                    service.reloaded(&daemon, error).await;
                 }
-                Err(e) => daemon.reload_failed(&e),
+                _ = ticker.tick() => service.tick(&daemon).await,
             }
         }
+        service.stopping();
         daemon.shutdown().await;
         Ok(())
     })

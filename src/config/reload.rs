@@ -1,16 +1,16 @@
-//! What a reload can apply: only `[throttle]` changes live; the keys that
-//! need a restart are named so the operator can be told. Pure.
+//! What a reload can apply: `[throttle]` and the DRBD tools (`[drbd]
+//! drbdsetup`, `drbdadm`) change live; the keys that need a restart are
+//! named so the operator can be told. Pure.
 
 use super::Config;
 
 /// The keys (dotted, as written in the file) whose new values only take
-/// effect after a restart, in file order. `[throttle]` is not among them.
+/// effect after a restart, in file order. `[throttle]`, `drbd.drbdsetup`
+/// and `drbd.drbdadm` are not among them.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 9] = [
+    let checks: [(&'static str, bool); 7] = [
         ("node-name", old.node_name != new.node_name),
         ("log-level", old.log_level != new.log_level),
-        ("drbd.drbdsetup", old.drbd.drbdsetup != new.drbd.drbdsetup),
-        ("drbd.drbdadm", old.drbd.drbdadm != new.drbd.drbdadm),
         (
             "drbd.statistics-poll-interval",
             old.drbd.statistics_poll_interval != new.drbd.statistics_poll_interval,
@@ -55,6 +55,16 @@ mod tests {
     }
 
     #[test]
+    fn drbd_tools_are_live() {
+        let old = config("node-name = \"a\"\n");
+        let new = config(
+            "node-name = \"a\"\n[drbd]\ndrbdsetup = \"/x/drbdsetup\"\ndrbdadm = \"/x/drbdadm\"\n",
+        );
+        assert_ne!(old, new);
+        assert!(restart_needed(&old, &new).is_empty());
+    }
+
+    #[test]
     fn the_rest_needs_a_restart() {
         let old = config("node-name = \"a\"\n");
         let new = config(
@@ -65,7 +75,6 @@ mod tests {
             vec![
                 "node-name",
                 "log-level",
-                "drbd.drbdsetup",
                 "drbd.sysfs-root",
                 "api.listen",
                 "state.directory"

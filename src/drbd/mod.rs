@@ -15,6 +15,6 @@ pub use reconcile::{compare, describe, model_from_dump, Difference, Dump};
 pub use runner::{run_command, CommandError, CommandOutput, DrbdTools, DEFAULT_COMMAND_TIMEOUT};
 pub use shared::{AliveGuard, ChangedSince, DrbdState, Shared, StreamStats};
 pub use supervisor::{
-    apply_line, supervise, wait_shutdown, LineOutcome, StreamEnd, SupervisorOptions, DUMP_ARGS,
-    EVENTS2_ARGS,
+    apply_line, supervise, supervise_following, wait_shutdown, LineOutcome, StreamEnd,
+    SupervisorOptions, DUMP_ARGS, EVENTS2_ARGS,
 };

@@ -90,6 +90,8 @@ pub enum StreamEnd {
     Hung,
     /// The daemon is stopping.
     Shutdown,
+    /// A reload switched the drbdsetup program: restart with the new one.
+    ToolChanged,
 }
 
 impl fmt::Display for StreamEnd {
@@ -102,6 +104,7 @@ impl fmt::Display for StreamEnd {
             Self::Drift => f.write_str("killed: drift"),
             Self::Hung => f.write_str("killed: no initial dump"),
             Self::Shutdown => f.write_str("killed: shutdown"),
+            Self::ToolChanged => f.write_str("killed: drbdsetup changed"),
         }
     }
 }
@@ -184,7 +187,21 @@ pub async fn wait_shutdown(shutdown: &mut watch::Receiver<bool>) {
 pub async fn supervise(
     options: SupervisorOptions,
     shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    // The sender stays here: the program never changes.
+    let (_program, programs) = watch::channel(options.drbdsetup.clone());
+    supervise_following(options, shared, shutdown, programs).await;
+}
+
+/// [`supervise`], taking the drbdsetup program from `programs`: when it
+/// changes (a configuration reload), the running stream is stopped and
+/// started again at once with the new program, with a fresh backoff.
+pub async fn supervise_following(
+    mut options: SupervisorOptions,
+    shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    mut programs: watch::Receiver<PathBuf>,
 ) {
     let _alive = shared.alive_guard();
     let mut backoff = Backoff::new(options.backoff);
@@ -198,7 +215,8 @@ pub async fn supervise(
         }
         first = false;
         let started = Instant::now();
-        let end = run_stream(&options, &shared, &mut shutdown).await;
+        options.drbdsetup = programs.borrow_and_update().clone();
+        let end = run_stream(&options, &shared, &mut shutdown, &mut programs).await;
         let dump_was_done = {
             let mut state = shared.state.write().await;
             let done = state.model.initial_dump_done();
@@ -213,14 +231,24 @@ pub async fn supervise(
             info!("events2 stopped for shutdown");
             break;
         }
+        if end == StreamEnd::ToolChanged {
+            info!(drbdsetup = %programs.borrow().display(), "drbdsetup changed, restarting events2");
+            backoff.reset();
+            continue;
+        }
         if dump_was_done && started.elapsed() >= backoff.policy().stable_after {
             backoff.reset();
         }
+        log_unavailable(&end);
         let delay = backoff.next_delay();
         warn!(reason = %end, restart_in_ms = delay.as_millis() as u64, "events2 stream ended");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = wait_shutdown(&mut shutdown) => break,
+            Ok(()) = programs.changed() => {
+                info!(drbdsetup = %programs.borrow().display(), "drbdsetup changed, starting events2");
+                backoff.reset();
+            }
         }
     }
 }
@@ -240,6 +268,7 @@ async fn run_stream(
     options: &SupervisorOptions,
     shared: &Shared,
     shutdown: &mut watch::Receiver<bool>,
+    programs: &mut watch::Receiver<PathBuf>,
 ) -> StreamEnd {
     let mut child = match spawn_child(options) {
         Ok(child) => child,
@@ -283,6 +312,7 @@ async fn run_stream(
     let end = loop {
         tokio::select! {
             _ = wait_shutdown(shutdown) => break StreamEnd::Shutdown,
+            Ok(()) = programs.changed() => break StreamEnd::ToolChanged,
             line = lines.next_line() => match line {
                 Ok(Some(line)) => {
                     let mut state = shared.state.write().await;
@@ -342,6 +372,22 @@ async fn run_stream(
         debug!("stderr reader did not finish");
     }
     end
+}
+
+/// drbdsetup's exit code when the DRBD kernel module is not loaded (and
+/// cannot be loaded).
+const EXIT_NO_MODULE: &str = "exit code 20";
+
+/// Says plainly when DRBD itself is missing, not just the stream.
+fn log_unavailable(end: &StreamEnd) {
+    if let StreamEnd::Exited(status) = end {
+        if status == EXIT_NO_MODULE {
+            warn!(
+                status = %status,
+                "DRBD kernel module not loaded (drbdsetup cannot reach DRBD); serving anyway, retrying"
+            );
+        }
+    }
 }
 
 /// Kills the child and reaps it.

@@ -7,6 +7,8 @@
 //! when the peer is not Primary; there only `--c-min-rate` is set (to 0) and
 //! given back (see [`super::sources`]). `c-plan-ahead` is never touched.
 
+use tokio::sync::watch;
+
 use crate::drbd::{CommandError, DrbdTools};
 
 use super::options::{
@@ -27,18 +29,29 @@ pub enum ActuatorError {
 /// Runs the DRBD tools for the throttle.
 #[derive(Debug, Clone)]
 pub struct Actuator {
-    tools: DrbdTools,
+    /// The tools in force (a configuration reload may switch them).
+    tools: watch::Receiver<DrbdTools>,
 }
 
 impl Actuator {
     pub fn new(tools: DrbdTools) -> Self {
+        // With the sender gone the receiver keeps the last value for good.
+        Self::following(watch::channel(tools).1)
+    }
+
+    /// An actuator that always uses the latest tools sent on `tools`.
+    pub fn following(tools: watch::Receiver<DrbdTools>) -> Self {
         Self { tools }
+    }
+
+    fn tools(&self) -> DrbdTools {
+        self.tools.borrow().clone()
     }
 
     /// The options in force (`drbdsetup show --json RES`).
     pub async fn read(&self, key: &PeerKey) -> Result<PeerOptions, ActuatorError> {
         let out = self
-            .tools
+            .tools()
             .drbdsetup(&["show", "--json", key.resource.as_str()])
             .await?;
         Ok(extract_peer_options(&out.stdout, key)?)
@@ -74,7 +87,7 @@ impl Actuator {
 
     async fn run(&self, args: Vec<String>) -> Result<(), ActuatorError> {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.tools.drbdsetup(&args).await?;
+        self.tools().drbdsetup(&args).await?;
         Ok(())
     }
 }

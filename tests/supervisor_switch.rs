@@ -1,0 +1,109 @@
+//! A configuration reload that switches drbdsetup: the supervisor stops the
+//! running events2 child and starts the new program at once.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drbd_agent::drbd::{supervise_following, BackoffPolicy, Shared, SupervisorOptions};
+use tokio::sync::watch;
+
+/// A drbdsetup that records its start in `marker`, prints an empty initial
+/// dump and then keeps running.
+fn program(dir: &Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho started >> '{}'\necho 'exists -'\nexec sleep 600\n",
+            dir.join(format!("{name}.runs")).display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn runs(dir: &Path, name: &str) -> usize {
+    std::fs::read_to_string(dir.join(format!("{name}.runs")))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+#[tokio::test]
+async fn switching_drbdsetup_restarts_events2_with_the_new_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = program(dir.path(), "old");
+    let new = program(dir.path(), "new");
+    let options = SupervisorOptions {
+        drbdsetup: old.clone(),
+        poll_interval: Duration::from_secs(3600),
+        reconcile_interval: Duration::from_secs(3600),
+        recheck_delay: Duration::from_secs(1),
+        // A long backoff: the switch must not wait for it.
+        backoff: BackoffPolicy {
+            initial: Duration::from_secs(3600),
+            max: Duration::from_secs(3600),
+            stable_after: Duration::from_secs(3600),
+        },
+        max_line_len: 1024,
+        command_timeout: Duration::from_secs(10),
+        exit_grace: Duration::from_secs(5),
+    };
+    let shared = Arc::new(Shared::new());
+    let (stop, stopped) = watch::channel(false);
+    let (switch, programs) = watch::channel(old);
+    let task = tokio::spawn(supervise_following(
+        options,
+        shared.clone(),
+        stopped,
+        programs,
+    ));
+    let wait = |what: &'static str, probe: Box<dyn Fn() -> bool + Send>| async move {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while !probe() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+    };
+    let reachable = {
+        let shared = shared.clone();
+        move || {
+            shared
+                .state
+                .try_read()
+                .map(|s| s.drbd_reachable())
+                .unwrap_or(false)
+        }
+    };
+    wait("the old program's dump", Box::new(reachable.clone())).await;
+    assert_eq!(runs(dir.path(), "new"), 0);
+
+    switch.send(new).unwrap();
+    let d = dir.path().to_owned();
+    wait("the new program", Box::new(move || runs(&d, "new") == 1)).await;
+    wait("the new program's dump", Box::new(reachable)).await;
+    {
+        let state = shared.state.read().await;
+        assert_eq!(state.stats.child_restarts, 1);
+        assert_eq!(
+            state.stats.last_exit.as_deref(),
+            Some("killed: drbdsetup changed")
+        );
+    }
+    assert_eq!(
+        runs(dir.path(), "old"),
+        1,
+        "the old program was not retried"
+    );
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("supervisor stopped")
+        .expect("supervisor task");
+}
