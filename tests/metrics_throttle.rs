@@ -108,6 +108,7 @@ async fn scrape(throttle: SharedThrottleStatus) -> String {
             node_name: "alpha".to_owned(),
             shared,
             throttle,
+            linstor: None,
         },
         Arc::new(exporter),
     );
