@@ -6,7 +6,6 @@
 mod fake_linstor;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,16 +44,10 @@ fn config(controllers: Vec<String>) -> LinstorConfig {
         timeout: Duration::from_millis(700),
         connect_timeout: Duration::from_millis(500),
         report_interval: Duration::from_millis(100),
-        // Never the host's real token file.
-        bearer_token_file: Some(PathBuf::from("/nonexistent/drbd-agent-test-token")),
+        // The default token file, if the host has one, is sent and ignored
+        // by the fake (unless it plays `RequireToken`).
         ..LinstorConfig::default()
     }
-}
-
-/// `config` without a token file (the default one does not exist here).
-fn no_token(mut config: LinstorConfig) -> LinstorConfig {
-    config.bearer_token_file = None;
-    config
 }
 
 async fn start(config: LinstorConfig, lines: &[&str]) -> Agent {
@@ -177,7 +170,9 @@ fn the_fake_answers_as_the_spec_says() {
     let rc = validator(&schemas, "ApiCallRcList");
     assert!(rc.is_valid(&serde_json::from_str(fake_linstor::ERROR_BODY).unwrap()));
     let version = validator(&schemas, "ControllerVersion");
-    assert!(version.is_valid(&serde_json::json!({"version": "1.28.0", "rest_api_version": "1.28.0"})));
+    assert!(
+        version.is_valid(&serde_json::json!({"version": "1.28.0", "rest_api_version": "1.28.0"}))
+    );
     // The checker can fail.
     assert!(!rc.is_valid(&serde_json::json!([{"message": "no ret_code"}])));
     let modify = validator(&schemas, "KeyValueStoreModify");
@@ -191,14 +186,24 @@ async fn reports_arrive_and_follow_the_state() {
         // Left over from an earlier run: deleted; another node's: kept.
         let mut inner = fake.state.lock().unwrap();
         let store = inner.kv.entry("drbd-agent".to_owned()).or_default();
-        store.insert("alpha/gone/bravo/connection-state".into(), "Connected".into());
+        store.insert(
+            "alpha/gone/bravo/connection-state".into(),
+            "Connected".into(),
+        );
         store.insert("bravo/r0/alpha/connection-state".into(), "Connected".into());
     }
     let agent = start(config(vec![fake.url()]), SYNCING).await;
     until_reported(&agent, &fake, "the first report").await;
     let kv = fake.kv("drbd-agent");
-    assert_eq!(kv.get("alpha/r0/bravo/volume-0/replication-state").map(String::as_str), Some("SyncTarget"));
-    assert_eq!(kv.get("alpha/agent-version").map(String::as_str), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        kv.get("alpha/r0/bravo/volume-0/replication-state")
+            .map(String::as_str),
+        Some("SyncTarget")
+    );
+    assert_eq!(
+        kv.get("alpha/agent-version").map(String::as_str),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
     assert!(kv.contains_key("alpha/heartbeat-unix-seconds"));
     assert!(!kv.contains_key("alpha/gone/bravo/connection-state"));
     assert!(kv.contains_key("bravo/r0/alpha/connection-state"));
@@ -206,7 +211,9 @@ async fn reports_arrive_and_follow_the_state() {
     // The resync ends: its keys go, the state changes.
     feed(&agent.shared, &[SYNCED]).await;
     until_reported(&agent, &fake, "the resync's end").await;
-    assert!(!fake.kv("drbd-agent").contains_key("alpha/r0/bravo/volume-0/resync-eta-seconds"));
+    assert!(!fake
+        .kv("drbd-agent")
+        .contains_key("alpha/r0/bravo/volume-0/resync-eta-seconds"));
 
     // Nothing changes: later writes carry the heartbeat only.
     let before = fake.puts().len();
@@ -218,7 +225,10 @@ async fn reports_arrive_and_follow_the_state() {
     // The resource goes: every key under it goes.
     feed(&agent.shared, &["destroy resource name:r0"]).await;
     until("the resource's keys to go", async || {
-        !fake.kv("drbd-agent").keys().any(|k| k.starts_with("alpha/r0/"))
+        !fake
+            .kv("drbd-agent")
+            .keys()
+            .any(|k| k.starts_with("alpha/r0/"))
     })
     .await;
 
@@ -243,7 +253,10 @@ async fn an_unknown_node_is_named_and_nothing_is_written() {
     let status = agent.status.read().await.clone();
     assert!(!status.up());
     let error = status.last_error.unwrap_or_default();
-    assert!(error.contains("node alpha is not a LINSTOR node"), "{error}");
+    assert!(
+        error.contains("node alpha is not a LINSTOR node"),
+        "{error}"
+    );
     assert!(fake.puts().is_empty());
     assert!(status.requests["nodes"]["http_404"] >= 1);
     // The node is added: the agent notices on its next try.
@@ -257,16 +270,19 @@ async fn an_unknown_node_is_named_and_nothing_is_written() {
 #[tokio::test]
 async fn fails_over_to_the_controller_that_answers_and_sticks_to_it() {
     let mut first = Fake::start(&["alpha"], None).await;
-    let second = Fake::start(&["alpha"], None).await;
+    let second = Fake::start_sharing(first.state.clone(), None).await;
     let agent = start(config(vec![first.url(), second.url()]), SYNCING).await;
     until_reported(&agent, &first, "the report to the first controller").await;
-    assert!(second.puts().is_empty());
+    assert!(second.requests().is_empty());
 
     first.stop().await;
     feed(&agent.shared, &[SYNCED]).await;
     until_reported(&agent, &second, "the report to the second controller").await;
     let status = agent.status.read().await.clone();
-    assert_eq!(status.controller.as_deref(), Some(format!("{}", second.url()).as_str()));
+    assert_eq!(
+        status.controller.as_deref(),
+        Some(format!("{}", second.url()).as_str())
+    );
     assert!(status.connected);
 
     // The first comes back: the agent stays where it is.
@@ -298,16 +314,29 @@ async fn a_long_outage_ends_with_one_catch_up_write() {
         }
     }
     until("several failed attempts", async || {
-        agent.status.read().await.requests.get("controller_version").and_then(|r| r.get("network")).copied().unwrap_or(0) >= 3
+        agent
+            .status
+            .read()
+            .await
+            .requests
+            .get("controller_version")
+            .and_then(|r| r.get("network"))
+            .copied()
+            .unwrap_or(0)
+            >= 3
     })
     .await;
     let puts_before = fake.puts().len();
     fake.restart().await;
-    until("the catch-up write", async || fake.puts().len() > puts_before).await;
+    until("the catch-up write", async || {
+        fake.puts().len() > puts_before
+    })
+    .await;
     // The first write after the outage brings the store to the latest state.
     let catch_up = &fake.puts()[puts_before];
     assert_eq!(
-        catch_up.body.as_ref().unwrap()["override_props"]["alpha/r0/bravo/volume-0/out-of-sync-bytes"],
+        catch_up.body.as_ref().unwrap()["override_props"]
+            ["alpha/r0/bravo/volume-0/out-of-sync-bytes"],
         Value::String((200 * 1024).to_string())
     );
     assert_eq!(reported(&fake), agent.wanted().await);
@@ -323,11 +352,17 @@ async fn error_answers_are_logged_with_cause_and_correction() {
     let fake = Fake::start(&["alpha"], None).await;
     fake.set_fault(Fault::Error500);
     let agent = start(config(vec![fake.url()]), SYNCING).await;
-    until("the error", async || agent.status.read().await.last_error.is_some()).await;
+    until("the error", async || {
+        agent.status.read().await.last_error.is_some()
+    })
+    .await;
     let status = agent.status.read().await.clone();
-    let error = status.last_error.unwrap();
+    let error = status.last_error.clone().unwrap();
     assert!(error.contains("HTTP 500"), "{error}");
-    assert!(error.contains("Database error; cause: The database is locked; correction: Retry later."), "{error}");
+    assert!(
+        error.contains("Database error; cause: The database is locked; correction: Retry later."),
+        "{error}"
+    );
     assert!(status.requests["controller_version"]["http_500"] >= 1);
     assert!(!status.connected || !status.up());
     fake.set_fault(Fault::None);
@@ -347,12 +382,24 @@ async fn a_bearer_token_is_sent_and_reread_after_401() {
     config.bearer_token_file = Some(token.clone());
     let agent = start(config, SYNCING).await;
     until("the 401", async || {
-        agent.status.read().await.last_error.as_deref().is_some_and(|e| e.contains("HTTP 401"))
+        agent
+            .status
+            .read()
+            .await
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("HTTP 401"))
     })
     .await;
     let error = agent.status.read().await.last_error.clone().unwrap();
-    assert!(error.contains("WWW-Authenticate: Bearer realm=\"linstor-controller\""), "{error}");
-    assert!(fake.requests().iter().any(|r| r.authorization.as_deref() == Some("Bearer old")));
+    assert!(
+        error.contains("WWW-Authenticate: Bearer realm=\"linstor-controller\""),
+        "{error}"
+    );
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.authorization.as_deref() == Some("Bearer old")));
     std::fs::write(&token, "{\"token\": \"s3cret\"}").unwrap();
     until_reported(&agent, &fake, "the report with the new token").await;
     agent.stop().await;
@@ -365,8 +412,11 @@ async fn refused_and_hanging_controllers() {
     let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let refused = format!("http://{}", unused.local_addr().unwrap());
     drop(unused);
-    let agent = start(no_token(config(vec![refused])), SYNCING).await;
-    until("the refusal", async || agent.status.read().await.last_error.is_some()).await;
+    let agent = start(config(vec![refused]), SYNCING).await;
+    until("the refusal", async || {
+        agent.status.read().await.last_error.is_some()
+    })
+    .await;
     let status = agent.status.read().await.clone();
     assert!(!status.connected);
     assert!(status.requests["controller_version"]["network"] >= 1);
@@ -375,7 +425,10 @@ async fn refused_and_hanging_controllers() {
     let fake = Fake::start(&["alpha"], None).await;
     fake.set_fault(Fault::Hang(Duration::from_secs(3)));
     let agent = start(config(vec![fake.url()]), SYNCING).await;
-    until("the timeout", async || agent.status.read().await.last_error.is_some()).await;
+    until("the timeout", async || {
+        agent.status.read().await.last_error.is_some()
+    })
+    .await;
     assert!(!agent.status.read().await.connected);
     fake.set_fault(Fault::None);
     until_reported(&agent, &fake, "the report after the timeouts").await;
@@ -402,7 +455,10 @@ async fn https_with_a_client_certificate() {
     without.client_certificate = None;
     without.client_key = None;
     let agent = start(without, SYNCING).await;
-    until("the refused handshake", async || agent.status.read().await.last_error.is_some()).await;
+    until("the refused handshake", async || {
+        agent.status.read().await.last_error.is_some()
+    })
+    .await;
     assert!(!agent.status.read().await.connected);
     agent.stop().await;
     assert_eq!(fake.requests().len(), before);

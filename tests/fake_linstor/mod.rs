@@ -51,16 +51,20 @@ pub struct Inner {
     pub nodes: BTreeSet<String>,
     /// instance → props.
     pub kv: BTreeMap<String, BTreeMap<String, String>>,
-    pub requests: Vec<Recorded>,
     pub fault: Fault,
     pub token: String,
 }
 
 pub type Controller = Arc<Mutex<Inner>>;
 
+type Log = Arc<Mutex<Vec<Recorded>>>;
+
 /// A running (or stopped) fake controller.
 pub struct Fake {
     pub state: Controller,
+    /// This server's requests (several servers may share one `state`,
+    /// as controllers share one database).
+    log: Log,
     pub addr: SocketAddr,
     tls: Option<TlsAcceptor>,
     server: Option<JoinHandle<()>>,
@@ -71,17 +75,22 @@ pub const ERROR_BODY: &str = r#"[{"ret_code":-4611686018427387903,"message":"Dat
 impl Fake {
     /// Starts on a free port, knowing `nodes`.
     pub async fn start(nodes: &[&str], tls: Option<TlsAcceptor>) -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(Inner {
             nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
             kv: BTreeMap::new(),
-            requests: Vec::new(),
             fault: Fault::None,
             token: "s3cret".to_owned(),
         }));
+        Self::start_sharing(state, tls).await
+    }
+
+    /// Another controller on the same database.
+    pub async fn start_sharing(state: Controller, tls: Option<TlsAcceptor>) -> Fake {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
         let mut fake = Fake {
             state,
+            log: Log::default(),
             addr,
             tls,
             server: None,
@@ -96,7 +105,7 @@ impl Fake {
     }
 
     fn serve(&mut self, listener: TcpListener) {
-        let app = router(self.state.clone());
+        let app = router(self.state.clone(), self.log.clone());
         let tls = self.tls.clone();
         self.server = Some(tokio::spawn(serve_loop(listener, app, tls)));
     }
@@ -121,7 +130,7 @@ impl Fake {
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
-        self.state.lock().unwrap().requests.clone()
+        self.log.lock().unwrap().clone()
     }
 
     pub fn puts(&self) -> Vec<Recorded> {
@@ -170,36 +179,46 @@ async fn serve_loop(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>
     }
 }
 
-fn router(state: Controller) -> Router {
+fn router(state: Controller, log: Log) -> Router {
     Router::new()
         .route("/v1/controller/version", get(version))
         .route("/v1/nodes/{node}", get(node))
         .route("/v1/key-value-store/{instance}", get(kv_get).put(kv_put))
         .fallback(fallback)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), record))
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), log),
+            record,
+        ))
         .with_state(state)
 }
 
 fn api_error(status: StatusCode, body: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_owned()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_owned(),
+    )
+        .into_response()
 }
 
 /// Records the request, then plays the fault.
 async fn record(
-    State(state): State<Controller>,
+    State((state, log)): State<(Controller, Log)>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
     let authorization = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let fault = {
-        let mut inner = state.lock().unwrap();
-        inner.requests.push(Recorded {
+        let inner = state.lock().unwrap();
+        log.lock().unwrap().push(Recorded {
             method: parts.method.to_string(),
             path: parts.uri.path().to_owned(),
             body: serde_json::from_slice(&bytes).ok(),
@@ -217,7 +236,10 @@ async fn record(
         Fault::RequireToken => {
             return (
                 StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer realm=\"linstor-controller\"")],
+                [(
+                    header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"linstor-controller\"",
+                )],
                 "",
             )
                 .into_response()
@@ -290,7 +312,10 @@ async fn kv_put(
     body: Bytes,
 ) -> Response {
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
-        return api_error(StatusCode::BAD_REQUEST, r#"[{"ret_code":-4611686018427387904,"message":"Invalid JSON"}]"#);
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            r#"[{"ret_code":-4611686018427387904,"message":"Invalid JSON"}]"#,
+        );
     };
     let mut inner = state.lock().unwrap();
     let store = inner.kv.entry(instance.clone()).or_default();
@@ -357,10 +382,12 @@ pub fn pki(dir: &std::path::Path) -> Pki {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.der().clone()).unwrap();
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
