@@ -279,10 +279,7 @@ async fn fails_over_to_the_controller_that_answers_and_sticks_to_it() {
     feed(&agent.shared, &[SYNCED]).await;
     until_reported(&agent, &second, "the report to the second controller").await;
     let status = agent.status.read().await.clone();
-    assert_eq!(
-        status.controller.as_deref(),
-        Some(format!("{}", second.url()).as_str())
-    );
+    assert_eq!(status.controller.as_deref(), Some(second.url().as_str()));
     assert!(status.connected);
 
     // The first comes back: the agent stays where it is.

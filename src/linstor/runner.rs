@@ -59,6 +59,11 @@ pub fn resolve_controllers(
     let (list, source) =
         controllers::resolve(&config.controllers, env.as_deref(), conf.as_deref())?;
     info!(?source, controllers = ?list.iter().map(Controller::base_url).collect::<Vec<_>>(), "LINSTOR controllers");
+    if config.client_certificate.is_none() {
+        for controller in list.iter().filter(|c| c.https) {
+            warn!(controller = %controller, "HTTPS controller but no client-certificate: a controller with a truststore refuses the connection");
+        }
+    }
     Ok(list)
 }
 
@@ -115,7 +120,7 @@ pub async fn run(
             }
             Err(()) => {
                 reporter.failures = reporter.failures.saturating_add(1);
-                backoff(reporter.failures, base, cap, rand::random::<f64>()).max(interval.min(base))
+                backoff(reporter.failures, base, cap, rand::random::<f64>())
             }
         };
         tokio::select! {

@@ -59,9 +59,10 @@ impl LinstorStatus {
             .or_default() += 1;
     }
 
-    /// 1 for `drbd_agent_linstor_up`: connected and the node check passed.
+    /// 1 for `drbd_agent_linstor_up`: connected, the node check passed and
+    /// the last request succeeded.
     pub fn up(&self) -> bool {
-        self.connected && self.node_check == NodeCheck::Ok
+        self.connected && self.node_check == NodeCheck::Ok && self.last_error.is_none()
     }
 }
 
@@ -118,5 +119,7 @@ mod tests {
         status.connected = true;
         status.node_check = NodeCheck::Ok;
         assert!(status.up());
+        status.last_error = Some("HTTP 500".into());
+        assert!(!status.up());
     }
 }
