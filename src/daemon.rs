@@ -16,6 +16,7 @@ use crate::drbd::{
     run_command, supervise_following, wait_shutdown, DrbdTools, Shared, SupervisorOptions,
     DEFAULT_COMMAND_TIMEOUT,
 };
+use crate::linstor::{self, ReporterOptions, SharedLinstorStatus};
 use crate::metrics::{parse_drbdadm_version, Exporter, Facts};
 use crate::throttle::{Actuator, SharedThrottleStatus, ThrottleConfig, ThrottleOptions, Throttler};
 
@@ -115,8 +116,23 @@ impl Daemon {
             stopped.clone(),
             Some(throttle_configs),
         ));
-        let exporter =
-            Arc::new(Exporter::new(Facts::of_this_build()).with_throttle(throttle.clone()));
+        let linstor_status = SharedLinstorStatus::default();
+        let exporter = Exporter::new(Facts::of_this_build()).with_throttle(throttle.clone());
+        let exporter = Arc::new(if config.linstor.enabled {
+            tokio::spawn(linstor::run(
+                ReporterOptions {
+                    node_name: config.node_name.clone(),
+                    config: config.linstor.clone(),
+                },
+                shared.clone(),
+                throttle.clone(),
+                linstor_status.clone(),
+                stopped.clone(),
+            ));
+            exporter.with_linstor(linstor_status.clone())
+        } else {
+            exporter
+        });
         tokio::spawn(exporter.clone().keep_fresh(shared.clone(), stopped.clone()));
         tokio::spawn(probe_drbd_versions(
             tool_updates,
@@ -128,6 +144,7 @@ impl Daemon {
                 node_name: config.node_name.clone(),
                 shared: shared.clone(),
                 throttle: throttle.clone(),
+                linstor: Some(linstor_status),
             },
             exporter.clone(),
         );

@@ -51,6 +51,7 @@ async fn status_health_404_and_limits() {
             node_name: "alpha".to_owned(),
             shared: shared.clone(),
             throttle: Default::default(),
+            linstor: None,
         });
         let listeners = bind(&["127.0.0.1:0".parse().unwrap()]).await.unwrap();
         let addr = listeners[0].local_addr().unwrap();

@@ -51,6 +51,7 @@ async fn metrics_route_content_type_and_methods() {
                 node_name: "alpha".to_owned(),
                 shared: shared.clone(),
                 throttle: Default::default(),
+                linstor: None,
             },
             exporter,
         );

@@ -233,6 +233,7 @@ async fn metrics_route_serves_gzip_when_accepted() {
                 node_name: "alpha".to_owned(),
                 shared: shared.clone(),
                 throttle: Default::default(),
+                linstor: None,
             },
             Arc::new(Exporter::new(facts())),
         );

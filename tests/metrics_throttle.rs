@@ -109,6 +109,7 @@ async fn scrape(throttle: SharedThrottleStatus) -> String {
             node_name: "alpha".to_owned(),
             shared,
             throttle,
+            linstor: None,
         },
         Arc::new(exporter),
     );

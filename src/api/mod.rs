@@ -23,6 +23,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 
 use crate::drbd::{Shared, StreamStats};
+use crate::linstor::{LinstorStatus, SharedLinstorStatus};
 use crate::metrics::{accepts_gzip, Exporter, Facts, CONTENT_TYPE};
 use crate::state::Resource;
 use crate::throttle::{SharedThrottleStatus, ThrottleStatus};
@@ -40,6 +41,8 @@ pub struct ApiState {
     pub shared: Arc<Shared>,
     /// The resync throttle's state, shown in `/v1/status`.
     pub throttle: SharedThrottleStatus,
+    /// The LINSTOR client's status (`None`: shown as disabled).
+    pub linstor: Option<SharedLinstorStatus>,
 }
 
 /// The `agent` part of `/v1/status`: facts about the agent plus every
@@ -65,13 +68,17 @@ pub struct Status<'a> {
     pub resources: &'a BTreeMap<String, Resource>,
     /// Rates set, reverts noticed, failures of the resync throttle.
     pub throttle: ThrottleStatus,
+    pub linstor: LinstorStatus,
 }
 
 /// The router with its limits (body size, 404 for unknown paths) and a
 /// metrics exporter of its own (without `drbd_version`, with the throttle
 /// families from `state.throttle`).
 pub fn router(state: ApiState) -> Router {
-    let exporter = Exporter::new(Facts::of_this_build()).with_throttle(state.throttle.clone());
+    let mut exporter = Exporter::new(Facts::of_this_build()).with_throttle(state.throttle.clone());
+    if let Some(linstor) = &state.linstor {
+        exporter = exporter.with_linstor(linstor.clone());
+    }
     router_with_metrics(state, Arc::new(exporter))
 }
 
@@ -94,6 +101,10 @@ pub fn router_with_metrics(state: ApiState, exporter: Arc<Exporter>) -> Router {
 async fn status(State(api): State<Arc<ApiState>>) -> Response {
     // A copy, taken before the model's lock: the two are never held together.
     let throttle = api.throttle.read().await.clone();
+    let linstor = match &api.linstor {
+        Some(status) => status.read().await.clone(),
+        None => LinstorStatus::default(),
+    };
     let state = api.shared.state.read().await;
     let agent = AgentStatus {
         version: env!("CARGO_PKG_VERSION"),
@@ -108,6 +119,7 @@ async fn status(State(api): State<Arc<ApiState>>) -> Response {
         agent,
         resources: state.model.resources(),
         throttle,
+        linstor,
     })
     .into_response()
 }

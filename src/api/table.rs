@@ -167,7 +167,48 @@ pub fn render_status(status: &Value) -> String {
     if let Some(throttle) = status.get("throttle").filter(|t| t.is_object()) {
         throttle_section(&mut out, throttle, resources);
     }
+    if let Some(linstor) = status.get("linstor").filter(|l| l.is_object()) {
+        out.push_str(&linstor_line(linstor));
+    }
     out
+}
+
+/// `linstor: connected to URL (controller 1.28.0), node ok, last report ...`.
+fn linstor_line(linstor: &Value) -> String {
+    if linstor.get("enabled") != Some(&Value::Bool(true)) {
+        // Nothing to say (and the table stays as it was without LINSTOR).
+        return String::new();
+    }
+    let controller = linstor
+        .get("controller")
+        .and_then(Value::as_str)
+        .unwrap_or("-");
+    let mut line = if linstor.get("connected") == Some(&Value::Bool(true)) {
+        let version = linstor
+            .get("controller_version")
+            .and_then(Value::as_str)
+            .map(|v| format!(" (controller {v})"))
+            .unwrap_or_default();
+        format!("linstor: connected to {controller}{version}")
+    } else {
+        format!("linstor: NOT connected (last tried {controller})")
+    };
+    line.push_str(&format!(", node check: {}", text(linstor, "node_check")));
+    if let Some(at) = linstor
+        .get("last_report_unix_seconds")
+        .and_then(Value::as_i64)
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+    {
+        line.push_str(&format!(
+            ", last report {}",
+            at.format("%Y-%m-%d %H:%M:%SZ")
+        ));
+    }
+    line.push('\n');
+    if let Some(error) = linstor.get("last_error").and_then(Value::as_str) {
+        line.push_str(&format!("linstor error: {error}\n"));
+    }
+    line
 }
 
 /// Appends `header` and `rows` as left-aligned columns.
@@ -299,6 +340,19 @@ fn throttle_section(out: &mut String, throttle: &Value, resources: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_linstor_line() {
+        let disabled = serde_json::json!({"enabled": false});
+        assert_eq!(linstor_line(&disabled), "");
+        let up = serde_json::json!({"enabled": true, "connected": true, "controller": "http://c:3370", "controller_version": "1.28.0", "node_check": "ok", "last_report_unix_seconds": 0});
+        assert_eq!(
+            linstor_line(&up),
+            "linstor: connected to http://c:3370 (controller 1.28.0), node check: ok, last report 1970-01-01 00:00:00Z\n"
+        );
+        let down = serde_json::json!({"enabled": true, "connected": true, "controller": "http://c:3370", "node_check": "not-a-node", "last_error": "node x is not a LINSTOR node"});
+        assert!(linstor_line(&down).ends_with("linstor error: node x is not a LINSTOR node\n"));
+    }
     use serde_json::json;
 
     #[test]

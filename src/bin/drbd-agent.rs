@@ -335,6 +335,7 @@ fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
             directory: dir.0.join("state"),
         },
         throttle: Default::default(),
+        linstor: Default::default(),
         sources: Vec::new(),
     };
     init_logging(Some("info"));

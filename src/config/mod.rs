@@ -6,6 +6,7 @@
 //! the files are merged key by key, later files overriding earlier ones.
 
 mod duration;
+mod linstor;
 mod load;
 mod location;
 mod raw;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use duration::{format_duration, parse_duration, DurationError, HumanDuration};
+pub use linstor::{LinstorConfig, DEFAULT_BEARER_TOKEN_FILE, DEFAULT_INSTANCE};
 pub use load::{conf_d_files, load, DEFAULT_CONFIG_PATH};
 pub use location::{key_at, line_col};
 pub use reload::restart_needed;
@@ -40,6 +42,8 @@ pub struct Config {
     pub state: StateConfig,
     /// `[throttle]` (validated; merged key by key across files).
     pub throttle: ThrottleConfig,
+    /// `[linstor]`: reporting to the controller's key-value store.
+    pub linstor: LinstorConfig,
     /// The files the configuration was read from, in merge order.
     pub sources: Vec<PathBuf>,
 }
@@ -162,6 +166,7 @@ impl Config {
         }
         let mut config = merged.resolve(default_node_name);
         config.throttle = throttle_merge::resolve_throttle(sources)?;
+        linstor::check(&config.linstor, sources)?;
         config.sources = sources.iter().map(|(path, _)| path.clone()).collect();
         Ok(config)
     }
@@ -185,7 +190,7 @@ impl Config {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "configuration OK\n  files: {files}\n  node-name: {}\n  log-level: {}\n  drbdsetup: {}\n  drbdadm: {}\n  statistics-poll-interval: {}\n  reconcile-interval: {}\n  sysfs-root: {}\n  api listen: {listen}\n  state directory: {}\n  throttle: {}\n",
+            "configuration OK\n  files: {files}\n  node-name: {}\n  log-level: {}\n  drbdsetup: {}\n  drbdadm: {}\n  statistics-poll-interval: {}\n  reconcile-interval: {}\n  sysfs-root: {}\n  api listen: {listen}\n  state directory: {}\n  throttle: {}\n  linstor: {}\n",
             self.node_name,
             self.log_level.as_deref().unwrap_or("(RUST_LOG or info)"),
             self.drbd.drbdsetup.display(),
@@ -200,6 +205,16 @@ impl Config {
                     self.throttle.mode,
                     format_duration(self.throttle.latency_target.0),
                     format_duration(self.throttle.interval.0)
+                )
+            } else {
+                "disabled".to_owned()
+            },
+            if self.linstor.enabled {
+                format!(
+                    "enabled, controllers [{}], instance {}, report-interval {}",
+                    self.linstor.controllers.join(", "),
+                    self.linstor.instance,
+                    format_duration(self.linstor.report_interval)
                 )
             } else {
                 "disabled".to_owned()

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use super::{ApiConfig, Config, DrbdConfig, HumanDuration, StateConfig};
+use super::{ApiConfig, Config, DrbdConfig, HumanDuration, LinstorConfig, StateConfig};
 use crate::throttle::ThrottleConfig;
 
 #[derive(Debug, Default, Deserialize)]
@@ -22,11 +22,63 @@ pub(super) struct RawConfig {
     api: RawApi,
     #[serde(default)]
     state: RawState,
+    #[serde(default)]
+    linstor: RawLinstor,
     /// Checked here (positions of bad values); merged as a table in
     /// `throttle_merge`, so the value itself is not read.
     #[serde(default)]
     #[allow(dead_code)]
     throttle: Option<ThrottleConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLinstor {
+    enabled: Option<bool>,
+    controllers: Option<Vec<ControllerAddr>>,
+    ca_file: Option<ProgramPath>,
+    client_certificate: Option<ProgramPath>,
+    client_key: Option<ProgramPath>,
+    bearer_token_file: Option<ProgramPath>,
+    timeout: Option<HumanDuration>,
+    connect_timeout: Option<HumanDuration>,
+    report_interval: Option<HumanDuration>,
+    instance: Option<KvInstance>,
+}
+
+impl RawLinstor {
+    fn overridden_by(self, later: RawLinstor) -> RawLinstor {
+        RawLinstor {
+            enabled: later.enabled.or(self.enabled),
+            controllers: later.controllers.or(self.controllers),
+            ca_file: later.ca_file.or(self.ca_file),
+            client_certificate: later.client_certificate.or(self.client_certificate),
+            client_key: later.client_key.or(self.client_key),
+            bearer_token_file: later.bearer_token_file.or(self.bearer_token_file),
+            timeout: later.timeout.or(self.timeout),
+            connect_timeout: later.connect_timeout.or(self.connect_timeout),
+            report_interval: later.report_interval.or(self.report_interval),
+            instance: later.instance.or(self.instance),
+        }
+    }
+
+    fn resolve(self) -> LinstorConfig {
+        let d = LinstorConfig::default();
+        LinstorConfig {
+            enabled: self.enabled.unwrap_or(d.enabled),
+            controllers: self.controllers.map_or(d.controllers, |list| {
+                list.into_iter().map(|c| c.0).collect()
+            }),
+            ca_file: self.ca_file.map(|p| p.0),
+            client_certificate: self.client_certificate.map(|p| p.0),
+            client_key: self.client_key.map(|p| p.0),
+            bearer_token_file: self.bearer_token_file.map(|p| p.0),
+            timeout: self.timeout.map_or(d.timeout, |t| t.0),
+            connect_timeout: self.connect_timeout.map_or(d.connect_timeout, |t| t.0),
+            report_interval: self.report_interval.map_or(d.report_interval, |t| t.0),
+            instance: self.instance.map_or(d.instance, |i| i.0),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +128,7 @@ impl RawConfig {
             state: RawState {
                 directory: later.state.directory.or(self.state.directory),
             },
+            linstor: self.linstor.overridden_by(later.linstor),
             // Merged key by key from the tables, see `Config::from_sources`.
             throttle: None,
         }
@@ -116,6 +169,7 @@ impl RawConfig {
                     .map_or_else(|| StateConfig::default().directory, |p| p.0),
             },
             throttle: ThrottleConfig::default(),
+            linstor: self.linstor.resolve(),
             sources: Vec::new(),
         }
     }
@@ -150,6 +204,31 @@ checked_string!(NodeName, String, "a node name", |value| {
     if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Err(format!(
             "node name {value:?} must be non-empty and contain no white space"
+        ))
+    } else {
+        Ok(value.to_owned())
+    }
+});
+
+checked_string!(
+    ControllerAddr,
+    String,
+    "a controller address such as \"linstor://ctrl\" or \"linstor+ssl://ctrl\"",
+    |value| {
+        crate::linstor::controllers::parse_controller(value)
+            .map(|_| value.to_owned())
+            .map_err(|e| e.to_string())
+    }
+);
+
+checked_string!(KvInstance, String, "a key-value store name", |value| {
+    if value.is_empty()
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        Err(format!(
+            "instance {value:?} must be non-empty and made of letters, digits, '-', '_' and '.'"
         ))
     } else {
         Ok(value.to_owned())

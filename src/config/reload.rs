@@ -1,6 +1,9 @@
 //! What a reload can apply: `[throttle]` and the DRBD tools (`[drbd]
 //! drbdsetup`, `drbdadm`) change live; the keys that need a restart are
 //! named so the operator can be told. Pure.
+//!
+//! Every `[linstor]` key needs a restart: the client (TLS identity, token,
+//! controllers) and the report loop are built once at start.
 
 use super::Config;
 
@@ -29,8 +32,34 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
             old.state.directory != new.state.directory,
         ),
     ];
+    let (a, b) = (&old.linstor, &new.linstor);
+    let linstor: [(&'static str, bool); 10] = [
+        ("linstor.enabled", a.enabled != b.enabled),
+        ("linstor.controllers", a.controllers != b.controllers),
+        ("linstor.ca-file", a.ca_file != b.ca_file),
+        (
+            "linstor.client-certificate",
+            a.client_certificate != b.client_certificate,
+        ),
+        ("linstor.client-key", a.client_key != b.client_key),
+        (
+            "linstor.bearer-token-file",
+            a.bearer_token_file != b.bearer_token_file,
+        ),
+        ("linstor.timeout", a.timeout != b.timeout),
+        (
+            "linstor.connect-timeout",
+            a.connect_timeout != b.connect_timeout,
+        ),
+        (
+            "linstor.report-interval",
+            a.report_interval != b.report_interval,
+        ),
+        ("linstor.instance", a.instance != b.instance),
+    ];
     checks
         .into_iter()
+        .chain(linstor)
         .filter_map(|(key, changed)| changed.then_some(key))
         .collect()
 }
@@ -79,6 +108,12 @@ mod tests {
                 "api.listen",
                 "state.directory"
             ]
+        );
+        let linstor =
+            config("node-name = \"a\"\n[linstor]\nenabled = true\nreport-interval = \"1m\"\n");
+        assert_eq!(
+            restart_needed(&old, &linstor),
+            vec!["linstor.enabled", "linstor.report-interval"]
         );
     }
 }

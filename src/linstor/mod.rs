@@ -1,5 +1,5 @@
 //! LINSTOR: report what the controller does not know to its key-value
-//! store, and (later) take resync policy from its properties.
+//! store, and take resync policy from its properties.
 //!
 //! - `controllers` — where the controllers are (config, `LS_CONTROLLERS`,
 //!   `linstor-client.conf`).
@@ -7,11 +7,23 @@
 //! - `report` — the key-value layout and the batch of changes (pure).
 //! - `policy` — throttle settings from `Aux/drbd-agent/...` properties of
 //!   resource groups and definitions, and their precedence (pure).
+//! - `backoff` — the wait between attempts while no controller answers (pure).
+//! - `client` — REST over HTTP/HTTPS, failover between controllers.
+//! - `status` — what `/v1/status` and the metrics show.
+//! - `runner` — the report loop.
 //!
-//! Work in progress (issue 5): the HTTP client, failover, the report loop,
-//! policy from `Aux/drbd-agent/...` properties. Nothing here runs yet.
+//! Policy from `Aux/drbd-agent/...` properties (resource definitions and
+//! groups, via `Client::get`) is not done yet.
 
 pub mod apicallrc;
+pub mod backoff;
+pub mod client;
 pub mod controllers;
 pub mod policy;
 pub mod report;
+pub mod runner;
+pub mod status;
+
+pub use client::{Client, RequestError, SetupError};
+pub use runner::{run, ReporterOptions};
+pub use status::{LinstorStatus, NodeCheck, SharedLinstorStatus};

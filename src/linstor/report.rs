@@ -2,7 +2,7 @@
 //! of the model and the throttle status, and the batch that brings the
 //! store from what was sent last to what should be there now.
 //!
-//! Layout (instance `[linstor] kv-instance`, default `drbd-agent`), one
+//! Layout (instance `[linstor] instance`, default `drbd-agent`), one
 //! namespace per node so that agents never overwrite each other:
 //!
 //! ```text

@@ -32,6 +32,7 @@ use super::schedule::{Refresh, ScrapeClock};
 use super::MetricsError;
 use super::{render_agent_head, render_version, AgentInput, DrbdVersions};
 use crate::drbd::{wait_shutdown, ChangedSince, DrbdState, Shared, StreamStats};
+use crate::linstor::SharedLinstorStatus;
 use crate::state::Resource;
 use crate::throttle::SharedThrottleStatus;
 
@@ -250,6 +251,8 @@ pub struct Exporter {
     tail_deflater: std::sync::Mutex<Deflater>,
     /// The resync throttle's status, rendered into the agent part.
     throttle: Option<SharedThrottleStatus>,
+    /// The LINSTOR client's status, rendered into the agent part.
+    linstor: Option<SharedLinstorStatus>,
 }
 
 impl Exporter {
@@ -270,6 +273,7 @@ impl Exporter {
             scrapes: std::sync::Mutex::new(ScrapeClock::new()),
             tail_deflater: std::sync::Mutex::new(Deflater::new()),
             throttle: None,
+            linstor: None,
         }
     }
 
@@ -277,6 +281,13 @@ impl Exporter {
     /// scrape (without it they are absent).
     pub fn with_throttle(mut self, status: SharedThrottleStatus) -> Self {
         self.throttle = Some(status);
+        self
+    }
+
+    /// Renders the `drbd_agent_linstor_*` families from `status` on every
+    /// scrape (without it they are absent).
+    pub fn with_linstor(mut self, status: SharedLinstorStatus) -> Self {
+        self.linstor = Some(status);
         self
     }
 
@@ -481,6 +492,10 @@ impl Exporter {
             Some(status) => Some(status.read().await),
             None => None,
         };
+        let linstor = match &self.linstor {
+            Some(status) => Some(status.read().await),
+            None => None,
+        };
         let head = render_agent_head(
             &AgentInput {
                 version: &self.facts.version,
@@ -492,8 +507,10 @@ impl Exporter {
                 reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
             },
             throttle.as_deref(),
+            linstor.as_deref(),
         )?;
         drop(throttle);
+        drop(linstor);
         let mut tail = render_version(self.drbd_versions().as_ref())?;
         TextEncoder::new().encode_utf8(&self.process.gather(), &mut tail)?;
         let (head, tail) = {

@@ -26,6 +26,7 @@ mod extra;
 mod family;
 mod gzip;
 mod layout;
+mod linstor;
 mod objects;
 mod schedule;
 mod throttle;
@@ -34,6 +35,7 @@ mod version;
 use std::collections::BTreeMap;
 
 use crate::drbd::StreamStats;
+use crate::linstor::LinstorStatus;
 use crate::state::Model;
 use crate::throttle::ThrottleStatus;
 
@@ -102,16 +104,23 @@ pub fn render_agent(input: &AgentInput<'_>) -> Result<String, MetricsError> {
 }
 
 /// The `drbd_agent_*` families and, with a throttle status, the
-/// `drbd_agent_throttle_*` ones, merged in name order.
+/// `drbd_agent_throttle_*` ones, and with a LINSTOR status the
+/// `drbd_agent_linstor_*` ones, merged in name order.
 pub fn render_agent_head(
     input: &AgentInput<'_>,
     throttle: Option<&ThrottleStatus>,
+    linstor: Option<&LinstorStatus>,
 ) -> Result<String, MetricsError> {
-    let Some(throttle) = throttle else {
+    if throttle.is_none() && linstor.is_none() {
         return render_agent(input);
-    };
+    }
     let mut families = family::render_each(agent::defs(), input)?;
-    families.extend(family::render_each(throttle::defs(), throttle)?);
+    if let Some(throttle) = throttle {
+        families.extend(family::render_each(throttle::defs(), throttle)?);
+    }
+    if let Some(linstor) = linstor {
+        families.extend(family::render_each(linstor::defs(), linstor)?);
+    }
     families.sort_by_key(|(name, _)| *name);
     Ok(families.into_iter().map(|(_, text)| text).collect())
 }
@@ -154,6 +163,15 @@ pub fn family_names() -> Vec<&'static str> {
 /// [`Exporter::with_throttle`]).
 pub fn throttle_family_names() -> Vec<&'static str> {
     let mut names: Vec<_> = throttle::defs().into_iter().map(|d| d.spec.name).collect();
+    names.sort_unstable();
+    names
+}
+
+/// The `drbd_agent_linstor_*` family names, sorted (added to the agent
+/// part by an exporter with a LINSTOR status, see
+/// [`Exporter::with_linstor`]).
+pub fn linstor_family_names() -> Vec<&'static str> {
+    let mut names: Vec<_> = linstor::defs().into_iter().map(|d| d.spec.name).collect();
     names.sort_unstable();
     names
 }

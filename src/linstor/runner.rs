@@ -1,0 +1,274 @@
+//! The report loop: a thin driver around `report` — connect (controller
+//! version, node check, what the store holds from this node), then every
+//! `report-interval` one `PUT` of the keys that changed. While no
+//! controller answers, nothing is queued: the next successful write
+//! carries the latest state (one catch-up write), so memory stays bounded
+//! by one report.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::backoff::{backoff, limits};
+use super::client::{Client, RequestError};
+use super::controllers::{self, Controller};
+use super::report::{self, Report, ReportInput};
+use super::status::{NodeCheck, SharedLinstorStatus};
+use crate::config::LinstorConfig;
+use crate::drbd::{wait_shutdown, Shared};
+use crate::throttle::SharedThrottleStatus;
+
+/// Where LINSTOR's own client keeps its configuration.
+pub const CLIENT_CONF: &str = "/etc/linstor/linstor-client.conf";
+
+/// `GET /v1/controller/version`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ControllerVersion {
+    pub version: String,
+    pub git_hash: String,
+    pub rest_api_version: String,
+}
+
+/// One entry of `GET /v1/key-value-store/{instance}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct KeyValueStore {
+    name: String,
+    props: BTreeMap<String, String>,
+}
+
+/// Everything the loop needs.
+#[derive(Debug, Clone)]
+pub struct ReporterOptions {
+    pub node_name: String,
+    pub config: LinstorConfig,
+}
+
+/// The controllers from the configuration, `LS_CONTROLLERS` and the client
+/// configuration file.
+pub fn resolve_controllers(
+    config: &LinstorConfig,
+) -> Result<Vec<Controller>, controllers::ControllerError> {
+    let env = std::env::var("LS_CONTROLLERS").ok();
+    let conf = std::fs::read_to_string(CLIENT_CONF).ok();
+    let (list, source) =
+        controllers::resolve(&config.controllers, env.as_deref(), conf.as_deref())?;
+    info!(?source, controllers = ?list.iter().map(Controller::base_url).collect::<Vec<_>>(), "LINSTOR controllers");
+    if config.client_certificate.is_none() {
+        for controller in list.iter().filter(|c| c.https) {
+            warn!(controller = %controller, "HTTPS controller but no client-certificate: a controller with a truststore refuses the connection");
+        }
+    }
+    Ok(list)
+}
+
+/// Runs until `stop`. Errors are logged and shown in the status; the loop
+/// only returns early when the client cannot be built at all.
+pub async fn run(
+    options: ReporterOptions,
+    shared: Arc<Shared>,
+    throttle: SharedThrottleStatus,
+    status: SharedLinstorStatus,
+    mut stop: watch::Receiver<bool>,
+) {
+    status.write().await.enabled = true;
+    let client = resolve_controllers(&options.config)
+        .map_err(|e| e.to_string())
+        .and_then(|list| {
+            let token_file = options.config.token_file(Path::exists);
+            Client::new(&options.config, list, token_file, status.clone())
+                .map_err(|e| e.to_string())
+        });
+    let mut client = match client {
+        Ok(client) => client,
+        Err(message) => {
+            error!(error = %message, "LINSTOR client not started");
+            status.write().await.last_error = Some(message);
+            return;
+        }
+    };
+    {
+        let mut s = status.write().await;
+        s.controllers = client
+            .controllers()
+            .iter()
+            .map(Controller::base_url)
+            .collect();
+        s.controller = Some(client.active().base_url());
+    }
+    let interval = options.config.report_interval;
+    let (base, cap) = limits(interval);
+    let mut reporter = Reporter {
+        node: options.node_name.clone(),
+        instance: options.config.instance.clone(),
+        sent: None,
+        failures: 0,
+    };
+    loop {
+        let wait = match reporter
+            .step(&mut client, &shared, &throttle, &status)
+            .await
+        {
+            Ok(()) => {
+                reporter.failures = 0;
+                interval
+            }
+            Err(()) => {
+                reporter.failures = reporter.failures.saturating_add(1);
+                backoff(reporter.failures, base, cap, rand::random::<f64>())
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = wait_shutdown(&mut stop) => return,
+        }
+    }
+}
+
+/// The loop's memory: what the store holds from this node (`None` until
+/// read after a (re)connection).
+struct Reporter {
+    node: String,
+    instance: String,
+    sent: Option<Report>,
+    failures: u32,
+}
+
+impl Reporter {
+    /// One round: connect if needed, then write the changes. `Err` = wait
+    /// with backoff.
+    async fn step(
+        &mut self,
+        client: &mut Client,
+        shared: &Shared,
+        throttle: &SharedThrottleStatus,
+        status: &SharedLinstorStatus,
+    ) -> Result<(), ()> {
+        if self.sent.is_none() {
+            match self.connect(client, status).await {
+                Ok(sent) => self.sent = Some(sent),
+                Err(e) => {
+                    self.failed(client, status, &e).await;
+                    return Err(());
+                }
+            }
+        }
+        let wanted = {
+            let state = shared.state.read().await;
+            let throttle = throttle.read().await;
+            report::report(&ReportInput {
+                node: &self.node,
+                model: &state.model,
+                throttle: throttle.enabled.then_some(&*throttle),
+                now_unix_seconds: chrono::Utc::now().timestamp(),
+                agent_version: env!("CARGO_PKG_VERSION"),
+            })
+        };
+        let Some(sent) = self.sent.as_mut() else {
+            return Err(());
+        };
+        let batch = report::diff(sent, &wanted);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match client.put_kv(&self.instance, &batch).await {
+            Ok(rcs) => {
+                for rc in rcs
+                    .iter()
+                    .filter(|rc| rc.severity() > super::apicallrc::Severity::Info)
+                {
+                    warn!(code = rc.code(), message = %rc.message, cause = rc.cause.as_deref().unwrap_or(""), correction = rc.correction.as_deref().unwrap_or(""), "controller warning on report");
+                }
+                report::apply(sent, &batch);
+                let mut s = status.write().await;
+                s.connected = true;
+                s.controller = Some(client.active().base_url());
+                s.last_error = None;
+                s.last_report_unix_seconds = Some(chrono::Utc::now().timestamp());
+                s.reported_keys = sent.len();
+                Ok(())
+            }
+            Err(e) => {
+                // Read the store again after reconnecting: the write may or
+                // may not have been applied.
+                self.sent = None;
+                self.failed(client, status, &e).await;
+                Err(())
+            }
+        }
+    }
+
+    /// Checks the controller and the node, then reads what the store holds
+    /// under this node's namespace.
+    async fn connect(
+        &mut self,
+        client: &mut Client,
+        status: &SharedLinstorStatus,
+    ) -> Result<Report, RequestError> {
+        let version: ControllerVersion = client.get("/v1/controller/version").await?;
+        {
+            let mut s = status.write().await;
+            s.connected = true;
+            s.controller = Some(client.active().base_url());
+            s.controller_version = Some(version.version.clone());
+        }
+        info!(controller = %client.active(), version = %version.version, rest_api = %version.rest_api_version, "LINSTOR controller reached");
+        let node_path = format!("/v1/nodes/{}", self.node);
+        match client.get::<serde_json::Value>(&node_path).await {
+            Ok(_) => {
+                let mut s = status.write().await;
+                if s.node_check != NodeCheck::Ok {
+                    info!(node = %self.node, "node is a LINSTOR node");
+                }
+                s.node_check = NodeCheck::Ok;
+                s.node_check_message = None;
+            }
+            Err(e) => {
+                let mut s = status.write().await;
+                if e.status() == Some(404) {
+                    s.node_check = NodeCheck::NotANode;
+                    s.node_check_message = Some(format!(
+                        "node {} is not a LINSTOR node (set node-name to the node's LINSTOR name, or add the node: linstor node create {} <ip>)",
+                        self.node, self.node
+                    ));
+                } else {
+                    s.node_check = NodeCheck::Failed;
+                    s.node_check_message = Some(format!("node check failed: {e}"));
+                }
+                return Err(e);
+            }
+        }
+        let stores: Vec<KeyValueStore> = client
+            .get(&format!("/v1/key-value-store/{}", self.instance))
+            .await?;
+        let prefix = format!("{}/", self.node);
+        let held: Report = stores
+            .into_iter()
+            .filter(|store| store.name == self.instance || store.name.is_empty())
+            .flat_map(|store| store.props)
+            .filter(|(key, _)| key.starts_with(&prefix))
+            .collect();
+        Ok(held)
+    }
+
+    async fn failed(&self, client: &Client, status: &SharedLinstorStatus, e: &RequestError) {
+        let mut s = status.write().await;
+        if e.is_network() {
+            s.connected = false;
+        }
+        s.controller = Some(client.active().base_url());
+        let message = match (&s.node_check, &s.node_check_message) {
+            (NodeCheck::NotANode, Some(m)) => m.clone(),
+            _ => e.to_string(),
+        };
+        if s.last_error.as_deref() != Some(message.as_str()) || self.failures == 0 {
+            warn!(node = %self.node, error = %message, "LINSTOR report failed");
+        }
+        s.last_error = Some(message);
+    }
+}
