@@ -17,6 +17,7 @@ use crate::drbd::{
     DEFAULT_COMMAND_TIMEOUT,
 };
 use crate::metrics::{parse_drbdadm_version, Exporter, Facts};
+use crate::netlink::{watch_network, SharedNetwork};
 use crate::throttle::{Actuator, SharedThrottleStatus, ThrottleConfig, ThrottleOptions, Throttler};
 
 /// How often `drbdadm --version` is asked again while no module is loaded.
@@ -102,8 +103,17 @@ impl Daemon {
             stopped.clone(),
             Some(throttle_configs),
         ));
-        let exporter =
-            Arc::new(Exporter::new(Facts::of_this_build()).with_throttle(throttle.clone()));
+        let network = SharedNetwork::default();
+        tokio::spawn(watch_network(
+            shared.clone(),
+            network.clone(),
+            stopped.clone(),
+        ));
+        let exporter = Arc::new(
+            Exporter::new(Facts::of_this_build())
+                .with_throttle(throttle.clone())
+                .with_network(network.clone()),
+        );
         tokio::spawn(exporter.clone().keep_fresh(shared.clone(), stopped.clone()));
         tokio::spawn(probe_drbd_versions(
             config.drbd.drbdadm.clone(),
@@ -117,7 +127,8 @@ impl Daemon {
                 throttle: throttle.clone(),
             },
             exporter.clone(),
-        );
+        )
+        .layer(axum::Extension(network));
         let servers = listeners
             .into_iter()
             .zip(&api_addrs)

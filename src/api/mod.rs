@@ -18,12 +18,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 
 use crate::drbd::{Shared, StreamStats};
 use crate::metrics::{accepts_gzip, Exporter, Facts, CONTENT_TYPE};
+use crate::netlink::{NetworkStatus, SharedNetwork};
 use crate::state::Resource;
 use crate::throttle::{SharedThrottleStatus, ThrottleStatus};
 
@@ -65,6 +66,10 @@ pub struct Status<'a> {
     pub resources: &'a BTreeMap<String, Resource>,
     /// Rates set, reverts noticed, failures of the resync throttle.
     pub throttle: ThrottleStatus,
+    /// The replication network (paths → interfaces, losses and causes);
+    /// absent unless the router carries an `Extension<SharedNetwork>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkStatus>,
 }
 
 /// The router with its limits (body size, 404 for unknown paths) and a
@@ -91,9 +96,16 @@ pub fn router_with_metrics(state: ApiState, exporter: Arc<Exporter>) -> Router {
         .with_state(Arc::new(state))
 }
 
-async fn status(State(api): State<Arc<ApiState>>) -> Response {
+async fn status(
+    State(api): State<Arc<ApiState>>,
+    network: Option<Extension<SharedNetwork>>,
+) -> Response {
     // A copy, taken before the model's lock: the two are never held together.
     let throttle = api.throttle.read().await.clone();
+    let network = match network {
+        Some(Extension(status)) => Some(status.read().await.clone()),
+        None => None,
+    };
     let state = api.shared.state.read().await;
     let agent = AgentStatus {
         version: env!("CARGO_PKG_VERSION"),
@@ -108,6 +120,7 @@ async fn status(State(api): State<Arc<ApiState>>) -> Response {
         agent,
         resources: state.model.resources(),
         throttle,
+        network,
     })
     .into_response()
 }

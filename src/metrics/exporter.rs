@@ -30,7 +30,7 @@ use super::gzip::{Deflater, Part};
 use super::layout::{Layout, Rendered, Slot, Totals};
 use super::schedule::{Refresh, ScrapeClock};
 use super::MetricsError;
-use super::{render_agent_head, render_version, AgentInput, DrbdVersions};
+use super::{render_agent_head_with, render_version, AgentInput, DrbdVersions};
 use crate::drbd::{wait_shutdown, ChangedSince, DrbdState, Shared, StreamStats};
 use crate::state::Resource;
 use crate::throttle::SharedThrottleStatus;
@@ -250,6 +250,8 @@ pub struct Exporter {
     tail_deflater: std::sync::Mutex<Deflater>,
     /// The resync throttle's status, rendered into the agent part.
     throttle: Option<SharedThrottleStatus>,
+    /// The network watcher's status, rendered into the agent part.
+    network: Option<crate::netlink::SharedNetwork>,
 }
 
 impl Exporter {
@@ -270,6 +272,7 @@ impl Exporter {
             scrapes: std::sync::Mutex::new(ScrapeClock::new()),
             tail_deflater: std::sync::Mutex::new(Deflater::new()),
             throttle: None,
+            network: None,
         }
     }
 
@@ -277,6 +280,13 @@ impl Exporter {
     /// scrape (without it they are absent).
     pub fn with_throttle(mut self, status: SharedThrottleStatus) -> Self {
         self.throttle = Some(status);
+        self
+    }
+
+    /// Renders the replication network's families from `status` on every
+    /// scrape (without it they are absent).
+    pub fn with_network(mut self, status: crate::netlink::SharedNetwork) -> Self {
+        self.network = Some(status);
         self
     }
 
@@ -481,7 +491,11 @@ impl Exporter {
             Some(status) => Some(status.read().await),
             None => None,
         };
-        let head = render_agent_head(
+        let network = match &self.network {
+            Some(status) => Some(status.read().await),
+            None => None,
+        };
+        let head = render_agent_head_with(
             &AgentInput {
                 version: &self.facts.version,
                 git_commit: &self.facts.git_commit,
@@ -492,8 +506,10 @@ impl Exporter {
                 reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
             },
             throttle.as_deref(),
+            network.as_deref(),
         )?;
         drop(throttle);
+        drop(network);
         let mut tail = render_version(self.drbd_versions().as_ref())?;
         TextEncoder::new().encode_utf8(&self.process.gather(), &mut tail)?;
         let (head, tail) = {

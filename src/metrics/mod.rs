@@ -26,6 +26,7 @@ mod extra;
 mod family;
 mod gzip;
 mod layout;
+mod network;
 mod objects;
 mod schedule;
 mod throttle;
@@ -107,11 +108,27 @@ pub fn render_agent_head(
     input: &AgentInput<'_>,
     throttle: Option<&ThrottleStatus>,
 ) -> Result<String, MetricsError> {
-    let Some(throttle) = throttle else {
+    render_agent_head_with(input, throttle, None)
+}
+
+/// [`render_agent_head`] plus, with a network status, the replication
+/// network's families (`drbd_agent_path_*`, `drbd_agent_interface_*`,
+/// `drbd_agent_connection_losses_total`, `drbd_agent_network_*`).
+pub fn render_agent_head_with(
+    input: &AgentInput<'_>,
+    throttle: Option<&ThrottleStatus>,
+    network: Option<&crate::netlink::NetworkStatus>,
+) -> Result<String, MetricsError> {
+    if throttle.is_none() && network.is_none() {
         return render_agent(input);
-    };
+    }
     let mut families = family::render_each(agent::defs(), input)?;
-    families.extend(family::render_each(throttle::defs(), throttle)?);
+    if let Some(throttle) = throttle {
+        families.extend(family::render_each(throttle::defs(), throttle)?);
+    }
+    if let Some(network) = network {
+        families.extend(family::render_each(network::defs(), network)?);
+    }
     families.sort_by_key(|(name, _)| *name);
     Ok(families.into_iter().map(|(_, text)| text).collect())
 }
@@ -154,6 +171,14 @@ pub fn family_names() -> Vec<&'static str> {
 /// [`Exporter::with_throttle`]).
 pub fn throttle_family_names() -> Vec<&'static str> {
     let mut names: Vec<_> = throttle::defs().into_iter().map(|d| d.spec.name).collect();
+    names.sort_unstable();
+    names
+}
+
+/// The replication network's family names, sorted (added to the agent part
+/// by an exporter with a network status, see [`Exporter::with_network`]).
+pub fn network_family_names() -> Vec<&'static str> {
+    let mut names: Vec<_> = network::defs().into_iter().map(|d| d.spec.name).collect();
     names.sort_unstable();
     names
 }
