@@ -110,31 +110,35 @@ pub fn map_endpoint(table: &Table, endpoint: &Endpoint) -> Result<Carrier, Unmap
 }
 
 /// The lower devices of `index`: its `IFLA_LINK` (VLAN) chain and the links
-/// enslaved to it (bond/bridge ports). Bounded against loops.
+/// enslaved to any device of that chain (bond/bridge ports). Bounded
+/// against loops.
 fn lower_devices(table: &Table, index: u32) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut chain = vec![index];
     let mut current = index;
     for _ in 0..8 {
         let Some(lower) = table.link(current).and_then(|l| l.lower) else {
             break;
         };
-        // A veth's IFLA_LINK names its peer; a link whose lower is itself or
-        // unknown in this namespace is no lower device here.
+        // A veth's IFLA_LINK names its peer; a link whose lower is itself,
+        // unknown here, or points back is no lower device.
         let Some(lower_link) = table.link(lower) else {
             break;
         };
-        if lower == current || lower_link.lower == Some(current) {
+        if chain.contains(&lower) || lower_link.lower == Some(current) {
             break;
         }
-        out.push(lower_link.name.clone());
+        chain.push(lower);
         current = lower;
     }
-    out.extend(
-        table
-            .links()
-            .filter(|l| l.master == Some(index))
-            .map(|l| l.name.clone()),
-    );
+    let mut out: Vec<String> = chain[1..].iter().map(|i| table.name_of(*i)).collect();
+    for device in &chain {
+        out.extend(
+            table
+                .links()
+                .filter(|l| l.master == Some(*device))
+                .map(|l| l.name.clone()),
+        );
+    }
     out
 }
 
