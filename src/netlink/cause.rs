@@ -48,9 +48,12 @@ pub struct Attribution {
     pub interface: Option<String>,
 }
 
-/// The cause of a loss at `lost_at`: the latest network event within
+/// The cause of a loss at `lost_at`, from the network events within
 /// `window` before it (or shortly after, events may be read late: up to
-/// one second) that touches the connection's interfaces or addresses.
+/// one second): a carrying interface (or a lower device) that went down
+/// comes first; else the removal of one of the paths' own addresses (a
+/// link set down also drops its IPv6 addresses, which must not hide the
+/// link-down); else unknown. Among events of one kind the latest wins.
 pub fn attribute(
     history: &[NetEvent],
     paths: &PathsSeen,
@@ -67,12 +70,16 @@ pub fn attribute(
         in_window
             && match e {
                 NetEvent::LinkDown { interface, .. } => paths.interfaces.contains(interface),
-                NetEvent::AddressRemoved {
-                    address, interface, ..
-                } => paths.addresses.contains(address) || paths.interfaces.contains(interface),
+                NetEvent::AddressRemoved { address, .. } => paths.addresses.contains(address),
             }
     });
-    match relevant.max_by_key(|e| e.at()) {
+    let (downs, removals): (Vec<&NetEvent>, Vec<&NetEvent>) =
+        relevant.partition(|e| matches!(e, NetEvent::LinkDown { .. }));
+    let chosen = downs
+        .into_iter()
+        .max_by_key(|e| e.at())
+        .or_else(|| removals.into_iter().max_by_key(|e| e.at()));
+    match chosen {
         Some(NetEvent::LinkDown { interface, .. }) => Attribution {
             cause: Cause::LinkDown,
             interface: Some(interface.clone()),
@@ -140,17 +147,18 @@ mod tests {
     }
 
     #[test]
-    fn address_removed_counts_by_address_and_latest_wins() {
+    fn address_removed_counts_by_address_only() {
         let t0 = Instant::now();
         let history = vec![
-            NetEvent::LinkDown {
-                interface: "bond0".into(),
-                at: t0,
+            NetEvent::AddressRemoved {
+                address: "fe80::1".parse().unwrap(),
+                interface: "eth0".into(),
+                at: t0 + Duration::from_secs(1),
             },
             NetEvent::AddressRemoved {
                 address: "10.0.0.1".parse().unwrap(),
                 interface: "other".into(),
-                at: t0 + Duration::from_secs(1),
+                at: t0,
             },
         ];
         let a = attribute(
@@ -161,6 +169,30 @@ mod tests {
         );
         assert_eq!(a.cause, Cause::AddressRemoved);
         assert_eq!(a.interface.as_deref(), Some("other"));
+    }
+
+    #[test]
+    fn link_down_beats_the_address_removals_it_causes() {
+        let t0 = Instant::now();
+        let history = vec![
+            NetEvent::LinkDown {
+                interface: "bond0".into(),
+                at: t0,
+            },
+            NetEvent::AddressRemoved {
+                address: "10.0.0.1".parse().unwrap(),
+                interface: "bond0".into(),
+                at: t0 + Duration::from_secs(1),
+            },
+        ];
+        let a = attribute(
+            &history,
+            &seen(),
+            t0 + Duration::from_secs(2),
+            ATTRIBUTION_WINDOW,
+        );
+        assert_eq!(a.cause, Cause::LinkDown);
+        assert_eq!(a.interface.as_deref(), Some("bond0"));
     }
 
     #[test]
