@@ -86,6 +86,12 @@ impl Daemon {
         let drbdsetup = options.drbdsetup.clone();
         let supervisor = tokio::spawn(supervise(options, shared.clone(), stopped.clone()));
         let throttle = SharedThrottleStatus::default();
+        let network = SharedNetwork::default();
+        tokio::spawn(watch_network(
+            shared.clone(),
+            network.clone(),
+            stopped.clone(),
+        ));
         let throttler = Throttler::new(
             ThrottleOptions {
                 node_name: config.node_name.clone(),
@@ -96,18 +102,13 @@ impl Daemon {
             },
             Actuator::new(DrbdTools::new(drbdsetup, config.drbd.drbdadm.clone())),
             throttle.clone(),
-        );
+        )
+        .with_network(network.clone());
         let (throttle_config, throttle_configs) = watch::channel(config.throttle.clone());
         let throttler = tokio::spawn(throttler.run_reloadable(
             shared.clone(),
             stopped.clone(),
             Some(throttle_configs),
-        ));
-        let network = SharedNetwork::default();
-        tokio::spawn(watch_network(
-            shared.clone(),
-            network.clone(),
-            stopped.clone(),
         ));
         let exporter = Arc::new(
             Exporter::new(Facts::of_this_build())

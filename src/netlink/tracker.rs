@@ -264,6 +264,37 @@ impl Tracker {
     }
 }
 
+/// The share of a link's speed replication may fill; the rest is margin.
+pub const NIC_SHARE: f64 = 0.9;
+
+impl NetworkStatus {
+    /// What the interface carrying `resource`'s connection to
+    /// `peer_node_id` can still carry for its resync, KiB/s:
+    /// `NIC_SHARE × speed − (busier direction − the resync's own rate)`,
+    /// at least 0; the best of its paths. `None` while no path of the
+    /// connection has an interface with a known speed and rate.
+    pub fn headroom_kib_per_sec(
+        &self,
+        resource: &str,
+        peer_node_id: u32,
+        resync_kib_per_sec: f64,
+    ) -> Option<f64> {
+        let own = resync_kib_per_sec.max(0.0) * 1024.0;
+        self.paths
+            .iter()
+            .filter(|p| p.name == resource && p.peer_node_id == Some(peer_node_id))
+            .filter_map(|p| self.interfaces.get(p.interface.as_deref()?))
+            .filter_map(|i| {
+                let speed = i.speed_bytes_per_second?;
+                let busier = i.utilisation? * speed;
+                let other = (busier - own).max(0.0);
+                Some(((NIC_SHARE * speed - other).max(0.0)) / 1024.0)
+            })
+            .filter(|h| h.is_finite())
+            .reduce(f64::max)
+    }
+}
+
 /// The busier direction over the link speed (full duplex).
 fn utilisation(rate: Option<(f64, f64)>, speed: Option<f64>) -> Option<f64> {
     let (rx, tx) = rate?;
@@ -381,6 +412,10 @@ mod tests {
         let i = &tracker.status().interfaces["eth0"];
         assert_eq!(i.traffic_bytes_per_second, Some(2000.0));
         assert_eq!(i.utilisation, Some(0.15));
+        // 0.9 × 10000 − (1500 − 1 KiB of own resync) = 8524 B/s.
+        let h = tracker.status().headroom_kib_per_sec("r0", 1, 1.0).unwrap();
+        assert!((h - 8524.0 / 1024.0).abs() < 1e-9, "{h}");
+        assert_eq!(tracker.status().headroom_kib_per_sec("r0", 7, 0.0), None);
     }
 
     #[test]

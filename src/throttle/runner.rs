@@ -119,6 +119,9 @@ pub struct Throttler {
     status: ThrottleStatus,
     shared_status: SharedThrottleStatus,
     ticks: u64,
+    /// The network watcher's status: the replication interface's headroom
+    /// caps the resync (see `Observation::network_headroom_kib_per_sec`).
+    network: Option<crate::netlink::SharedNetwork>,
 }
 
 impl Throttler {
@@ -144,7 +147,14 @@ impl Throttler {
             status,
             shared_status,
             ticks: 0,
+            network: None,
         }
+    }
+
+    /// Caps each resync by its replication interface's headroom.
+    pub fn with_network(mut self, network: crate::netlink::SharedNetwork) -> Self {
+        self.network = Some(network);
+        self
     }
 
     fn fail(&mut self, key: Option<&PeerKey>, message: String) {
@@ -353,12 +363,19 @@ impl Throttler {
                     continue;
                 }
             };
-            let obs = observation(
+            let mut obs = observation(
                 target,
                 &rates,
                 now.saturating_duration_since(state.since),
                 self.journal.entries.get(key),
             );
+            if let Some(network) = &self.network {
+                obs.network_headroom_kib_per_sec = network.read().await.headroom_kib_per_sec(
+                    &key.resource,
+                    key.peer_node_id,
+                    target.resync_kib_per_sec.unwrap_or(0.0),
+                );
+            }
             let decision = state.controller.step(&policy.law, &obs);
             if let Some(peer) = self.status.peers.get_mut(&name) {
                 peer.decision = Some(decision);
