@@ -245,7 +245,7 @@ fn wait_loss(ns: &Netns, run: &mut Run) -> serde_json::Value {
 }
 
 #[test]
-fn link_down_is_blamed_and_rename_followed() {
+fn link_down_is_blamed_rename_and_delete_followed() {
     let ns = Netns::new();
     let mut run = start(&ns);
     wait_mapped_then_lead(&ns, &mut run);
@@ -288,6 +288,18 @@ fn link_down_is_blamed_and_rename_followed() {
             run.agent.assert_running();
             let path = path_of(&ns.status()?)?;
             (path["interface"] == "repl0").then_some(())
+        },
+    );
+    // Deleted while mapped: the path is unmapped, the agent keeps going.
+    ns.ip(&["link", "del", "repl0"]);
+    poll(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        "the path unmapped",
+        || {
+            run.agent.assert_running();
+            let path = path_of(&ns.status()?)?;
+            (path["unmapped"] == "no-interface" && path["interface"].is_null()).then_some(())
         },
     );
     let log = std::fs::read_to_string(&run.agent.log).unwrap_or_default();

@@ -207,3 +207,93 @@ pub fn defs() -> Vec<Def<NetworkStatus>> {
         },
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::family::render_each;
+    use crate::netlink::{ConnectionNet, PathStatus};
+
+    fn path(interface: Option<&str>, local: &str) -> PathStatus {
+        PathStatus {
+            name: "r0".into(),
+            conn_name: "bravo".into(),
+            peer_node_id: Some(1),
+            local: local.into(),
+            interface: interface.map(str::to_owned),
+            up: interface.is_some(),
+            lower: Vec::new(),
+            unmapped: None,
+        }
+    }
+
+    fn text(status: &NetworkStatus) -> String {
+        render_each(defs(), status)
+            .unwrap()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    #[test]
+    fn paths_on_one_interface_are_one_series_and_unmapped_is_empty_interface() {
+        let mut status = NetworkStatus::default();
+        status.paths = vec![
+            path(Some("eth0"), "ipv4:10.0.0.1:7000"),
+            path(Some("eth0"), "ipv4:10.0.0.5:7000"),
+            path(None, "ipv4:192.0.2.1:7000"),
+        ];
+        let out = text(&status);
+        let series = "drbd_agent_path_interface_up{name=\"r0\",conn_name=\"bravo\",peer_node_id=\"1\",interface=\"eth0\"} 1";
+        assert_eq!(out.matches(series).count(), 1, "{out}");
+        assert!(out.contains("interface=\"\"} 0"), "{out}");
+    }
+
+    #[test]
+    fn losses_have_every_cause_and_unknown_oper_states_show() {
+        let mut status = NetworkStatus::default();
+        let mut c = ConnectionNet {
+            name: "r0".into(),
+            conn_name: "bravo".into(),
+            peer_node_id: Some(1),
+            ..ConnectionNet::default()
+        };
+        c.losses.insert(Cause::LinkDown, 2);
+        status.connections.insert("r0/bravo".into(), c);
+        status.interfaces.insert(
+            "eth0".into(),
+            InterfaceStatus {
+                index: 2,
+                oper_state: "weird".into(),
+                admin_up: true,
+                carrier: false,
+                mtu: Some(9000),
+                stats: None,
+                traffic_bytes_per_second: Some(f64::NAN),
+                speed_bytes_per_second: None,
+                utilisation: None,
+            },
+        );
+        let out = text(&status);
+        for (cause, n) in [("link-down", 2), ("address-removed", 0), ("unknown", 0)] {
+            let line = format!("drbd_agent_connection_losses_total{{name=\"r0\",conn_name=\"bravo\",peer_node_id=\"1\",cause=\"{cause}\"}} {n}");
+            assert!(out.contains(&line), "{line} missing:\n{out}");
+        }
+        assert!(
+            out.contains("drbd_agent_interface_oper_state{interface=\"eth0\",state=\"weird\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("drbd_agent_interface_oper_state{interface=\"eth0\",state=\"up\"} 0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("drbd_agent_interface_mtu_bytes{interface=\"eth0\"} 9000"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("drbd_agent_interface_traffic_bytes_per_second{"),
+            "NaN must not be written:\n{out}"
+        );
+    }
+}
