@@ -237,12 +237,14 @@ mod tests {
 
     #[test]
     fn paths_on_one_interface_are_one_series_and_unmapped_is_empty_interface() {
-        let mut status = NetworkStatus::default();
-        status.paths = vec![
-            path(Some("eth0"), "ipv4:10.0.0.1:7000"),
-            path(Some("eth0"), "ipv4:10.0.0.5:7000"),
-            path(None, "ipv4:192.0.2.1:7000"),
-        ];
+        let status = NetworkStatus {
+            paths: vec![
+                path(Some("eth0"), "ipv4:10.0.0.1:7000"),
+                path(Some("eth0"), "ipv4:10.0.0.5:7000"),
+                path(None, "ipv4:192.0.2.1:7000"),
+            ],
+            ..NetworkStatus::default()
+        };
         let out = text(&status);
         let series = "drbd_agent_path_interface_up{name=\"r0\",conn_name=\"bravo\",peer_node_id=\"1\",interface=\"eth0\"} 1";
         assert_eq!(out.matches(series).count(), 1, "{out}");
