@@ -18,6 +18,7 @@ use crate::drbd::{
 };
 use crate::linstor::{self, ReporterOptions, SharedLinstorStatus};
 use crate::metrics::{parse_drbdadm_version, Exporter, Facts};
+use crate::netlink::{watch_network, SharedNetwork};
 use crate::throttle::{Actuator, SharedThrottleStatus, ThrottleConfig, ThrottleOptions, Throttler};
 
 /// How often `drbdadm --version` is asked again while no module is loaded.
@@ -99,6 +100,12 @@ impl Daemon {
             programs,
         ));
         let throttle = SharedThrottleStatus::default();
+        let network = SharedNetwork::default();
+        tokio::spawn(watch_network(
+            shared.clone(),
+            network.clone(),
+            stopped.clone(),
+        ));
         let throttler = Throttler::new(
             ThrottleOptions {
                 node_name: config.node_name.clone(),
@@ -109,7 +116,8 @@ impl Daemon {
             },
             Actuator::following(tool_updates.clone()),
             throttle.clone(),
-        );
+        )
+        .with_network(network.clone());
         let (throttle_config, throttle_configs) = watch::channel(config.throttle.clone());
         let throttler = tokio::spawn(throttler.run_reloadable(
             shared.clone(),
@@ -117,7 +125,9 @@ impl Daemon {
             Some(throttle_configs),
         ));
         let linstor_status = SharedLinstorStatus::default();
-        let exporter = Exporter::new(Facts::of_this_build()).with_throttle(throttle.clone());
+        let exporter = Exporter::new(Facts::of_this_build())
+            .with_throttle(throttle.clone())
+            .with_network(network.clone());
         let exporter = Arc::new(if config.linstor.enabled {
             tokio::spawn(linstor::run(
                 ReporterOptions {
@@ -147,7 +157,8 @@ impl Daemon {
                 linstor: Some(linstor_status),
             },
             exporter.clone(),
-        );
+        )
+        .layer(axum::Extension(network));
         let servers = listeners
             .into_iter()
             .zip(&api_addrs)

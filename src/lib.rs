@@ -18,6 +18,7 @@ pub mod events2;
 pub mod linstor;
 pub mod metrics;
 pub mod service;
+pub mod netlink;
 pub mod sim;
 pub mod state;
 pub mod throttle;

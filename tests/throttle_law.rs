@@ -229,3 +229,16 @@ fn floor_doubles_faster_with_one_replica_left() {
     o.reduced_redundancy_for = Duration::from_secs(1_000_000);
     assert_eq!(bounds(&policy(), &o).0, k(25_600), "capped");
 }
+
+#[test]
+fn network_headroom_caps_the_ceiling_but_not_under_min_rate() {
+    let mut o = obs(1.0, 10_000.0);
+    o.network_headroom_kib_per_sec = Some(10_000.0);
+    assert_eq!(bounds(&policy(), &o).1, k(10_000));
+    o.network_headroom_kib_per_sec = Some(0.0);
+    let (floor, ceiling) = bounds(&policy(), &o);
+    assert_eq!(ceiling, policy().min_rate);
+    assert_eq!(floor, policy().min_rate);
+    o.network_headroom_kib_per_sec = Some(f64::NAN);
+    assert_eq!(bounds(&policy(), &o).1, policy().max_rate);
+}

@@ -57,6 +57,7 @@ fn any_obs() -> impl Strategy<Value = Observation> {
                     uptodate_replicas: up,
                     reduced_redundancy_for: Duration::from_secs(reduced),
                     configured_c_max_rate: cmax.and_then(KibPerSec::new),
+                    network_headroom_kib_per_sec: None,
                 }
             },
         )

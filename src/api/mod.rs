@@ -18,13 +18,14 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 
 use crate::drbd::{Shared, StreamStats};
 use crate::linstor::{LinstorStatus, SharedLinstorStatus};
 use crate::metrics::{accepts_gzip, Exporter, Facts, CONTENT_TYPE};
+use crate::netlink::{NetworkStatus, SharedNetwork};
 use crate::state::Resource;
 use crate::throttle::{SharedThrottleStatus, ThrottleStatus};
 
@@ -69,6 +70,10 @@ pub struct Status<'a> {
     /// Rates set, reverts noticed, failures of the resync throttle.
     pub throttle: ThrottleStatus,
     pub linstor: LinstorStatus,
+    /// The replication network (paths → interfaces, losses and causes);
+    /// absent unless the router carries an `Extension<SharedNetwork>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkStatus>,
 }
 
 /// The router with its limits (body size, 404 for unknown paths) and a
@@ -98,12 +103,19 @@ pub fn router_with_metrics(state: ApiState, exporter: Arc<Exporter>) -> Router {
         .with_state(Arc::new(state))
 }
 
-async fn status(State(api): State<Arc<ApiState>>) -> Response {
+async fn status(
+    State(api): State<Arc<ApiState>>,
+    network: Option<Extension<SharedNetwork>>,
+) -> Response {
     // A copy, taken before the model's lock: the two are never held together.
     let throttle = api.throttle.read().await.clone();
     let linstor = match &api.linstor {
         Some(status) => status.read().await.clone(),
         None => LinstorStatus::default(),
+    };
+    let network = match network {
+        Some(Extension(status)) => Some(status.read().await.clone()),
+        None => None,
     };
     let state = api.shared.state.read().await;
     let agent = AgentStatus {
@@ -120,6 +132,7 @@ async fn status(State(api): State<Arc<ApiState>>) -> Response {
         resources: state.model.resources(),
         throttle,
         linstor,
+        network,
     })
     .into_response()
 }

@@ -312,5 +312,6 @@ fn observe(
         uptodate_replicas: 1,
         reduced_redundancy_for: Duration::from_secs_f64(now.max(0.0)),
         configured_c_max_rate: KibPerSec::new(C_MAX_RATE_DEFAULT),
+        network_headroom_kib_per_sec: None,
     })
 }

@@ -30,7 +30,7 @@ use super::gzip::{Deflater, Part};
 use super::layout::{Layout, Rendered, Slot, Totals};
 use super::schedule::{Refresh, ScrapeClock};
 use super::MetricsError;
-use super::{render_agent_head, render_version, AgentInput, DrbdVersions};
+use super::{render_agent_head_with, render_version, AgentInput, DrbdVersions};
 use crate::drbd::{wait_shutdown, ChangedSince, DrbdState, Shared, StreamStats};
 use crate::linstor::SharedLinstorStatus;
 use crate::state::Resource;
@@ -253,6 +253,8 @@ pub struct Exporter {
     throttle: Option<SharedThrottleStatus>,
     /// The LINSTOR client's status, rendered into the agent part.
     linstor: Option<SharedLinstorStatus>,
+    /// The network watcher's status, rendered into the agent part.
+    network: Option<crate::netlink::SharedNetwork>,
 }
 
 impl Exporter {
@@ -274,6 +276,7 @@ impl Exporter {
             tail_deflater: std::sync::Mutex::new(Deflater::new()),
             throttle: None,
             linstor: None,
+            network: None,
         }
     }
 
@@ -288,6 +291,13 @@ impl Exporter {
     /// scrape (without it they are absent).
     pub fn with_linstor(mut self, status: SharedLinstorStatus) -> Self {
         self.linstor = Some(status);
+        self
+    }
+
+    /// Renders the replication network's families from `status` on every
+    /// scrape (without it they are absent).
+    pub fn with_network(mut self, status: crate::netlink::SharedNetwork) -> Self {
+        self.network = Some(status);
         self
     }
 
@@ -496,7 +506,11 @@ impl Exporter {
             Some(status) => Some(status.read().await),
             None => None,
         };
-        let head = render_agent_head(
+        let network = match &self.network {
+            Some(status) => Some(status.read().await),
+            None => None,
+        };
+        let head = render_agent_head_with(
             &AgentInput {
                 version: &self.facts.version,
                 git_commit: &self.facts.git_commit,
@@ -508,9 +522,11 @@ impl Exporter {
             },
             throttle.as_deref(),
             linstor.as_deref(),
+            network.as_deref(),
         )?;
         drop(throttle);
         drop(linstor);
+        drop(network);
         let mut tail = render_version(self.drbd_versions().as_ref())?;
         TextEncoder::new().encode_utf8(&self.process.gather(), &mut tail)?;
         let (head, tail) = {

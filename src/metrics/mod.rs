@@ -27,6 +27,7 @@ mod family;
 mod gzip;
 mod layout;
 mod linstor;
+mod network;
 mod objects;
 mod schedule;
 mod throttle;
@@ -111,7 +112,19 @@ pub fn render_agent_head(
     throttle: Option<&ThrottleStatus>,
     linstor: Option<&LinstorStatus>,
 ) -> Result<String, MetricsError> {
-    if throttle.is_none() && linstor.is_none() {
+    render_agent_head_with(input, throttle, linstor, None)
+}
+
+/// [`render_agent_head`] plus, with a network status, the replication
+/// network's families (`drbd_agent_path_*`, `drbd_agent_interface_*`,
+/// `drbd_agent_connection_losses_total`, `drbd_agent_network_*`).
+pub fn render_agent_head_with(
+    input: &AgentInput<'_>,
+    throttle: Option<&ThrottleStatus>,
+    linstor: Option<&LinstorStatus>,
+    network: Option<&crate::netlink::NetworkStatus>,
+) -> Result<String, MetricsError> {
+    if throttle.is_none() && linstor.is_none() && network.is_none() {
         return render_agent(input);
     }
     let mut families = family::render_each(agent::defs(), input)?;
@@ -120,6 +133,9 @@ pub fn render_agent_head(
     }
     if let Some(linstor) = linstor {
         families.extend(family::render_each(linstor::defs(), linstor)?);
+    }
+    if let Some(network) = network {
+        families.extend(family::render_each(network::defs(), network)?);
     }
     families.sort_by_key(|(name, _)| *name);
     Ok(families.into_iter().map(|(_, text)| text).collect())
@@ -172,6 +188,14 @@ pub fn throttle_family_names() -> Vec<&'static str> {
 /// [`Exporter::with_linstor`]).
 pub fn linstor_family_names() -> Vec<&'static str> {
     let mut names: Vec<_> = linstor::defs().into_iter().map(|d| d.spec.name).collect();
+    names.sort_unstable();
+    names
+}
+
+/// The replication network's family names, sorted (added to the agent part
+/// by an exporter with a network status, see [`Exporter::with_network`]).
+pub fn network_family_names() -> Vec<&'static str> {
+    let mut names: Vec<_> = network::defs().into_iter().map(|d| d.spec.name).collect();
     names.sort_unstable();
     names
 }

@@ -130,6 +130,11 @@ pub struct Observation {
     /// The c-max-rate configured for the peer-device before the agent took
     /// over; a second ceiling.
     pub configured_c_max_rate: Option<KibPerSec>,
+    /// What the replication interface can still carry for this resync,
+    /// KiB/s (its speed share minus the other traffic on it); a third
+    /// ceiling, never under `min-rate`. `None` when unknown (no network
+    /// watcher, no link speed).
+    pub network_headroom_kib_per_sec: Option<f64>,
 }
 
 /// The controller's state, as reported.
@@ -488,6 +493,16 @@ pub fn bounds(policy: &LawPolicy, obs: &Observation) -> (KibPerSec, KibPerSec) {
     let ceiling = match obs.configured_c_max_rate {
         Some(configured) => policy.max_rate.min(configured),
         None => policy.max_rate,
+    };
+    // The NIC is the bottleneck: the resync gets what replication leaves.
+    let ceiling = match obs
+        .network_headroom_kib_per_sec
+        .filter(|h| h.is_finite() && *h >= 0.0)
+    {
+        Some(headroom) => {
+            ceiling.min(KibPerSec::saturating_from_f64(headroom).max(policy.min_rate))
+        }
+        None => ceiling,
     };
     let period = if obs.uptodate_replicas <= 1 {
         policy.floor_doubling.as_secs_f64() / 2.0

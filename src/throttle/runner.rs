@@ -136,6 +136,9 @@ pub struct Throttler {
     ticks: u64,
     /// Policies from the LINSTOR controller (empty without one).
     remote: SharedRemotePolicies,
+    /// The network watcher's status: the replication interface's headroom
+    /// caps the resync (see `Observation::network_headroom_kib_per_sec`).
+    network: Option<crate::netlink::SharedNetwork>,
 }
 
 impl Throttler {
@@ -162,6 +165,7 @@ impl Throttler {
             shared_status,
             ticks: 0,
             remote: SharedRemotePolicies::default(),
+            network: None,
         }
     }
 
@@ -169,6 +173,12 @@ impl Throttler {
     /// `Aux/drbd-agent/...` properties) over the local configuration.
     pub fn with_remote_policies(mut self, remote: SharedRemotePolicies) -> Self {
         self.remote = remote;
+        self
+    }
+
+    /// Caps each resync by its replication interface's headroom.
+    pub fn with_network(mut self, network: crate::netlink::SharedNetwork) -> Self {
+        self.network = Some(network);
         self
     }
 
@@ -395,13 +405,20 @@ impl Throttler {
                     continue;
                 }
             };
-            let obs = observation(
+            let mut obs = observation(
                 target,
                 &rates,
                 backing.as_ref(),
                 now.saturating_duration_since(state.since),
                 self.journal.entries.get(key),
             );
+            if let Some(network) = &self.network {
+                obs.network_headroom_kib_per_sec = network.read().await.headroom_kib_per_sec(
+                    &key.resource,
+                    key.peer_node_id,
+                    target.resync_kib_per_sec.unwrap_or(0.0),
+                );
+            }
             let decision = state.controller.step(&policy.law, &obs);
             if let Some(peer) = self.status.peers.get_mut(&name) {
                 peer.decision = Some(decision);

@@ -100,6 +100,7 @@ pub fn observation(
         reduced_redundancy_for,
         // 0 = unlimited: no second ceiling.
         configured_c_max_rate: recorded.and_then(|o| KibPerSec::new(o.c_max_rate)),
+        network_headroom_kib_per_sec: None,
     }
 }
 
