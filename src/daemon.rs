@@ -16,6 +16,7 @@ use crate::drbd::{
     run_command, supervise_following, wait_shutdown, DrbdTools, Shared, SupervisorOptions,
     DEFAULT_COMMAND_TIMEOUT,
 };
+use crate::linstor::policy::SharedRemotePolicies;
 use crate::linstor::{self, ReporterOptions, SharedLinstorStatus};
 use crate::metrics::{parse_drbdadm_version, Exporter, Facts};
 use crate::netlink::{watch_network, SharedNetwork};
@@ -106,6 +107,8 @@ impl Daemon {
             network.clone(),
             stopped.clone(),
         ));
+        // Throttle policies from the LINSTOR controller (empty without one).
+        let remote_policies = SharedRemotePolicies::default();
         let throttler = Throttler::new(
             ThrottleOptions {
                 node_name: config.node_name.clone(),
@@ -117,7 +120,8 @@ impl Daemon {
             Actuator::following(tool_updates.clone()),
             throttle.clone(),
         )
-        .with_network(network.clone());
+        .with_network(network.clone())
+        .with_remote_policies(remote_policies.clone());
         let (throttle_config, throttle_configs) = watch::channel(config.throttle.clone());
         let throttler = tokio::spawn(throttler.run_reloadable(
             shared.clone(),
@@ -133,6 +137,7 @@ impl Daemon {
                 ReporterOptions {
                     node_name: config.node_name.clone(),
                     config: config.linstor.clone(),
+                    policies: remote_policies.clone(),
                 },
                 shared.clone(),
                 throttle.clone(),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use drbd_agent::config::LinstorConfig;
 use drbd_agent::drbd::Shared;
 use drbd_agent::events2::parse_line;
+use drbd_agent::linstor::policy::{snapshot, Origin, SharedRemotePolicies, Switch};
 use drbd_agent::linstor::report::{self, ReportInput};
 use drbd_agent::linstor::{self, NodeCheck, ReporterOptions, SharedLinstorStatus};
 use drbd_agent::throttle::SharedThrottleStatus;
@@ -33,6 +34,7 @@ const SYNCED: &str = "change peer-device name:r0 peer-node-id:1 conn-name:bravo 
 struct Agent {
     shared: Arc<Shared>,
     status: SharedLinstorStatus,
+    policies: SharedRemotePolicies,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -44,6 +46,7 @@ fn config(controllers: Vec<String>) -> LinstorConfig {
         timeout: Duration::from_millis(700),
         connect_timeout: Duration::from_millis(500),
         report_interval: Duration::from_millis(100),
+        policy_interval: Duration::from_millis(200),
         // The default token file, if the host has one, is sent and ignored
         // by the fake (unless it plays `RequireToken`).
         ..LinstorConfig::default()
@@ -54,11 +57,13 @@ async fn start(config: LinstorConfig, lines: &[&str]) -> Agent {
     let shared = Arc::new(Shared::new());
     feed(&shared, lines).await;
     let status = SharedLinstorStatus::default();
+    let policies = SharedRemotePolicies::default();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(linstor::run(
         ReporterOptions {
             node_name: "alpha".to_owned(),
             config,
+            policies: policies.clone(),
         },
         shared.clone(),
         SharedThrottleStatus::default(),
@@ -68,6 +73,7 @@ async fn start(config: LinstorConfig, lines: &[&str]) -> Agent {
     Agent {
         shared,
         status,
+        policies,
         stop,
         task,
     }
@@ -177,6 +183,93 @@ fn the_fake_answers_as_the_spec_says() {
     assert!(!rc.is_valid(&serde_json::json!([{"message": "no ret_code"}])));
     let modify = validator(&schemas, "KeyValueStoreModify");
     assert!(!modify.is_valid(&serde_json::json!({"override_props": {"a": 1}})));
+    let groups = validator(&schemas, "ResourceGroupList");
+    assert!(groups.is_valid(&policy_groups()));
+    let definitions = validator(&schemas, "ResourceDefinitionList");
+    assert!(definitions.is_valid(&policy_definitions()));
+    assert!(!definitions.is_valid(&serde_json::json!([{"name": "r0", "props": {"a": 1}}])));
+}
+
+fn policy_groups() -> Value {
+    serde_json::json!([
+        {"name": "rg-db", "description": "", "uuid": "6a1c3d2e-0000-4000-8000-000000000001",
+         "props": {"Aux/drbd-agent/latency-target": "3ms", "Aux/drbd-agent/max-rate": "80MiB/s",
+                   "StorPoolName": "thin"}}
+    ])
+}
+
+fn policy_definitions() -> Value {
+    serde_json::json!([
+        {"name": "r0", "resource_group_name": "rg-db", "flags": [],
+         "uuid": "6a1c3d2e-0000-4000-8000-000000000002",
+         "props": {"Aux/drbd-agent/latency-target": "7ms", "DrbdOptions/Resource/quorum": "majority"}},
+        {"name": "r1", "resource_group_name": "rg-db",
+         "props": {"Aux/drbd-agent/throttle": "maybe"}}
+    ])
+}
+
+#[tokio::test]
+async fn policies_come_from_groups_and_definitions_by_gets_only() {
+    let mut fake = Fake::start(&["alpha"], None).await;
+    {
+        let mut inner = fake.state.lock().unwrap();
+        inner.groups = policy_groups();
+        inner.definitions = policy_definitions();
+    }
+    let agent = start(config(vec![fake.url()]), SYNCING).await;
+    until("the policies", async || {
+        snapshot(&agent.policies).get("r0").is_some()
+    })
+    .await;
+    let policies = snapshot(&agent.policies);
+    let r0 = policies.get("r0").unwrap();
+    assert_eq!(
+        r0.pick(|p| p.latency_target),
+        Some((Duration::from_millis(7), Origin::ResourceDefinition))
+    );
+    assert_eq!(
+        r0.pick(|p| p.max_rate).map(|(r, o)| (r.get(), o)),
+        Some((80 * 1024, Origin::ResourceGroup))
+    );
+    // r1's bad switch is reported (status) and ignored; the group's values stand.
+    let r1 = policies.get("r1").unwrap();
+    assert_eq!(r1.pick(|p| p.throttle), None::<(Switch, Origin)>);
+    let status = agent.status.read().await.clone();
+    assert_eq!(status.policy_resources, Some(2));
+    assert_eq!(
+        status.policy_problems.len(),
+        1,
+        "{:?}",
+        status.policy_problems
+    );
+    assert!(status.policy_problems[0].contains("resource-definition r1"));
+
+    // The controller goes away: the last policies stay in force.
+    fake.stop().await;
+    until("the refresh to fail", async || {
+        agent.status.read().await.policy_error.is_some() || !agent.status.read().await.connected
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(snapshot(&agent.policies).get("r0"), Some(r0));
+    // Back with a change: it arrives.
+    fake.state.lock().unwrap().definitions = serde_json::json!([
+        {"name": "r0", "props": {"Aux/drbd-agent/throttle": "off"}}
+    ]);
+    fake.restart().await;
+    until("the changed policy", async || {
+        snapshot(&agent.policies)
+            .get("r0")
+            .and_then(|p| p.pick(|p| p.throttle))
+            == Some((Switch::Off, Origin::ResourceDefinition))
+    })
+    .await;
+    agent.stop().await;
+    let requests = fake.requests();
+    assert!(requests
+        .iter()
+        .any(|r| r.path == "/v1/resource-groups" && r.method == "GET"));
+    check_requests(&requests);
 }
 
 #[tokio::test]

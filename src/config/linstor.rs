@@ -32,6 +32,8 @@ pub struct LinstorConfig {
     pub connect_timeout: Duration,
     /// At most one write per interval.
     pub report_interval: Duration,
+    /// How often throttle policies are read from the controller.
+    pub policy_interval: Duration,
     /// The key-value store instance.
     pub instance: String,
 }
@@ -48,6 +50,7 @@ impl Default for LinstorConfig {
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             report_interval: Duration::from_secs(15),
+            policy_interval: Duration::from_secs(60),
             instance: DEFAULT_INSTANCE.to_owned(),
         }
     }

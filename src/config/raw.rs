@@ -43,6 +43,7 @@ struct RawLinstor {
     timeout: Option<HumanDuration>,
     connect_timeout: Option<HumanDuration>,
     report_interval: Option<HumanDuration>,
+    policy_interval: Option<HumanDuration>,
     instance: Option<KvInstance>,
 }
 
@@ -58,6 +59,7 @@ impl RawLinstor {
             timeout: later.timeout.or(self.timeout),
             connect_timeout: later.connect_timeout.or(self.connect_timeout),
             report_interval: later.report_interval.or(self.report_interval),
+            policy_interval: later.policy_interval.or(self.policy_interval),
             instance: later.instance.or(self.instance),
         }
     }
@@ -76,6 +78,7 @@ impl RawLinstor {
             timeout: self.timeout.map_or(d.timeout, |t| t.0),
             connect_timeout: self.connect_timeout.map_or(d.connect_timeout, |t| t.0),
             report_interval: self.report_interval.map_or(d.report_interval, |t| t.0),
+            policy_interval: self.policy_interval.map_or(d.policy_interval, |t| t.0),
             instance: self.instance.map_or(d.instance, |i| i.0),
         }
     }

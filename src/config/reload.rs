@@ -33,7 +33,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         ),
     ];
     let (a, b) = (&old.linstor, &new.linstor);
-    let linstor: [(&'static str, bool); 10] = [
+    let linstor: [(&'static str, bool); 11] = [
         ("linstor.enabled", a.enabled != b.enabled),
         ("linstor.controllers", a.controllers != b.controllers),
         ("linstor.ca-file", a.ca_file != b.ca_file),
@@ -54,6 +54,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         (
             "linstor.report-interval",
             a.report_interval != b.report_interval,
+        ),
+        (
+            "linstor.policy-interval",
+            a.policy_interval != b.policy_interval,
         ),
         ("linstor.instance", a.instance != b.instance),
     ];

@@ -11,15 +11,15 @@
 //! - `client` — REST over HTTP/HTTPS, failover between controllers.
 //! - `status` — what `/v1/status` and the metrics show.
 //! - `runner` — the report loop.
-//!
-//! Policy from `Aux/drbd-agent/...` properties (resource definitions and
-//! groups, via `Client::get`) is not done yet.
+//! - `policy_fetch` — the policy refresh (reads resource groups and
+//!   definitions every `policy-interval`).
 
 pub mod apicallrc;
 pub mod backoff;
 pub mod client;
 pub mod controllers;
 pub mod policy;
+pub mod policy_fetch;
 pub mod report;
 pub mod runner;
 pub mod status;

@@ -16,6 +16,8 @@ use tracing::{error, info, warn};
 use super::backoff::{backoff, limits};
 use super::client::{Client, RequestError};
 use super::controllers::{self, Controller};
+use super::policy::SharedRemotePolicies;
+use super::policy_fetch;
 use super::report::{self, Report, ReportInput};
 use super::status::{NodeCheck, SharedLinstorStatus};
 use crate::config::LinstorConfig;
@@ -47,6 +49,8 @@ struct KeyValueStore {
 pub struct ReporterOptions {
     pub node_name: String,
     pub config: LinstorConfig,
+    /// Where the throttle policies read from the controller go.
+    pub policies: SharedRemotePolicies,
 }
 
 /// The controllers from the configuration, `LS_CONTROLLERS` and the client
@@ -109,6 +113,7 @@ pub async fn run(
         sent: None,
         failures: 0,
     };
+    let mut next_policy = tokio::time::Instant::now();
     loop {
         let wait = match reporter
             .step(&mut client, &shared, &throttle, &status)
@@ -116,6 +121,17 @@ pub async fn run(
         {
             Ok(()) => {
                 reporter.failures = 0;
+                // Connected and the node checked: time for the policies?
+                let now = tokio::time::Instant::now();
+                if now >= next_policy {
+                    let retry = match policy_fetch::refresh(&mut client, &options.policies, &status)
+                        .await
+                    {
+                        Ok(()) => options.config.policy_interval,
+                        Err(_) => options.config.policy_interval.min(interval),
+                    };
+                    next_policy = now + retry;
+                }
                 interval
             }
             Err(()) => {

@@ -46,6 +46,14 @@ pub struct LinstorStatus {
     /// Requests by endpoint and result (`ok`, `network`, `http_<status>`,
     /// `rejected`).
     pub requests: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Resources with `Aux/drbd-agent/...` settings at the last policy
+    /// refresh (`None` before the first).
+    pub policy_resources: Option<usize>,
+    /// Policy values ignored at the last refresh, with where and why.
+    pub policy_problems: Vec<String>,
+    /// Why the last policy refresh failed (the previous policies stay).
+    pub policy_error: Option<String>,
+    pub policy_refreshed_unix_seconds: Option<i64>,
 }
 
 impl LinstorStatus {

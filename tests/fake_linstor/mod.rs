@@ -53,6 +53,9 @@ pub struct Inner {
     pub kv: BTreeMap<String, BTreeMap<String, String>>,
     pub fault: Fault,
     pub token: String,
+    /// `GET /v1/resource-groups` and `/v1/resource-definitions` answers.
+    pub groups: Value,
+    pub definitions: Value,
 }
 
 pub type Controller = Arc<Mutex<Inner>>;
@@ -80,6 +83,8 @@ impl Fake {
             kv: BTreeMap::new(),
             fault: Fault::None,
             token: "s3cret".to_owned(),
+            groups: json!([]),
+            definitions: json!([]),
         }));
         Self::start_sharing(state, tls).await
     }
@@ -184,6 +189,8 @@ fn router(state: Controller, log: Log) -> Router {
         .route("/v1/controller/version", get(version))
         .route("/v1/nodes/{node}", get(node))
         .route("/v1/key-value-store/{instance}", get(kv_get).put(kv_put))
+        .route("/v1/resource-groups", get(resource_groups))
+        .route("/v1/resource-definitions", get(resource_definitions))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             (state.clone(), log),
@@ -248,6 +255,14 @@ async fn record(
     }
     let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
     next.run(request).await
+}
+
+async fn resource_groups(State(state): State<Controller>) -> Response {
+    axum::Json(state.lock().unwrap().groups.clone()).into_response()
+}
+
+async fn resource_definitions(State(state): State<Controller>) -> Response {
+    axum::Json(state.lock().unwrap().definitions.clone()).into_response()
 }
 
 async fn version() -> Response {
