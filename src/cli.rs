@@ -9,11 +9,33 @@ use clap::{Parser, Subcommand};
 
 use crate::config::DEFAULT_CONFIG_PATH;
 
+/// The documented command line (man page and completions are made from it).
 #[derive(Debug, Parser)]
 #[command(name = "drbd-agent", version, about = "Node agent for DRBD")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// What the binary parses: [`Cli`] plus the hidden packaging command, kept
+/// apart so that no man page or completion offers it.
+#[derive(Debug, Parser)]
+#[command(name = "drbd-agent", version, about = "Node agent for DRBD")]
+pub struct Invocation {
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    #[command(flatten)]
+    Documented(Command),
+    /// Write the man pages and shell completions into DIR (packaging).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// The output directory (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,12 +75,6 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
-    },
-    /// Write the man pages and shell completions into DIR (packaging).
-    #[command(hide = true)]
-    GenerateAssets {
-        /// The output directory (created if missing).
-        dir: PathBuf,
     },
 }
 

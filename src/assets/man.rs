@@ -9,8 +9,7 @@ use crate::cli::Cli;
 
 /// drbd-agent(8) in roff.
 pub fn man_page(version: &str) -> std::io::Result<String> {
-    let mut command = Cli::command().disable_help_subcommand(true);
-    command.build();
+    let command = built_command();
     let top = clap_mangen::Man::new(command.clone()).section("8");
     let mut page = format!(
         ".TH DRBD\\-AGENT 8 \"\" \"drbd\\-agent {}\" \"System Administration\"\n",
@@ -36,10 +35,20 @@ pub fn man_page(version: &str) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&page).into_owned())
 }
 
+/// The documented CLI, built (bin names set), without `help` subcommands.
+pub fn built_command() -> clap::Command {
+    let mut command = Cli::command().disable_help_subcommand(true);
+    command.build();
+    command
+}
+
 /// Every non-hidden subcommand, depth first (`bench`, then `bench throttle`).
 pub fn visible_subcommands(command: &clap::Command) -> Vec<clap::Command> {
     let mut found = Vec::new();
-    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+    let visible = command
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help");
+    for sub in visible {
         found.push(sub.clone());
         found.extend(visible_subcommands(sub));
     }

@@ -7,23 +7,16 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
-use drbd_agent::cli::{BenchCommand, Cli, Command};
+use drbd_agent::cli::{Action, BenchCommand, Command, Invocation};
 use drbd_agent::config::{self, ApiConfig, Config, DrbdConfig, DEFAULT_CONFIG_PATH};
 use drbd_agent::daemon::Daemon;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Run { config } => run(&config),
-        Command::CheckConfig { config } => check_config(&config),
-        Command::Status { url, json } => status(&url, json),
-        Command::Demo { listen, scenario } => demo(listen, &scenario),
-        Command::Bench {
-            what: BenchCommand::Throttle { scenario, json },
-        } => bench_throttle(&scenario, json),
-        Command::GenerateAssets { dir } => generate_assets(&dir),
+    let result = match Invocation::parse().action {
+        Action::GenerateAssets { dir } => generate_assets(&dir),
+        Action::Documented(command) => run_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -31,6 +24,18 @@ fn main() -> ExitCode {
             eprintln!("drbd-agent: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run_command(command: Command) -> Result<()> {
+    match command {
+        Command::Run { config } => run(&config),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Status { url, json } => status(&url, json),
+        Command::Demo { listen, scenario } => demo(listen, &scenario),
+        Command::Bench {
+            what: BenchCommand::Throttle { scenario, json },
+        } => bench_throttle(&scenario, json),
     }
 }
 
