@@ -139,6 +139,15 @@ fn deb_files_modes_conffiles_and_depends() {
     );
     let depends = stdout("dpkg-deb", &["-f", deb, "Depends"]);
     assert!(depends.contains("drbd-utils (>= 9.17)"), "{depends}");
+    let version = stdout("dpkg-deb", &["-f", deb, "Version"]);
+    let expected = format!("{}-1", env!("CARGO_PKG_VERSION"));
+    assert_eq!(version.trim(), expected);
+    let changelog = std::fs::read_to_string(Path::new(ROOT).join("packaging/deb/changelog"))
+        .expect("packaging/deb/changelog");
+    assert!(
+        changelog.starts_with(&format!("drbd-agent ({expected}) ")),
+        "packaging/deb/changelog does not start with version {expected}: add an entry"
+    );
 }
 
 #[test]
