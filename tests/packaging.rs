@@ -156,7 +156,7 @@ fn deb_maintainer_scripts_enable_start_restart_and_stop() {
     let deb = deb.to_str().expect("utf-8 path");
     let postinst = stdout("dpkg-deb", &["-I", deb, "postinst"]);
     for needle in [
-        "deb-systemd-helper enable 'drbd-agent.service'",
+        "deb-systemd-helper enable drbd-agent.service",
         "_dh_action=restart",
         "_dh_action=start",
         "deb-systemd-invoke $_dh_action",
@@ -169,13 +169,13 @@ fn deb_maintainer_scripts_enable_start_restart_and_stop() {
     }
     let prerm = stdout("dpkg-deb", &["-I", deb, "prerm"]);
     assert!(
-        prerm.contains("deb-systemd-invoke stop 'drbd-agent.service'"),
+        prerm.contains("deb-systemd-invoke stop drbd-agent.service"),
         "prerm:\n{prerm}"
     );
     let postrm = stdout("dpkg-deb", &["-I", deb, "postrm"]);
     for needle in [
-        "deb-systemd-helper mask 'drbd-agent.service'",
-        "deb-systemd-helper purge 'drbd-agent.service'",
+        "deb-systemd-helper mask drbd-agent.service",
+        "deb-systemd-helper purge drbd-agent.service",
         "rm -rf /var/lib/drbd-agent",
     ] {
         assert!(
@@ -239,7 +239,8 @@ fn deb_passes_lintian_without_errors() {
         &[
             "--fail-on",
             "error",
-            "--no-tag-display-limit",
+            "--tag-display-limit",
+            "0",
             deb.to_str().expect("utf-8"),
         ],
     );
@@ -282,11 +283,6 @@ fn rpm_files_modes_config_and_requires() {
             .unwrap_or_else(|| panic!("{path} missing from the .rpm: {listing:#?}"));
         assert_eq!(found, mode, "{path}");
     }
-    assert_eq!(
-        listing.get("/var/lib/drbd-agent").map(String::as_str),
-        Some("drwxr-x---"),
-        "state directory: {listing:#?}"
-    );
     assert!(
         !listing.keys().any(|p| p.contains("drbd-sim")),
         "{listing:#?}"
@@ -327,6 +323,10 @@ fn rpm_scriptlets_enable_start_restart_and_stop() {
     };
     let post = section("postinstall scriptlet");
     assert!(
+        post.contains("install -d -m 0750 /var/lib/drbd-agent"),
+        "{post}"
+    );
+    assert!(
         post.contains("systemctl enable drbd-agent.service"),
         "{post}"
     );
@@ -350,7 +350,15 @@ fn rpm_scriptlets_enable_start_restart_and_stop() {
 #[test]
 fn rpm_passes_rpmlint_without_errors() {
     let rpm = package("rpm");
-    let out = run("rpmlint", &[rpm.to_str().expect("utf-8")]);
+    let config = Path::new(ROOT).join("packaging/rpm/rpmlint.toml");
+    let out = run(
+        "rpmlint",
+        &[
+            "-c",
+            config.to_str().expect("utf-8"),
+            rpm.to_str().expect("utf-8"),
+        ],
+    );
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
