@@ -29,7 +29,7 @@ pub fn man_page(version: &str) -> std::io::Result<String> {
         );
     }
     for sub in &subcommands {
-        render_subcommand(&sub, &mut page)?;
+        render_subcommand(sub, &mut page)?;
     }
     page.extend_from_slice(TAIL.as_bytes());
     Ok(String::from_utf8_lossy(&page).into_owned())
