@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use drbd_agent::assets;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The one package with this extension in target/packages.
@@ -229,6 +231,33 @@ fn deb_unpacked_has_what_the_unit_runs() {
     assert!(check.starts_with("configuration OK"), "{check}");
     let help = stdout(binary.to_str().expect("utf-8"), &["--help"]);
     assert!(help.contains("check-config"), "{help}");
+    // The shipped pages and completions are the ones this code generates
+    // (a stale package fails here: run packaging/build again).
+    let gunzip = |path: &str| {
+        let bytes = std::fs::read(root.path().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        text
+    };
+    let stale = "is not what the code generates: run packaging/build again";
+    assert!(
+        gunzip("usr/share/man/man8/drbd-agent.8.gz") == assets::agent_man_page().expect("render"),
+        "drbd-agent.8 {stale}"
+    );
+    assert!(
+        gunzip("usr/share/man/man5/drbd-agent.toml.5.gz") == assets::config_man_page(),
+        "drbd-agent.toml.5 {stale}"
+    );
+    let bash = std::fs::read_to_string(
+        root.path()
+            .join("usr/share/bash-completion/completions/drbd-agent"),
+    )
+    .expect("bash completion");
+    assert!(
+        bash == assets::completion(clap_complete::Shell::Bash),
+        "bash completion {stale}"
+    );
 }
 
 #[test]
