@@ -50,6 +50,8 @@ pub struct Daemon {
     pub exporter: Arc<Exporter>,
     /// The resync throttle's state (rates set, reverts, failures).
     pub throttle: SharedThrottleStatus,
+    /// The LINSTOR client's state (`None`: `[linstor] enabled = false`).
+    pub linstor: Option<SharedLinstorStatus>,
     /// The configuration in force (the throttle part live, the rest as started).
     config: Config,
     /// New `[throttle]` sections for the throttle loop.
@@ -159,7 +161,7 @@ impl Daemon {
                 node_name: config.node_name.clone(),
                 shared: shared.clone(),
                 throttle: throttle.clone(),
-                linstor: Some(linstor_status),
+                linstor: Some(linstor_status.clone()),
             },
             exporter.clone(),
         )
@@ -177,6 +179,7 @@ impl Daemon {
             shared,
             exporter,
             throttle,
+            linstor: config.linstor.enabled.then_some(linstor_status),
             config: config.clone(),
             throttle_config,
             drbdsetup,

@@ -9,7 +9,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod assets;
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod diskstats;

@@ -6,84 +6,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use drbd_agent::cli::{Action, BenchCommand, Command, Invocation};
 use drbd_agent::config::{self, ApiConfig, Config, DrbdConfig, DEFAULT_CONFIG_PATH};
 use drbd_agent::daemon::Daemon;
 use drbd_agent::service::Service;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
-#[derive(Debug, Parser)]
-#[command(name = "drbd-agent", version, about = "Node agent for DRBD")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the agent until SIGTERM or Ctrl-C; SIGHUP re-reads the
-    /// configuration (`[throttle]` applies live, the rest needs a restart).
-    Run {
-        /// Main configuration file; conf.d/*.toml beside it is read too.
-        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
-        config: PathBuf,
-    },
-    /// Validate the configuration and print a summary.
-    CheckConfig {
-        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
-        config: PathBuf,
-    },
-    /// Show the replication state from a running agent.
-    Status {
-        /// The agent's API.
-        #[arg(long, default_value = "http://127.0.0.1:9943")]
-        url: String,
-        /// Print the raw JSON document.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Run the agent against the DRBD simulator (`drbd-sim`) until Ctrl-C.
-    Demo {
-        /// Where the demo agent's API listens.
-        #[arg(long, default_value = "127.0.0.1:9943")]
-        listen: SocketAddr,
-        /// The simulator scenario.
-        #[arg(long, default_value = "demo")]
-        scenario: String,
-    },
-    /// Benchmarks in virtual time.
-    Bench {
-        #[command(subcommand)]
-        what: BenchCommand,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum BenchCommand {
-    /// Judge the resync throttle against other strategies on the plant model.
-    Throttle {
-        /// A built-in scenario (steady, steps, bursts, diurnal,
-        /// network-bound, three-resyncs) or a scenario file (a path with a
-        /// `/` or ending in .toml); repeatable; default all built-ins.
-        #[arg(long)]
-        scenario: Vec<String>,
-        /// Print the results as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Run { config } => run(&config),
-        Command::CheckConfig { config } => check_config(&config),
-        Command::Status { url, json } => status(&url, json),
-        Command::Demo { listen, scenario } => demo(listen, &scenario),
-        Command::Bench {
-            what: BenchCommand::Throttle { scenario, json },
-        } => bench_throttle(&scenario, json),
+    let result = match Invocation::parse().action {
+        Action::GenerateAssets { dir } => generate_assets(&dir),
+        Action::Documented(command) => run_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +26,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_command(command: Command) -> Result<()> {
+    match command {
+        Command::Run { config } => run(&config),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Status { url, json } => status(&url, json),
+        Command::Demo { listen, scenario } => demo(listen, &scenario),
+        Command::Bench {
+            what: BenchCommand::Throttle { scenario, json },
+        } => bench_throttle(&scenario, json),
+    }
+}
+
+fn generate_assets(dir: &Path) -> Result<()> {
+    for path in drbd_agent::assets::write_all(dir)? {
+        println!("{}", path.display());
+    }
+    Ok(())
 }
 
 fn bench_throttle(names: &[String], json: bool) -> Result<()> {

@@ -11,6 +11,7 @@ mod load;
 mod location;
 mod raw;
 mod reload;
+mod schema;
 mod throttle_merge;
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -22,6 +23,11 @@ pub use linstor::{LinstorConfig, DEFAULT_BEARER_TOKEN_FILE, DEFAULT_INSTANCE};
 pub use load::{conf_d_files, load, DEFAULT_CONFIG_PATH};
 pub use location::{key_at, line_col};
 pub use reload::restart_needed;
+pub use schema::{schema, Schema};
+
+/// The default configuration file as shipped (`config/agent.toml`): every
+/// key commented out with its default and meaning.
+pub const DEFAULT_CONFIG_TEXT: &str = include_str!("../../config/agent.toml");
 
 use raw::RawConfig;
 

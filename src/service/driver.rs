@@ -35,6 +35,24 @@ const READY_DEADLINE: Duration = Duration::from_secs(45);
 /// What the LINSTOR field of the status says until a reporter exists.
 const LINSTOR_NOT_CONFIGURED: &str = "not configured";
 
+/// The LINSTOR part of `STATUS=`: `connected`, or why not (one line).
+fn linstor_summary(status: &crate::linstor::LinstorStatus) -> String {
+    if status.up() {
+        return "connected".to_owned();
+    }
+    let reason = status
+        .node_check_message
+        .as_deref()
+        .or(status.last_error.as_deref())
+        .unwrap_or("connecting");
+    // One line, bounded (chars, not bytes: never split a character).
+    format!("not connected ({reason})")
+        .chars()
+        .filter(|c| *c != '\n')
+        .take(160)
+        .collect()
+}
+
 /// The service-manager side of the main loop.
 #[derive(Debug)]
 pub struct Service {
@@ -143,12 +161,16 @@ impl Service {
             .values()
             .filter(|peer| peer.rate_set_kib.is_some())
             .count();
+        let linstor = match &daemon.linstor {
+            None => LINSTOR_NOT_CONFIGURED.to_owned(),
+            Some(status) => linstor_summary(&*status.read().await),
+        };
         let status = status_line(&StatusFacts {
             drbd,
             resources,
             resyncs,
             throttled,
-            linstor: LINSTOR_NOT_CONFIGURED.to_owned(),
+            linstor,
             reload_error: self.reload_error.clone(),
         });
         let overdue = !drbd_settled && self.started.elapsed() >= READY_DEADLINE;
@@ -236,4 +258,28 @@ fn count_resyncs(state: &DrbdState) -> (usize, usize) {
         .filter(|peer| peer.replication.as_ref().is_some_and(|r| r.is_resync()))
         .count();
     (resources.len(), resyncs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linstor::{LinstorStatus, NodeCheck};
+
+    #[test]
+    fn linstor_summary_says_why_not() {
+        let mut status = LinstorStatus::default();
+        assert_eq!(linstor_summary(&status), "not connected (connecting)");
+        status.last_error = Some("connection refused\nby ctrl-1".into());
+        assert_eq!(
+            linstor_summary(&status),
+            "not connected (connection refusedby ctrl-1)"
+        );
+        status.node_check_message = Some("node alpha is not a LINSTOR node ".repeat(20));
+        let line = linstor_summary(&status);
+        assert_eq!(line.chars().count(), 160);
+        status.connected = true;
+        status.node_check = NodeCheck::Ok;
+        status.last_error = None;
+        assert_eq!(linstor_summary(&status), "connected");
+    }
 }

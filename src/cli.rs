@@ -1,0 +1,95 @@
+//! The `drbd-agent` command line (clap definitions). The binary in
+//! `src/bin/drbd-agent.rs` runs it; [`crate::assets`] renders the man page and
+//! the shell completions from the same definitions.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::DEFAULT_CONFIG_PATH;
+
+/// The documented command line (man page and completions are made from it).
+#[derive(Debug, Parser)]
+#[command(name = "drbd-agent", version, about = "Node agent for DRBD")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What the binary parses: [`Cli`] plus the hidden packaging command, kept
+/// apart so that no man page or completion offers it.
+#[derive(Debug, Parser)]
+#[command(name = "drbd-agent", version, about = "Node agent for DRBD")]
+pub struct Invocation {
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    #[command(flatten)]
+    Documented(Command),
+    /// Write the man pages and shell completions into DIR (packaging).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// The output directory (created if missing).
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent until SIGTERM or Ctrl-C; SIGHUP re-reads the
+    /// configuration (`[throttle]` and the DRBD tools apply live, the rest
+    /// needs a restart).
+    Run {
+        /// Main configuration file; conf.d/*.toml beside it is read too.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Validate the configuration and print a summary.
+    CheckConfig {
+        /// Main configuration file; conf.d/*.toml beside it is read too.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Show the replication state from a running agent.
+    Status {
+        /// The agent's API.
+        #[arg(long, default_value = "http://127.0.0.1:9943")]
+        url: String,
+        /// Print the raw JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the agent against the DRBD simulator (`drbd-sim`) until Ctrl-C.
+    Demo {
+        /// Where the demo agent's API listens.
+        #[arg(long, default_value = "127.0.0.1:9943")]
+        listen: SocketAddr,
+        /// The simulator scenario.
+        #[arg(long, default_value = "demo")]
+        scenario: String,
+    },
+    /// Benchmarks in virtual time.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Judge the resync throttle against other strategies on the plant model.
+    Throttle {
+        /// A built-in scenario (steady, steps, bursts, diurnal,
+        /// network-bound, three-resyncs) or a scenario file (a path with a
+        /// `/` or ending in .toml); repeatable; default all built-ins.
+        #[arg(long)]
+        scenario: Vec<String>,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}

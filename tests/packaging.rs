@@ -1,0 +1,402 @@
+//! The packages `packaging/build` makes (target/packages/*.deb, *.rpm):
+//! their files, modes, conffiles, dependencies and maintainer scripts,
+//! lintian and rpmlint, and a .deb unpacked into a throwaway root where the
+//! unit's ExecStart binary and config file must exist. Missing packages or
+//! tools are failures: scripts/test-all installs the tools and runs
+//! packaging/build before the tests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use drbd_agent::assets;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The one package with this extension in target/packages.
+fn package(extension: &str) -> PathBuf {
+    let dir = Path::new(ROOT).join("target/packages");
+    let found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == extension))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        found.len() == 1,
+        "expected exactly one .{extension} in {} (found {found:?}): run packaging/build first \
+         (scripts/test-all does)",
+        dir.display()
+    );
+    found.into_iter().next().unwrap_or_default()
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program}: {e} (scripts/test-all installs it via apt)")
+        })
+}
+
+/// Stdout of a command that must succeed.
+fn stdout(program: &str, args: &[&str]) -> String {
+    let out = run(program, args);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Path → permission string from `dpkg-deb -c` (`-rwxr-xr-x root/root ... ./usr/sbin/x`).
+fn deb_listing(deb: &str) -> BTreeMap<String, String> {
+    stdout("dpkg-deb", &["-c", deb])
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let path = fields.get(5)?.trim_start_matches('.');
+            Some((path.trim_end_matches('/').to_owned(), fields[0].to_owned()))
+        })
+        .collect()
+}
+
+const UNIT: &str = "drbd-agent.service";
+
+/// What both packages ship, with the .deb's and the .rpm's paths.
+const SHIPPED: [(&str, &str, &str); 9] = [
+    ("/usr/sbin/drbd-agent", "/usr/sbin/drbd-agent", "-rwxr-xr-x"),
+    (
+        "/etc/drbd-agent/agent.toml",
+        "/etc/drbd-agent/agent.toml",
+        "-rw-r--r--",
+    ),
+    (
+        "/etc/drbd-agent/conf.d/README",
+        "/etc/drbd-agent/conf.d/README",
+        "-rw-r--r--",
+    ),
+    (
+        "/usr/lib/systemd/system/drbd-agent.service",
+        "/usr/lib/systemd/system/drbd-agent.service",
+        "-rw-r--r--",
+    ),
+    (
+        "/usr/share/man/man8/drbd-agent.8.gz",
+        "/usr/share/man/man8/drbd-agent.8.gz",
+        "-rw-r--r--",
+    ),
+    (
+        "/usr/share/man/man5/drbd-agent.toml.5.gz",
+        "/usr/share/man/man5/drbd-agent.toml.5.gz",
+        "-rw-r--r--",
+    ),
+    (
+        "/usr/share/bash-completion/completions/drbd-agent",
+        "/usr/share/bash-completion/completions/drbd-agent",
+        "-rw-r--r--",
+    ),
+    (
+        "/usr/share/zsh/vendor-completions/_drbd-agent",
+        "/usr/share/zsh/site-functions/_drbd-agent",
+        "-rw-r--r--",
+    ),
+    (
+        "/usr/share/fish/vendor_completions.d/drbd-agent.fish",
+        "/usr/share/fish/vendor_completions.d/drbd-agent.fish",
+        "-rw-r--r--",
+    ),
+];
+
+#[test]
+fn deb_files_modes_conffiles_and_depends() {
+    let deb = package("deb");
+    let deb = deb.to_str().expect("utf-8 path");
+    let listing = deb_listing(deb);
+    for (path, _, mode) in SHIPPED {
+        let found = listing
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} missing from the .deb: {listing:#?}"));
+        assert_eq!(found, mode, "{path}");
+    }
+    assert!(
+        !listing.keys().any(|p| p.contains("drbd-sim")),
+        "drbd-sim is shipped: {listing:#?}"
+    );
+    let conffiles = stdout("dpkg-deb", &["-I", deb, "conffiles"]);
+    let conffiles: Vec<&str> = conffiles.lines().map(str::trim).collect();
+    assert_eq!(
+        conffiles,
+        [
+            "/etc/drbd-agent/agent.toml",
+            "/etc/drbd-agent/conf.d/README"
+        ],
+        "conffiles"
+    );
+    let depends = stdout("dpkg-deb", &["-f", deb, "Depends"]);
+    assert!(depends.contains("drbd-utils (>= 9.17)"), "{depends}");
+    let version = stdout("dpkg-deb", &["-f", deb, "Version"]);
+    let expected = format!("{}-1", env!("CARGO_PKG_VERSION"));
+    assert_eq!(version.trim(), expected);
+    let changelog = std::fs::read_to_string(Path::new(ROOT).join("packaging/deb/changelog"))
+        .expect("packaging/deb/changelog");
+    assert!(
+        changelog.starts_with(&format!("drbd-agent ({expected}) ")),
+        "packaging/deb/changelog does not start with version {expected}: add an entry"
+    );
+}
+
+#[test]
+fn deb_maintainer_scripts_enable_start_restart_and_stop() {
+    let deb = package("deb");
+    let deb = deb.to_str().expect("utf-8 path");
+    let postinst = stdout("dpkg-deb", &["-I", deb, "postinst"]);
+    for needle in [
+        "deb-systemd-helper enable drbd-agent.service",
+        "_dh_action=restart",
+        "_dh_action=start",
+        "deb-systemd-invoke $_dh_action",
+        "install -d -m 0750 /var/lib/drbd-agent",
+    ] {
+        assert!(
+            postinst.contains(needle),
+            "postinst lacks {needle:?}:\n{postinst}"
+        );
+    }
+    let prerm = stdout("dpkg-deb", &["-I", deb, "prerm"]);
+    assert!(
+        prerm.contains("deb-systemd-invoke stop drbd-agent.service"),
+        "prerm:\n{prerm}"
+    );
+    let postrm = stdout("dpkg-deb", &["-I", deb, "postrm"]);
+    for needle in [
+        "deb-systemd-helper mask drbd-agent.service",
+        "deb-systemd-helper purge drbd-agent.service",
+        "rm -rf /var/lib/drbd-agent",
+    ] {
+        assert!(
+            postrm.contains(needle),
+            "postrm lacks {needle:?}:\n{postrm}"
+        );
+    }
+}
+
+/// The value of the first `Key=` line of a unit.
+fn unit_value<'a>(unit: &'a str, key: &str) -> &'a str {
+    unit.lines()
+        .find_map(|line| line.trim().strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in the unit:\n{unit}"))
+}
+
+#[test]
+fn deb_unpacked_has_what_the_unit_runs() {
+    let deb = package("deb");
+    let root = tempfile::tempdir().expect("tempdir");
+    let root_str = root.path().to_str().expect("utf-8 path");
+    stdout("dpkg", &["-x", deb.to_str().expect("utf-8"), root_str]);
+    let unit_path = root.path().join("usr/lib/systemd/system").join(UNIT);
+    let unit = std::fs::read_to_string(&unit_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", unit_path.display()));
+    let exec_start = unit_value(&unit, "ExecStart");
+    let words: Vec<&str> = exec_start.split_whitespace().collect();
+    let binary = root.path().join(words[0].trim_start_matches('/'));
+    let meta = std::fs::metadata(&binary)
+        .unwrap_or_else(|e| panic!("ExecStart binary {}: {e}", binary.display()));
+    assert!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 == 0o111,
+        "{} is not executable",
+        binary.display()
+    );
+    let config_at = words
+        .iter()
+        .position(|w| *w == "--config")
+        .and_then(|i| words.get(i + 1))
+        .unwrap_or_else(|| panic!("ExecStart has no --config: {exec_start}"));
+    let config = root.path().join(config_at.trim_start_matches('/'));
+    let shipped = std::fs::read_to_string(&config)
+        .unwrap_or_else(|e| panic!("ExecStart's config {}: {e}", config.display()));
+    assert_eq!(shipped, drbd_agent::config::DEFAULT_CONFIG_TEXT);
+    assert!(root.path().join("etc/drbd-agent/conf.d").is_dir());
+    // The packaged binary itself accepts the packaged configuration.
+    let check = stdout(
+        binary.to_str().expect("utf-8"),
+        &["check-config", "--config", config.to_str().expect("utf-8")],
+    );
+    assert!(check.starts_with("configuration OK"), "{check}");
+    let help = stdout(binary.to_str().expect("utf-8"), &["--help"]);
+    assert!(help.contains("check-config"), "{help}");
+    // The shipped pages and completions are the ones this code generates
+    // (a stale package fails here: run packaging/build again).
+    let gunzip = |path: &str| {
+        let bytes = std::fs::read(root.path().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        text
+    };
+    let stale = "is not what the code generates: run packaging/build again";
+    assert!(
+        gunzip("usr/share/man/man8/drbd-agent.8.gz") == assets::agent_man_page().expect("render"),
+        "drbd-agent.8 {stale}"
+    );
+    assert!(
+        gunzip("usr/share/man/man5/drbd-agent.toml.5.gz") == assets::config_man_page(),
+        "drbd-agent.toml.5 {stale}"
+    );
+    let bash = std::fs::read_to_string(
+        root.path()
+            .join("usr/share/bash-completion/completions/drbd-agent"),
+    )
+    .expect("bash completion");
+    assert!(
+        bash == assets::completion(clap_complete::Shell::Bash),
+        "bash completion {stale}"
+    );
+}
+
+#[test]
+fn deb_passes_lintian_without_errors() {
+    let deb = package("deb");
+    let out = run(
+        "lintian",
+        &[
+            "--fail-on",
+            "error",
+            "--tag-display-limit",
+            "0",
+            deb.to_str().expect("utf-8"),
+        ],
+    );
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "lintian failed ({}):\n{report}",
+        out.status
+    );
+    assert!(
+        !report.lines().any(|l| l.starts_with("E: ")),
+        "lintian errors:\n{report}"
+    );
+}
+
+/// `rpm -qp` with extra arguments.
+fn rpm_query(rpm: &Path, args: &[&str]) -> String {
+    let mut all = vec!["-qp"];
+    all.extend_from_slice(args);
+    all.push(rpm.to_str().expect("utf-8"));
+    stdout("rpm", &all)
+}
+
+#[test]
+fn rpm_files_modes_config_and_requires() {
+    let rpm = package("rpm");
+    let listing: BTreeMap<String, String> =
+        rpm_query(&rpm, &["--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]"])
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(mode, path)| (path.to_owned(), mode.to_owned()))
+            .collect();
+    for (_, path, mode) in SHIPPED {
+        let found = listing
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} missing from the .rpm: {listing:#?}"));
+        assert_eq!(found, mode, "{path}");
+    }
+    assert!(
+        !listing.keys().any(|p| p.contains("drbd-sim")),
+        "{listing:#?}"
+    );
+    let files = rpm_query(&rpm, &["-l"]);
+    assert_eq!(files.lines().count(), listing.len(), "{files}");
+    let config = rpm_query(&rpm, &["--configfiles"]);
+    let config: Vec<&str> = config.lines().collect();
+    assert_eq!(
+        config,
+        [
+            "/etc/drbd-agent/agent.toml",
+            "/etc/drbd-agent/conf.d/README"
+        ]
+    );
+    let noreplace = rpm_query(&rpm, &["--qf", "[%{FILEFLAGS:fflags} %{FILENAMES}\n]"]);
+    assert!(
+        noreplace.contains("cn /etc/drbd-agent/agent.toml"),
+        "agent.toml is not %config(noreplace):\n{noreplace}"
+    );
+    let requires = rpm_query(&rpm, &["--requires"]);
+    assert!(requires.contains("drbd-utils >= 9.17"), "{requires}");
+}
+
+#[test]
+fn rpm_scriptlets_enable_start_restart_and_stop() {
+    let rpm = package("rpm");
+    let scripts = rpm_query(&rpm, &["--scripts"]);
+    let section = |name: &str| {
+        let start = scripts
+            .find(name)
+            .unwrap_or_else(|| panic!("no {name} in:\n{scripts}"));
+        let rest = &scripts[start..];
+        rest.find("\npost")
+            .or_else(|| rest.find("\npre"))
+            .map_or(rest, |end| &rest[..end])
+            .to_owned()
+    };
+    let post = section("postinstall scriptlet");
+    assert!(
+        post.contains("install -d -m 0750 /var/lib/drbd-agent"),
+        "{post}"
+    );
+    assert!(
+        post.contains("systemctl enable drbd-agent.service"),
+        "{post}"
+    );
+    assert!(
+        post.contains("systemctl start drbd-agent.service"),
+        "{post}"
+    );
+    let preun = section("preuninstall scriptlet");
+    assert!(
+        preun.contains("systemctl stop drbd-agent.service"),
+        "{preun}"
+    );
+    assert!(preun.contains("disable drbd-agent.service"), "{preun}");
+    let postun = section("postuninstall scriptlet");
+    assert!(
+        postun.contains("try-restart drbd-agent.service"),
+        "{postun}"
+    );
+}
+
+#[test]
+fn rpm_passes_rpmlint_without_errors() {
+    let rpm = package("rpm");
+    let config = Path::new(ROOT).join("packaging/rpm/rpmlint.toml");
+    let out = run(
+        "rpmlint",
+        &[
+            "-c",
+            config.to_str().expect("utf-8"),
+            rpm.to_str().expect("utf-8"),
+        ],
+    );
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "rpmlint failed ({}):\n{report}",
+        out.status
+    );
+    assert!(report.contains(" 0 errors"), "rpmlint errors:\n{report}");
+}
