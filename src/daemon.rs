@@ -35,6 +35,8 @@ pub enum DaemonError {
     Listen(#[from] ApiError),
     #[error("cannot read a listener's address: {0}")]
     LocalAddr(std::io::Error),
+    #[error("[pressure] token: {0}")]
+    Pressure(#[from] crate::pressure::config::TokenError),
 }
 
 /// A started daemon.
@@ -85,7 +87,21 @@ impl Daemon {
         let drbdsetup = options.drbdsetup.clone();
         let supervisor = tokio::spawn(supervise(options, shared.clone(), stopped.clone()));
         let throttle = SharedThrottleStatus::default();
-        let throttler = Throttler::new(
+        let (throttle_config, throttle_configs) = watch::channel(config.throttle.clone());
+        let pressure = match crate::pressure::wire::start(
+            config,
+            shared.clone(),
+            throttle_configs.clone(),
+            stopped.clone(),
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                // Stops the supervisor already started.
+                let _ = stop.send(true);
+                return Err(e.into());
+            }
+        };
+        let mut throttler = Throttler::new(
             ThrottleOptions {
                 node_name: config.node_name.clone(),
                 config: config.throttle.clone(),
@@ -96,7 +112,9 @@ impl Daemon {
             Actuator::new(DrbdTools::new(drbdsetup, config.drbd.drbdadm.clone())),
             throttle.clone(),
         );
-        let (throttle_config, throttle_configs) = watch::channel(config.throttle.clone());
+        if let Some(p) = &pressure {
+            throttler = throttler.with_pressure(p.input.clone());
+        }
         let throttler = tokio::spawn(throttler.run_reloadable(
             shared.clone(),
             stopped.clone(),
@@ -118,6 +136,10 @@ impl Daemon {
             },
             exporter.clone(),
         );
+        let router = match pressure {
+            Some(p) => router.merge(p.router),
+            None => router,
+        };
         let servers = listeners
             .into_iter()
             .zip(&api_addrs)

@@ -17,6 +17,7 @@ pub mod drbd;
 pub mod events2;
 pub mod linstor;
 pub mod metrics;
+pub mod pressure;
 pub mod sim;
 pub mod state;
 pub mod throttle;

@@ -311,6 +311,7 @@ fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
             directory: dir.0.join("state"),
         },
         throttle: Default::default(),
+        pressure: Default::default(),
         sources: Vec::new(),
     };
     init_logging(Some("info"));

@@ -9,6 +9,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::{ApiConfig, Config, DrbdConfig, HumanDuration, StateConfig};
+use crate::pressure::RawPressure;
 use crate::throttle::ThrottleConfig;
 
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +28,9 @@ pub(super) struct RawConfig {
     #[serde(default)]
     #[allow(dead_code)]
     throttle: Option<ThrottleConfig>,
+    /// `[pressure]`, resolved in `Config::from_sources`.
+    #[serde(default)]
+    pressure: RawPressure,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,7 +82,13 @@ impl RawConfig {
             },
             // Merged key by key from the tables, see `Config::from_sources`.
             throttle: None,
+            pressure: self.pressure.overridden_by(later.pressure),
         }
+    }
+
+    /// Takes the merged `[pressure]` out (resolved on its own).
+    pub(super) fn take_pressure(&mut self) -> RawPressure {
+        std::mem::take(&mut self.pressure)
     }
 
     /// Fills in defaults. `hostname` is only called when `node-name` is unset.
@@ -116,6 +126,7 @@ impl RawConfig {
                     .map_or_else(|| StateConfig::default().directory, |p| p.0),
             },
             throttle: ThrottleConfig::default(),
+            pressure: Default::default(),
             sources: Vec::new(),
         }
     }

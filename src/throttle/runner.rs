@@ -85,6 +85,8 @@ pub struct PeerStatus {
     pub policy: Option<PeerPolicy>,
     pub reverts: u64,
     pub failures: u64,
+    /// Which signal steered it last (a peer's pressure or the local ones).
+    pub signal: Option<crate::pressure::Signal>,
 }
 
 /// The policy in force for one peer device (the target is in
@@ -136,6 +138,8 @@ pub struct Throttler {
     ticks: u64,
     /// Policies from the LINSTOR controller (empty without one).
     remote: SharedRemotePolicies,
+    /// The peers' pressure (`None`: `[pressure]` disabled).
+    pressure: Option<crate::pressure::PressureInput>,
 }
 
 impl Throttler {
@@ -162,6 +166,7 @@ impl Throttler {
             shared_status,
             ticks: 0,
             remote: SharedRemotePolicies::default(),
+            pressure: None,
         }
     }
 
@@ -169,6 +174,12 @@ impl Throttler {
     /// `Aux/drbd-agent/...` properties) over the local configuration.
     pub fn with_remote_policies(mut self, remote: SharedRemotePolicies) -> Self {
         self.remote = remote;
+        self
+    }
+
+    /// Lets the peers' pressure steer (see [`crate::pressure`]).
+    pub fn with_pressure(mut self, input: crate::pressure::PressureInput) -> Self {
+        self.pressure = Some(input);
         self
     }
 
@@ -336,6 +347,10 @@ impl Throttler {
             self.publish().await;
             return;
         }
+        let pressure = match &self.pressure {
+            Some(p) => Some((p.peers.read().await.clone(), p.stale_after)),
+            None => None,
+        };
         for (target, policy) in targets.iter().zip(policies) {
             if !policy.enabled {
                 continue;
@@ -402,9 +417,16 @@ impl Throttler {
                 now.saturating_duration_since(state.since),
                 self.journal.entries.get(key),
             );
+            let target_ms = policy.law.latency_target.as_secs_f64() * 1000.0;
+            let (obs, signal) =
+                crate::pressure::steer(obs, target, pressure.as_ref(), now, target_ms);
             let decision = state.controller.step(&policy.law, &obs);
             if let Some(peer) = self.status.peers.get_mut(&name) {
+                if peer.signal.as_ref().map(|s| s.kind()) != Some(signal.kind()) {
+                    info!(resource = %key.resource, peer = key.peer_node_id, volume = key.volume, signal = ?signal, "throttle signal source");
+                }
                 peer.decision = Some(decision);
+                peer.signal = Some(signal);
             }
             if policy.mode == Mode::Enforce {
                 self.enforce(key, decision.rate).await;

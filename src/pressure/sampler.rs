@@ -1,0 +1,123 @@
+//! The publishing side: every interval, sample the DRBD device of each
+//! volume this node is Primary of and publish a [`PressureReport`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, RwLock};
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{debug, warn};
+
+use crate::diskstats::{derive, parse_stat, DiskStat, IoRates};
+use crate::drbd::{wait_shutdown, Shared};
+use crate::events2::Role;
+use crate::state::Model;
+use crate::throttle::ThrottleConfig;
+
+use super::{pressure, PressureReport, VolumePressure};
+
+/// The report served on `/v1/pressure`.
+pub type SharedReport = Arc<RwLock<PressureReport>>;
+
+/// One volume of a resource this node is Primary of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryVolume {
+    pub resource: String,
+    pub volume: u32,
+    pub minor: u32,
+}
+
+/// The volumes (with a known minor) of the resources this node is Primary of.
+pub fn primary_volumes(model: &Model) -> Vec<PrimaryVolume> {
+    model
+        .resources()
+        .values()
+        .filter(|r| r.role == Some(Role::Primary))
+        .flat_map(|r| {
+            r.devices.values().filter_map(|d| {
+                Some(PrimaryVolume {
+                    resource: r.name.clone(),
+                    volume: d.volume,
+                    minor: d.minor?,
+                })
+            })
+        })
+        .collect()
+}
+
+/// The figures of one volume from its rates and the target in force.
+pub fn volume_pressure(v: &PrimaryVolume, rates: &IoRates, target_ms: f64) -> VolumePressure {
+    VolumePressure {
+        resource: v.resource.clone(),
+        volume: v.volume,
+        write_latency_ms: rates.write_latency_ms,
+        queue_depth: rates.queue_depth,
+        foreground_kib_per_sec: (rates.read_bytes_per_sec + rates.write_bytes_per_sec) / 1024.0,
+        target_ms,
+        pressure: pressure(rates.write_latency_ms, target_ms),
+    }
+}
+
+/// Samples and publishes until `stop`.
+pub async fn run_sampler(
+    node_name: String,
+    sysfs_root: PathBuf,
+    interval: Duration,
+    throttle: watch::Receiver<ThrottleConfig>,
+    shared: Arc<Shared>,
+    report: SharedReport,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut previous: BTreeMap<u32, (DiskStat, Instant)> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = wait_shutdown(&mut stop) => return,
+        }
+        let volumes = primary_volumes(&shared.state.read().await.model);
+        let config = throttle.borrow().clone();
+        let local = chrono::Local::now().naive_local();
+        let mut resources = Vec::new();
+        let mut window_ms = 0;
+        let mut seen = BTreeMap::new();
+        for v in &volumes {
+            let path = sysfs_root.join(format!("block/drbd{}/stat", v.minor));
+            let stat = match tokio::fs::read_to_string(&path).await {
+                Ok(text) => match parse_stat(&text) {
+                    Ok(stat) => stat,
+                    Err(e) => {
+                        warn!(resource = %v.resource, volume = v.volume, path = %path.display(), error = %e, "pressure: bad stat file");
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    debug!(resource = %v.resource, volume = v.volume, path = %path.display(), error = %e, "pressure: no stat file");
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            if let Some((before, at)) = previous.get(&v.minor) {
+                let elapsed = now.saturating_duration_since(*at);
+                if let Ok(rates) = derive(before, &stat, elapsed) {
+                    let target = config
+                        .policy_with(&v.resource, local, None)
+                        .law
+                        .latency_target;
+                    resources.push(volume_pressure(v, &rates, target.as_secs_f64() * 1000.0));
+                    window_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+                }
+            }
+            seen.insert(v.minor, (stat, now));
+        }
+        previous = seen;
+        *report.write().await = PressureReport {
+            node: node_name.clone(),
+            window_ms,
+            resources,
+        };
+    }
+}
