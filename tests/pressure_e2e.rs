@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{http_get, http_get_with, poll, sample_value, Cluster};
+use common::{
+    http_get, http_get_with, poll, promtool_findings, sample_value, Cluster, LEGACY_FINDINGS,
+};
 use serde_json::Value;
 
 const SCENARIO: &str = include_str!("data/sim/throttle-plant.toml");
@@ -117,21 +119,61 @@ fn the_primarys_pressure_steers_bravo_until_it_goes_away() {
         v["throttle"]["peers"][PEER]["rate_set_kib"].as_u64()
     });
 
+    // The metrics say so, on both sides, promtool-clean.
+    let (_, metrics) = http_get(bravo_addr, "/metrics").expect("metrics");
+    assert_eq!(
+        sample_value(&metrics, "drbd_agent_pressure_peer_up{peer=\"alpha\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        sample_value(
+            &metrics,
+            "drbd_agent_pressure_fetches_total{peer=\"alpha\",result=\"ok\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    let from_peer =
+        "drbd_agent_throttle_signal_from_peer{name=\"r0\",peer_node_id=\"0\",volume=\"0\"}";
+    assert_eq!(sample_value(&metrics, from_peer), Some(1.0), "{metrics}");
+    let (_, alpha_metrics) = http_get(cluster.addr, "/metrics").expect("metrics");
+    assert!(
+        sample_value(
+            &alpha_metrics,
+            "drbd_agent_pressure_published{name=\"r0\",volume=\"0\"}"
+        )
+        .is_some_and(|p| p > 0.0),
+        "{alpha_metrics}"
+    );
+    for text in [&metrics, &alpha_metrics] {
+        let findings: Vec<String> = promtool_findings(text)
+            .into_iter()
+            .filter(|f| !LEGACY_FINDINGS.iter().any(|l| f.contains(l)))
+            .collect();
+        assert!(findings.is_empty(), "promtool: {findings:?}");
+    }
+
     // Alpha's agent goes away: bravo falls back to its local signals and says why.
     cluster.kill_agent();
     let local = poll(BOUND, EVERY, "bravo falling back to local signals", || {
         bravo.assert_running();
-        signal(bravo_addr).filter(|s| s["source"] == "local")
+        signal(bravo_addr)
+            .filter(|s| s["reason"]["why"] == "stale" || s["reason"]["why"] == "unreachable")
     });
-    let why = local["reason"]["why"].as_str().expect("a reason");
-    assert!(why == "stale" || why == "unreachable", "{local}");
+    assert_eq!(local["source"], "local");
     assert_eq!(local["reason"]["node"], "alpha");
     // Still throttling (on the backing device's latency).
     let (_, body) = http_get(bravo_addr, "/v1/status").expect("status");
     let v: Value = serde_json::from_str(&body).expect("JSON");
     assert!(v["throttle"]["peers"][PEER]["decision"].is_object(), "{v}");
     let (_, metrics) = http_get(bravo_addr, "/metrics").expect("metrics");
-    assert_eq!(sample_value(&metrics, "drbd_agent_drbd_up"), Some(1.0));
+    assert_eq!(sample_value(&metrics, from_peer), Some(0.0), "{metrics}");
+    assert_eq!(
+        sample_value(&metrics, "drbd_agent_pressure_peer_up{peer=\"alpha\"}"),
+        Some(0.0),
+        "{metrics}"
+    );
 }
 
 #[test]

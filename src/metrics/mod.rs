@@ -27,6 +27,7 @@ mod family;
 mod gzip;
 mod layout;
 mod objects;
+mod pressure;
 mod schedule;
 mod throttle;
 mod version;

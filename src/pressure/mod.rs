@@ -236,11 +236,60 @@ pub fn combine(
     }
 }
 
-/// What the throttle loop reads: the fetcher's map and the staleness limit.
+/// What the throttle loop reads: the fetcher's map, the staleness limit
+/// and (for the status) this node's published report.
 #[derive(Debug, Clone)]
 pub struct PressureInput {
     pub peers: fetch::SharedPeers,
     pub stale_after: Duration,
+    pub report: sampler::SharedReport,
+}
+
+/// The pressure part of the throttle status (`/v1/status`, metrics).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct PressureStatus {
+    /// What this node publishes (volumes it is Primary of).
+    pub published: Vec<VolumePressure>,
+    /// The peers' agents asked, by node name.
+    pub peers: BTreeMap<String, PeerSummary>,
+}
+
+/// One peer's agent as seen by the fetcher.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct PeerSummary {
+    pub address: Option<String>,
+    /// The last fetch succeeded.
+    pub up: bool,
+    /// Age of the last good report (receiver's clock), ms.
+    pub age_ms: Option<u64>,
+    pub last_error: Option<String>,
+    pub fetches: BTreeMap<&'static str, u64>,
+}
+
+impl PressureInput {
+    /// The status at `now`.
+    pub async fn status(&self, now: tokio::time::Instant) -> PressureStatus {
+        let published = self.report.read().await.resources.clone();
+        let peers = self
+            .peers
+            .read()
+            .await
+            .iter()
+            .map(|(node, p)| {
+                let summary = PeerSummary {
+                    address: p.address.clone(),
+                    up: p.up(),
+                    age_ms: p
+                        .age(now)
+                        .map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
+                    last_error: p.last_error.clone(),
+                    fetches: p.fetches.clone(),
+                };
+                (node.clone(), summary)
+            })
+            .collect();
+        PressureStatus { published, peers }
+    }
 }
 
 /// [`combine`] for one SyncTarget peer device, with `peers` the snapshot of

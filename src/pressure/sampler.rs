@@ -21,6 +21,10 @@ use super::{pressure, PressureReport, VolumePressure};
 /// The report served on `/v1/pressure`.
 pub type SharedReport = Arc<RwLock<PressureReport>>;
 
+/// A window without completed writes is widened up to this many
+/// intervals before "no writes" is published.
+const HOLD_INTERVALS: u32 = 4;
+
 /// One volume of a resource this node is Primary of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrimaryVolume {
@@ -73,6 +77,7 @@ pub async fn run_sampler(
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut previous: BTreeMap<u32, (DiskStat, Instant)> = BTreeMap::new();
+    let mut last_published: BTreeMap<u32, VolumePressure> = BTreeMap::new();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -100,19 +105,33 @@ pub async fn run_sampler(
                 }
             };
             let now = Instant::now();
+            let mut sample = (stat, now);
             if let Some((before, at)) = previous.get(&v.minor) {
                 let elapsed = now.saturating_duration_since(*at);
                 if let Ok(rates) = derive(before, &stat, elapsed) {
-                    let target = config
-                        .policy_with(&v.resource, local, None)
-                        .law
-                        .latency_target;
-                    resources.push(volume_pressure(v, &rates, target.as_secs_f64() * 1000.0));
-                    window_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+                    if rates.writes == 0 && elapsed < interval * HOLD_INTERVALS {
+                        // No write completed yet (or the counters are
+                        // updated coarsely): widen the window rather than
+                        // publish a gap; the last figures stand meanwhile.
+                        sample = (*before, *at);
+                        if let Some(last) = last_published.get(&v.minor) {
+                            resources.push(last.clone());
+                        }
+                    } else {
+                        let target = config
+                            .policy_with(&v.resource, local, None)
+                            .law
+                            .latency_target;
+                        let figures = volume_pressure(v, &rates, target.as_secs_f64() * 1000.0);
+                        last_published.insert(v.minor, figures.clone());
+                        resources.push(figures);
+                        window_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+                    }
                 }
             }
-            seen.insert(v.minor, (stat, now));
+            seen.insert(v.minor, sample);
         }
+        last_published.retain(|minor, _| seen.contains_key(minor));
         previous = seen;
         *report.write().await = PressureReport {
             node: node_name.clone(),

@@ -59,6 +59,7 @@ pub fn start(
         input: PressureInput {
             peers,
             stale_after: pressure.stale_after,
+            report: report.clone(),
         },
         router: api::router(PressureApi {
             report,

@@ -57,6 +57,8 @@ pub struct ThrottleStatus {
     pub last_error: Option<String>,
     /// SyncSource peer devices, by `resource/peer-node-id/volume`.
     pub sources: BTreeMap<String, SourceStatus>,
+    /// Cross-node pressure (`None`: `[pressure]` disabled).
+    pub pressure: Option<crate::pressure::PressureStatus>,
 }
 
 /// One SyncSource peer device (only c-min-rate is touched there).
@@ -343,6 +345,9 @@ impl Throttler {
                 volume: p.volume,
             })
         });
+        if let Some(p) = &self.pressure {
+            self.status.pressure = Some(p.status(now).await);
+        }
         if !self.options.config.enabled {
             self.publish().await;
             return;
