@@ -113,6 +113,8 @@ pub fn render_agent_head(
     };
     let mut families = family::render_each(agent::defs(), input)?;
     families.extend(family::render_each(throttle::defs(), throttle)?);
+    // Absent while `[pressure]` is off (see `pressure.rs`).
+    families.extend(family::render_each(pressure::defs(), throttle)?);
     families.sort_by_key(|(name, _)| *name);
     Ok(families.into_iter().map(|(_, text)| text).collect())
 }

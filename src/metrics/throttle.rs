@@ -113,12 +113,6 @@ macro_rules! node_counter {
 
 /// The `drbd_agent_throttle_*` families.
 pub fn defs() -> Vec<Def<ThrottleStatus>> {
-    let mut defs = throttle_defs();
-    defs.extend(super::pressure::defs());
-    defs
-}
-
-fn throttle_defs() -> Vec<Def<ThrottleStatus>> {
     vec![
         Def {
             spec: spec(
