@@ -71,6 +71,14 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The SyncTarget's throttle with local signals only vs with the
+    /// Primary's pressure, where the Primary is the SyncSource and its disk
+    /// the bottleneck.
+    Pressure {
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -83,6 +91,9 @@ fn main() -> ExitCode {
         Command::Bench {
             what: BenchCommand::Throttle { scenario, json },
         } => bench_throttle(&scenario, json),
+        Command::Bench {
+            what: BenchCommand::Pressure { json },
+        } => bench_pressure(json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,6 +112,16 @@ fn bench_throttle(names: &[String], json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", bench::render_table(&report));
+    }
+    Ok(())
+}
+
+fn bench_pressure(json: bool) -> Result<()> {
+    let report = drbd_agent::bench::pressure::run()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", drbd_agent::bench::pressure::render(&report));
     }
     Ok(())
 }

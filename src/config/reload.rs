@@ -6,7 +6,7 @@ use super::Config;
 /// The keys (dotted, as written in the file) whose new values only take
 /// effect after a restart, in file order. `[throttle]` is not among them.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 9] = [
+    let checks: [(&'static str, bool); 10] = [
         ("node-name", old.node_name != new.node_name),
         ("log-level", old.log_level != new.log_level),
         ("drbd.drbdsetup", old.drbd.drbdsetup != new.drbd.drbdsetup),
@@ -28,6 +28,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
             "state.directory",
             old.state.directory != new.state.directory,
         ),
+        ("pressure", old.pressure != new.pressure),
     ];
     checks
         .into_iter()
