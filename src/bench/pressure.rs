@@ -191,7 +191,7 @@ pub fn run_target_agent(s: &Scenario, with_pressure: bool) -> Result<RunMetrics,
         let obs = if with_pressure {
             let peers = [("a".to_owned(), peer.clone())].into();
             let stale = Duration::from_secs(5);
-            combine(local, "r0", 0, &nodes, &peers, now, stale, target_ms).0
+            combine(local, ("r0", 0), &nodes, &peers, now, stale, target_ms).0
         } else {
             local
         };

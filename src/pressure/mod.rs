@@ -159,7 +159,7 @@ pub enum LocalReason {
     NoFigures { node: String },
 }
 
-/// Combines `obs` (local signals) with the reports of `nodes` (the
+/// Combines `obs` (local signals) for `(resource, volume)` with the reports of `nodes` (the
 /// SyncSource and the Primary of the volume): the freshest report with the
 /// highest pressure wins; its pressure × `local_target_ms` becomes the
 /// application latency, its queue depth and foreground throughput fill
@@ -167,8 +167,7 @@ pub enum LocalReason {
 /// figure `obs` is returned unchanged with the reason.
 pub fn combine(
     mut obs: Observation,
-    resource: &str,
-    volume: u32,
+    (resource, volume): (&str, u32),
     nodes: &[String],
     peers: &BTreeMap<String, PeerReport>,
     now: tokio::time::Instant,
@@ -310,8 +309,7 @@ pub fn steer(
         ),
         Some((map, stale_after)) => combine(
             obs,
-            &target.key.resource,
-            target.key.volume,
+            (&target.key.resource, target.key.volume),
             &target.pressure_nodes,
             map,
             now,

@@ -56,8 +56,7 @@ fn fresh_peer_pressure_is_scaled_to_the_local_target() {
     let nodes = vec!["alpha".to_owned()];
     let (obs, signal) = combine(
         local_obs(),
-        "r0",
-        0,
+        ("r0", 0),
         &nodes,
         &peers,
         now,
@@ -86,8 +85,7 @@ fn stale_report_falls_back_to_local_signals() {
     let nodes = vec!["alpha".to_owned()];
     let (obs, signal) = combine(
         local_obs(),
-        "r0",
-        0,
+        ("r0", 0),
         &nodes,
         &peers,
         now,
@@ -127,8 +125,7 @@ fn failed_fetch_keeps_the_last_report_until_stale() {
     let stale = Duration::from_secs(5);
     let (_, fresh) = combine(
         local_obs(),
-        "r0",
-        0,
+        ("r0", 0),
         &nodes,
         &peers,
         at + Duration::from_secs(2),
@@ -138,8 +135,7 @@ fn failed_fetch_keeps_the_last_report_until_stale() {
     assert_eq!(fresh.kind(), "peer");
     let (obs, old) = combine(
         local_obs(),
-        "r0",
-        0,
+        ("r0", 0),
         &nodes,
         &peers,
         at + Duration::from_secs(9),
@@ -156,9 +152,9 @@ fn unknown_unreachable_and_empty_peers_say_why() {
     let nodes = vec!["alpha".to_owned()];
     let stale = Duration::from_secs(5);
     let empty = BTreeMap::new();
-    let (_, s) = combine(local_obs(), "r0", 0, &[], &empty, now, stale, 4.0);
+    let (_, s) = combine(local_obs(), ("r0", 0), &[], &empty, now, stale, 4.0);
     assert_eq!(s.kind(), "no-peer");
-    let (_, s) = combine(local_obs(), "r0", 0, &nodes, &empty, now, stale, 4.0);
+    let (_, s) = combine(local_obs(), ("r0", 0), &nodes, &empty, now, stale, 4.0);
     assert_eq!(s.kind(), "unreachable");
     let mut peer = PeerReport::default();
     record(
@@ -170,7 +166,7 @@ fn unknown_unreachable_and_empty_peers_say_why() {
         now,
     );
     let peers: BTreeMap<_, _> = [("alpha".to_owned(), peer)].into();
-    let (obs, s) = combine(local_obs(), "r0", 0, &nodes, &peers, now, stale, 4.0);
+    let (obs, s) = combine(local_obs(), ("r0", 0), &nodes, &peers, now, stale, 4.0);
     assert_eq!(obs, local_obs());
     assert_eq!(
         s,
@@ -183,10 +179,10 @@ fn unknown_unreachable_and_empty_peers_say_why() {
     );
     // A report without writes, or without this volume.
     let peers = peers_with("alpha", report("alpha", None, 10.0), now);
-    let (_, s) = combine(local_obs(), "r0", 0, &nodes, &peers, now, stale, 4.0);
+    let (_, s) = combine(local_obs(), ("r0", 0), &nodes, &peers, now, stale, 4.0);
     assert_eq!(s.kind(), "no-figures");
     let peers = peers_with("alpha", report("alpha", Some(1.0), 10.0), now);
-    let (_, s) = combine(local_obs(), "r1", 0, &nodes, &peers, now, stale, 4.0);
+    let (_, s) = combine(local_obs(), ("r1", 0), &nodes, &peers, now, stale, 4.0);
     assert_eq!(s.kind(), "no-figures");
 }
 
@@ -202,8 +198,7 @@ fn highest_fresh_pressure_wins() {
     let nodes = vec!["alpha".to_owned(), "charlie".to_owned()];
     let (obs, s) = combine(
         local_obs(),
-        "r0",
-        0,
+        ("r0", 0),
         &nodes,
         &peers,
         now,
