@@ -11,7 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    http_get, http_get_with, poll, promtool_findings, sample_value, Cluster, LEGACY_FINDINGS,
+    http_get, http_get_with, poll, promtool_findings, run_bounded, sample_value, Cluster, AGENT,
+    LEGACY_FINDINGS,
 };
 use serde_json::Value;
 
@@ -118,6 +119,22 @@ fn the_primarys_pressure_steers_bravo_until_it_goes_away() {
         let v: Value = serde_json::from_str(&body).ok()?;
         v["throttle"]["peers"][PEER]["rate_set_kib"].as_u64()
     });
+
+    // `drbd-agent status` says which signal steers.
+    let mut command = std::process::Command::new(AGENT);
+    command
+        .args(["status", "--url", &format!("http://{bravo_addr}")])
+        .env_remove("RUST_LOG");
+    let (code, table, stderr) = run_bounded(command, Duration::from_secs(20));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        table.contains("signal r0/0/0: pressure of alpha"),
+        "{table}"
+    );
+    assert!(
+        table.contains("pressure peer alpha at 127.0.0.1:"),
+        "{table}"
+    );
 
     // The metrics say so, on both sides, promtool-clean.
     let (_, metrics) = http_get(bravo_addr, "/metrics").expect("metrics");

@@ -25,6 +25,7 @@ pub mod api;
 pub mod config;
 pub mod fetch;
 pub mod sampler;
+pub mod table;
 pub mod wire;
 
 use std::collections::BTreeMap;
