@@ -361,3 +361,43 @@ exists -"
     let ask = fetch::peers_to_ask(&m, &BTreeMap::new(), 9943);
     assert_eq!(ask.get("gamma"), Some(&None), "no path, no override");
 }
+
+#[test]
+fn senders_clock_is_never_consulted() {
+    // A peer whose clock is a century ahead (a newer agent might add its
+    // time): the field is ignored, the report's age is the receiver's.
+    let json = r#"{"node":"alpha","window_ms":1000,"generated_at":"2126-01-01T00:00:00Z",
+        "resources":[{"resource":"r0","volume":0,"write_latency_ms":10.0,"queue_depth":1.0,
+        "foreground_kib_per_sec":1.0,"target_ms":5.0,"pressure":2.0}]}"#;
+    let report: PressureReport = serde_json::from_str(json).unwrap();
+    assert!(report.check().is_ok());
+    let received = Instant::now();
+    let peers = peers_with("alpha", report, received);
+    let nodes = vec!["alpha".to_owned()];
+    let stale = Duration::from_secs(5);
+    let fresh = combine(
+        local_obs(),
+        ("r0", 0),
+        &nodes,
+        &peers,
+        received + Duration::from_secs(4),
+        stale,
+        5.0,
+    );
+    assert_eq!(fresh.1.kind(), "peer");
+    assert_eq!(fresh.0.app_write_latency_ms, Some(10.0));
+    let old = combine(
+        local_obs(),
+        ("r0", 0),
+        &nodes,
+        &peers,
+        received + Duration::from_secs(6),
+        stale,
+        5.0,
+    );
+    assert_eq!(old.1.kind(), "stale");
+    // A receiver clock that is behind the receipt (cannot happen with a
+    // monotonic clock, but must not panic or count as stale).
+    let earlier = combine(local_obs(), ("r0", 0), &nodes, &peers, received, stale, 5.0);
+    assert_eq!(earlier.1.kind(), "peer");
+}
