@@ -92,4 +92,12 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the SyncTarget throttle with local signals only and with the
+    /// pressure of the Primary, where the Primary is the SyncSource and its
+    /// disk the bottleneck.
+    Pressure {
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -38,6 +38,8 @@ pub enum DaemonError {
     Listen(#[from] ApiError),
     #[error("cannot read a listener's address: {0}")]
     LocalAddr(std::io::Error),
+    #[error("[pressure] token: {0}")]
+    Pressure(#[from] crate::pressure::config::TokenError),
 }
 
 /// A started daemon.
@@ -111,7 +113,22 @@ impl Daemon {
         ));
         // Throttle policies from the LINSTOR controller (empty without one).
         let remote_policies = SharedRemotePolicies::default();
-        let throttler = Throttler::new(
+        let (throttle_config, throttle_configs) = watch::channel(config.throttle.clone());
+        let pressure = match crate::pressure::wire::start(
+            config,
+            shared.clone(),
+            throttle_configs.clone(),
+            remote_policies.clone(),
+            stopped.clone(),
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                // Stops the supervisor already started.
+                let _ = stop.send(true);
+                return Err(e.into());
+            }
+        };
+        let mut throttler = Throttler::new(
             ThrottleOptions {
                 node_name: config.node_name.clone(),
                 config: config.throttle.clone(),
@@ -124,7 +141,9 @@ impl Daemon {
         )
         .with_network(network.clone())
         .with_remote_policies(remote_policies.clone());
-        let (throttle_config, throttle_configs) = watch::channel(config.throttle.clone());
+        if let Some(p) = &pressure {
+            throttler = throttler.with_pressure(p.input.clone());
+        }
         let throttler = tokio::spawn(throttler.run_reloadable(
             shared.clone(),
             stopped.clone(),
@@ -166,6 +185,10 @@ impl Daemon {
             exporter.clone(),
         )
         .layer(axum::Extension(network));
+        let router = match pressure {
+            Some(p) => router.merge(p.router),
+            None => router,
+        };
         let servers = listeners
             .into_iter()
             .zip(&api_addrs)

@@ -20,6 +20,7 @@ pub mod events2;
 pub mod linstor;
 pub mod metrics;
 pub mod netlink;
+pub mod pressure;
 pub mod service;
 pub mod sim;
 pub mod state;

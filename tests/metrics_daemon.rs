@@ -57,6 +57,7 @@ async fn daemon_metrics_with_drbd_version() {
         state: Default::default(),
         throttle: Default::default(),
         linstor: Default::default(),
+        pressure: Default::default(),
         sources: Vec::new(),
     };
     let daemon = Daemon::start(&config).await.unwrap();

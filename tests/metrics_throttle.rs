@@ -51,6 +51,7 @@ fn throttle_status() -> ThrottleStatus {
         policy: None,
         reverts: 2,
         failures: 1,
+        signal: None,
     };
     let fresh = PeerStatus {
         resource: r#"we"ird\name"#.to_owned(),

@@ -1,5 +1,7 @@
-//! The HTTP API: `GET /v1/status`, `GET /healthz`, `GET /metrics`; other
-//! methods on those paths are 405, everything else is 404.
+//! The HTTP API: `GET /v1/status`, `GET /healthz`, `GET /metrics` (and,
+//! with `[pressure]`, `GET /v1/pressure`, merged in by the daemon from
+//! [`crate::pressure::api`]); other methods on those paths are 405,
+//! everything else is 404.
 //!
 //! [`router`] builds the axum router; [`serve`] runs it on listeners with
 //! hyper's HTTP/1 server (header read timeout, bounded header size and a

@@ -335,6 +335,7 @@ fn throttle_section(out: &mut String, throttle: &Value, resources: &Value) {
     if !rows.is_empty() {
         grid(out, THROTTLE_HEADER, &rows);
     }
+    out.push_str(&crate::pressure::table::status_lines(throttle));
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 pub mod file;
 pub mod metrics;
 pub mod oracle;
+pub mod pressure;
 pub mod run;
 pub mod scenario;
 

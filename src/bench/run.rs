@@ -99,7 +99,7 @@ pub fn law_policy(scenario: &Scenario) -> LawPolicy {
     }
 }
 
-fn plant_err(s: &Scenario) -> impl Fn(PlantError) -> BenchError + '_ {
+pub(super) fn plant_err(s: &Scenario) -> impl Fn(PlantError) -> BenchError + '_ {
     move |source| BenchError::Plant {
         scenario: s.name.clone(),
         source,
@@ -107,7 +107,7 @@ fn plant_err(s: &Scenario) -> impl Fn(PlantError) -> BenchError + '_ {
 }
 
 /// A window as a sample (worst volume), with the rate in force.
-fn sample(w: &Window, set_rate: f64) -> Sample {
+pub(super) fn sample(w: &Window, set_rate: f64) -> Sample {
     let worst = |f: fn(&crate::sim::plant::VolumeWindow) -> f64| {
         w.volumes.iter().map(f).fold(0.0, f64::max)
     };
@@ -120,7 +120,7 @@ fn sample(w: &Window, set_rate: f64) -> Sample {
     }
 }
 
-fn done_times(b: &Built, s: &Scenario) -> Result<Vec<Option<f64>>, BenchError> {
+pub(super) fn done_times(b: &Built, s: &Scenario) -> Result<Vec<Option<f64>>, BenchError> {
     b.resyncs
         .iter()
         .map(|&r| {
@@ -159,7 +159,7 @@ pub fn run_constant(
 }
 
 /// Parses a plant stat text as the daemon parses `/sys/block/*/stat`.
-fn read_stat(text: &str, scenario: &Scenario) -> Result<DiskStat, BenchError> {
+pub(super) fn read_stat(text: &str, scenario: &Scenario) -> Result<DiskStat, BenchError> {
     parse_stat(text).map_err(|e| BenchError::Signal {
         scenario: scenario.name.clone(),
         reason: e.to_string(),

@@ -37,6 +37,9 @@ fn run_command(command: Command) -> Result<()> {
         Command::Bench {
             what: BenchCommand::Throttle { scenario, json },
         } => bench_throttle(&scenario, json),
+        Command::Bench {
+            what: BenchCommand::Pressure { json },
+        } => bench_pressure(json),
     }
 }
 
@@ -55,6 +58,16 @@ fn bench_throttle(names: &[String], json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", bench::render_table(&report));
+    }
+    Ok(())
+}
+
+fn bench_pressure(json: bool) -> Result<()> {
+    let report = drbd_agent::bench::pressure::run()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", drbd_agent::bench::pressure::render(&report));
     }
     Ok(())
 }
@@ -289,6 +302,7 @@ fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
         },
         throttle: Default::default(),
         linstor: Default::default(),
+        pressure: Default::default(),
         sources: Vec::new(),
     };
     init_logging(Some("info"));

@@ -50,6 +50,8 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// `[linstor]`: reporting to the controller's key-value store.
     pub linstor: LinstorConfig,
+    /// `[pressure]`: cross-node pressure (validated; merged key by key).
+    pub pressure: crate::pressure::PressureConfig,
     /// The files the configuration was read from, in merge order.
     pub sources: Vec<PathBuf>,
 }
@@ -170,7 +172,33 @@ impl Config {
                 toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
             merged = merged.overridden_by(raw);
         }
+        let pressure = merged.take_pressure();
         let mut config = merged.resolve(default_node_name);
+        config.pressure = pressure.resolve().map_err(|(key, message)| {
+            let found = sources.iter().rev().find_map(|(path, text)| {
+                let short = key.trim_start_matches("pressure.");
+                let at = |prefix: &str| {
+                    text.lines()
+                        .position(|l| l.trim_start().starts_with(prefix))
+                };
+                at(short)
+                    .or_else(|| at("[pressure]"))
+                    .map(|i| (path, i + 1))
+            });
+            let (file, line) = found.map(|(p, l)| (p.clone(), l)).unwrap_or_else(|| {
+                (
+                    sources.last().map(|(p, _)| p.clone()).unwrap_or_default(),
+                    1,
+                )
+            });
+            ConfigError::Invalid {
+                file,
+                line,
+                column: 1,
+                key: Some(key.to_owned()),
+                message,
+            }
+        })?;
         config.throttle = throttle_merge::resolve_throttle(sources)?;
         linstor::check(&config.linstor, sources)?;
         config.sources = sources.iter().map(|(path, _)| path.clone()).collect();

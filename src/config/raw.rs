@@ -9,6 +9,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::{ApiConfig, Config, DrbdConfig, HumanDuration, LinstorConfig, StateConfig};
+use crate::pressure::RawPressure;
 use crate::throttle::ThrottleConfig;
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +30,9 @@ pub(super) struct RawConfig {
     #[serde(default)]
     #[allow(dead_code)]
     throttle: Option<ThrottleConfig>,
+    /// `[pressure]`, resolved in `Config::from_sources`.
+    #[serde(default)]
+    pressure: RawPressure,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,7 +138,13 @@ impl RawConfig {
             linstor: self.linstor.overridden_by(later.linstor),
             // Merged key by key from the tables, see `Config::from_sources`.
             throttle: None,
+            pressure: self.pressure.overridden_by(later.pressure),
         }
+    }
+
+    /// Takes the merged `[pressure]` out (resolved on its own).
+    pub(super) fn take_pressure(&mut self) -> RawPressure {
+        std::mem::take(&mut self.pressure)
     }
 
     /// Fills in defaults. `hostname` is only called when `node-name` is unset.
@@ -173,6 +183,7 @@ impl RawConfig {
             },
             throttle: ThrottleConfig::default(),
             linstor: self.linstor.resolve(),
+            pressure: Default::default(),
             sources: Vec::new(),
         }
     }

@@ -11,7 +11,7 @@ use super::Config;
 /// effect after a restart, in file order. `[throttle]`, `drbd.drbdsetup`
 /// and `drbd.drbdadm` are not among them.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 7] = [
+    let checks: [(&'static str, bool); 8] = [
         ("node-name", old.node_name != new.node_name),
         ("log-level", old.log_level != new.log_level),
         (
@@ -31,6 +31,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
             "state.directory",
             old.state.directory != new.state.directory,
         ),
+        ("pressure", old.pressure != new.pressure),
     ];
     let (a, b) = (&old.linstor, &new.linstor);
     let linstor: [(&'static str, bool); 11] = [

@@ -29,6 +29,7 @@ mod layout;
 mod linstor;
 mod network;
 mod objects;
+mod pressure;
 mod schedule;
 mod throttle;
 mod version;
@@ -136,6 +137,10 @@ pub fn render_agent_head_with(
     }
     if let Some(network) = network {
         families.extend(family::render_each(network::defs(), network)?);
+    }
+    if let Some(throttle) = throttle {
+        // Absent while `[pressure]` is off (see `pressure.rs`).
+        families.extend(family::render_each(pressure::defs(), throttle)?);
     }
     families.sort_by_key(|(name, _)| *name);
     Ok(families.into_iter().map(|(_, text)| text).collect())

@@ -57,6 +57,8 @@ pub struct ThrottleStatus {
     pub last_error: Option<String>,
     /// SyncSource peer devices, by `resource/peer-node-id/volume`.
     pub sources: BTreeMap<String, SourceStatus>,
+    /// Cross-node pressure (`None`: `[pressure]` disabled).
+    pub pressure: Option<crate::pressure::PressureStatus>,
 }
 
 /// One SyncSource peer device (only c-min-rate is touched there).
@@ -85,6 +87,8 @@ pub struct PeerStatus {
     pub policy: Option<PeerPolicy>,
     pub reverts: u64,
     pub failures: u64,
+    /// Which signal steered it last (a peer's pressure or the local ones).
+    pub signal: Option<crate::pressure::Signal>,
 }
 
 /// The policy in force for one peer device (the target is in
@@ -139,6 +143,8 @@ pub struct Throttler {
     /// The network watcher's status: the replication interface's headroom
     /// caps the resync (see `Observation::network_headroom_kib_per_sec`).
     network: Option<crate::netlink::SharedNetwork>,
+    /// The peers' pressure (`None`: `[pressure]` disabled).
+    pressure: Option<crate::pressure::PressureInput>,
 }
 
 impl Throttler {
@@ -166,6 +172,7 @@ impl Throttler {
             ticks: 0,
             remote: SharedRemotePolicies::default(),
             network: None,
+            pressure: None,
         }
     }
 
@@ -179,6 +186,12 @@ impl Throttler {
     /// Caps each resync by its replication interface's headroom.
     pub fn with_network(mut self, network: crate::netlink::SharedNetwork) -> Self {
         self.network = Some(network);
+        self
+    }
+
+    /// Lets the peers' pressure steer (see [`crate::pressure`]).
+    pub fn with_pressure(mut self, input: crate::pressure::PressureInput) -> Self {
+        self.pressure = Some(input);
         self
     }
 
@@ -342,10 +355,17 @@ impl Throttler {
                 volume: p.volume,
             })
         });
+        if let Some(p) = &self.pressure {
+            self.status.pressure = Some(p.status(now).await);
+        }
         if !self.options.config.enabled {
             self.publish().await;
             return;
         }
+        let pressure = match &self.pressure {
+            Some(p) => Some((p.peers.read().await.clone(), p.stale_after)),
+            None => None,
+        };
         for (target, policy) in targets.iter().zip(policies) {
             if !policy.enabled {
                 continue;
@@ -419,9 +439,16 @@ impl Throttler {
                     target.resync_kib_per_sec.unwrap_or(0.0),
                 );
             }
+            let target_ms = policy.law.latency_target.as_secs_f64() * 1000.0;
+            let (obs, signal) =
+                crate::pressure::steer(obs, target, pressure.as_ref(), now, target_ms);
             let decision = state.controller.step(&policy.law, &obs);
             if let Some(peer) = self.status.peers.get_mut(&name) {
+                if peer.signal.as_ref().map(|s| s.kind()) != Some(signal.kind()) {
+                    info!(resource = %key.resource, peer = key.peer_node_id, volume = key.volume, signal = ?signal, "throttle signal source");
+                }
                 peer.decision = Some(decision);
+                peer.signal = Some(signal);
             }
             if policy.mode == Mode::Enforce {
                 self.enforce(key, decision.rate).await;

@@ -29,6 +29,9 @@ pub struct Target {
     pub pending: Option<u64>,
     /// UpToDate replicas of the volume (this node and its peers).
     pub uptodate_replicas: u32,
+    /// The nodes whose pressure matters (`crate::pressure`): the one synced
+    /// from, then the Primaries among the peers.
+    pub pressure_nodes: Vec<String>,
 }
 
 /// The peer devices in SyncTarget or PausedSyncT, with a known peer node id.
@@ -66,11 +69,24 @@ pub fn sync_targets(model: &Model) -> Vec<Target> {
                     rs_in_flight_kib: connection.rs_in_flight.map(|sectors| sectors / 2),
                     pending: pd.stats.pending,
                     uptodate_replicas: u32::from(local_up) + peers_up as u32,
+                    pressure_nodes: pressure_nodes(resource, &connection.conn_name),
                 });
             }
         }
     }
     out
+}
+
+/// `source` (the node synced from), then the connections whose peer is
+/// Primary, without repeats.
+fn pressure_nodes(resource: &crate::state::Resource, source: &str) -> Vec<String> {
+    let mut nodes = vec![source.to_owned()];
+    for c in resource.connections.values() {
+        if c.peer_role == Some(crate::events2::Role::Primary) && !nodes.contains(&c.conn_name) {
+            nodes.push(c.conn_name.clone());
+        }
+    }
+    nodes
 }
 
 /// The law's input for one interval: `rates` of the DRBD device, `backing`
@@ -155,6 +171,7 @@ exists -";
         assert_eq!(t[0].out_of_sync_kib, Some(4096));
         assert_eq!(t[0].resync_kib_per_sec, Some(2048.0));
         assert_eq!(t[0].uptodate_replicas, 2);
+        assert_eq!(t[0].pressure_nodes, vec!["beta".to_owned()]);
         let ended = model(&format!(
             "{LINES}\nchange peer-device name:r0 peer-node-id:1 conn-name:beta volume:0 replication:Established"
         ));

@@ -243,6 +243,52 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Starts one more agent on the same simulator, playing `node` (its own
+    /// node view: `DRBD_SIM_NODE`, `sysfs-root = DIR/sim/<node>/sys`) on a
+    /// port of its own, with `extra_config`; waits until it reports DRBD
+    /// up. The caller owns it (killed on drop).
+    pub fn start_peer_agent(&mut self, node: &str, extra_config: &str) -> (Proc, SocketAddr) {
+        let (mut agent, addr) = spawn_agent(
+            self.dir.path(),
+            &self.sim_dir,
+            node,
+            &self.poll_interval,
+            extra_config,
+            self.starts,
+        );
+        self.starts += 1;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            agent.assert_running();
+            self.sim.assert_running();
+            if let Ok((200, body)) = http_get(addr, "/metrics") {
+                if sample_value(&body, "drbd_agent_drbd_up") == Some(1.0)
+                    && body.contains("drbd_resource_role{")
+                {
+                    return (agent, addr);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the {node} agent never reported DRBD up on /metrics"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `GET path` with extra request header lines (each ending in `\r\n`).
+pub fn http_get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+) -> std::io::Result<(u16, String)> {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\n{headers}Connection: close\r\n\r\n");
+    raw_request(addr, request.as_bytes())
+}
+
 /// Writes the agent's configuration (`agent-N.toml`) and starts it with
 /// its log in `agent-N.log` (`agent.toml`/`agent.log` for the first).
 fn spawn_agent(
