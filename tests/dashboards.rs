@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{http_get, program, run_bounded, Cluster};
+use common::{http_get, parse_exposition, program, run_bounded, Cluster, Sample};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const DEMO: &str = include_str!("../src/sim/scenarios/demo.toml");
@@ -371,6 +371,76 @@ fn every_queried_metric_exists_in_the_agents_output() {
                 "{name} has no label {label:?} (has {have:?})"
             );
         }
+    }
+    out_of_sync_drains_on_in_sync_peers(&cluster);
+}
+
+/// A peer device's key: (resource, peer node id, volume).
+fn peer_device(sample: &Sample) -> (String, String, String) {
+    let label = |key: &str| {
+        sample
+            .labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    (label("name"), label("peer_node_id"), label("volume"))
+}
+
+/// The "Data to resync" panel's premise: once a resync has ended, every
+/// peer device that is Established with an UpToDate peer reports 0
+/// out-of-sync bytes (the demo first builds some up by disconnecting).
+fn out_of_sync_drains_on_in_sync_peers(cluster: &Cluster) {
+    let mut seen_out_of_sync = false;
+    let deadline = Instant::now() + COLLECT_BOUND;
+    loop {
+        if let Ok((200, body)) = http_get(cluster.addr, "/metrics") {
+            let samples = parse_exposition(&body).expect("valid exposition");
+            let current = |name: &str, label: &str, value: &str| -> BTreeSet<_> {
+                samples
+                    .iter()
+                    .filter(|s| s.name == name && s.value == 1.0)
+                    .filter(|s| s.labels.iter().any(|(k, v)| k == label && v == value))
+                    .map(peer_device)
+                    .collect()
+            };
+            let established = current(
+                "drbd_peerdevice_replication_state",
+                "drbd_replication_state",
+                "Established",
+            );
+            let up_to_date = current(
+                "drbd_peerdevice_peer_disk_state",
+                "drbd_peer_disk_state",
+                "UpToDate",
+            );
+            let out_of_sync: Vec<_> = samples
+                .iter()
+                .filter(|s| s.name == "drbd_peerdevice_outofsync_bytes")
+                .collect();
+            seen_out_of_sync |= out_of_sync.iter().any(|s| s.value > 0.0);
+            let in_sync: Vec<_> = out_of_sync
+                .iter()
+                .filter(|s| {
+                    let key = peer_device(s);
+                    established.contains(&key) && up_to_date.contains(&key)
+                })
+                .collect();
+            if seen_out_of_sync
+                && !in_sync.is_empty()
+                && in_sync.len() == out_of_sync.len()
+                && in_sync.iter().all(|s| s.value == 0.0)
+            {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "out-of-sync never drained to 0 on all Established/UpToDate peer devices \
+             after having been non-zero"
+        );
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
