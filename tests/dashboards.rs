@@ -256,7 +256,12 @@ fn rule_exprs(rules: &str) -> Vec<(String, String)> {
         if let Some(name) = line.strip_prefix("- alert:") {
             alert = name.trim().to_owned();
         } else if let Some(expr) = line.strip_prefix("expr:") {
-            out.push((alert.clone(), expr.trim().to_owned()));
+            let expr = expr.trim();
+            assert!(
+                !expr.is_empty() && !expr.starts_with(['|', '>']),
+                "{alert}: write the expr on one line (this test reads one-line exprs only)"
+            );
+            out.push((alert.clone(), expr.to_owned()));
         }
     }
     out
