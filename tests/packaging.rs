@@ -70,7 +70,7 @@ fn deb_listing(deb: &str) -> BTreeMap<String, String> {
 const UNIT: &str = "drbd-agent.service";
 
 /// What both packages ship, with the .deb's and the .rpm's paths.
-const SHIPPED: [(&str, &str, &str); 9] = [
+const SHIPPED: [(&str, &str, &str); 11] = [
     ("/usr/sbin/drbd-agent", "/usr/sbin/drbd-agent", "-rwxr-xr-x"),
     (
         "/etc/drbd-agent/agent.toml",
@@ -110,6 +110,16 @@ const SHIPPED: [(&str, &str, &str); 9] = [
     (
         "/usr/share/fish/vendor_completions.d/drbd-agent.fish",
         "/usr/share/fish/vendor_completions.d/drbd-agent.fish",
+        "-rw-r--r--",
+    ),
+    (
+        "/usr/share/drbd-agent/drbd-agent-dashboard.json",
+        "/usr/share/drbd-agent/drbd-agent-dashboard.json",
+        "-rw-r--r--",
+    ),
+    (
+        "/usr/share/drbd-agent/drbd-agent.rules.yml",
+        "/usr/share/drbd-agent/drbd-agent.rules.yml",
         "-rw-r--r--",
     ),
 ];
@@ -258,6 +268,14 @@ fn deb_unpacked_has_what_the_unit_runs() {
         bash == assets::completion(clap_complete::Shell::Bash),
         "bash completion {stale}"
     );
+    // The dashboard and the alerting rules are the repository's files.
+    for name in ["drbd-agent-dashboard.json", "drbd-agent.rules.yml"] {
+        let shipped = std::fs::read(root.path().join("usr/share/drbd-agent").join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let source = std::fs::read(Path::new(ROOT).join("contrib/monitoring").join(name))
+            .unwrap_or_else(|e| panic!("contrib/monitoring/{name}: {e}"));
+        assert!(shipped == source, "{name} {stale}");
+    }
 }
 
 #[test]
