@@ -38,8 +38,8 @@ pub enum DaemonError {
     Listen(#[from] ApiError),
     #[error("cannot read a listener's address: {0}")]
     LocalAddr(std::io::Error),
-    #[error("[pressure] token: {0}")]
-    Pressure(#[from] crate::pressure::config::TokenError),
+    #[error("[pressure] {0}")]
+    Pressure(#[from] crate::pressure::wire::StartError),
 }
 
 /// A started daemon.
@@ -185,11 +185,14 @@ impl Daemon {
             exporter.clone(),
         )
         .layer(axum::Extension(network));
-        let router = match pressure {
-            Some(p) => router.merge(p.router),
-            None => router,
+        let (router, pressure_server) = match pressure {
+            Some(p) => match p.router {
+                Some(route) => (router.merge(route), p.server),
+                None => (router, p.server),
+            },
+            None => (router, None),
         };
-        let servers = listeners
+        let mut servers: Vec<_> = listeners
             .into_iter()
             .zip(&api_addrs)
             .map(|(listener, addr)| {
@@ -197,6 +200,7 @@ impl Daemon {
                 api::serve(listener, router.clone(), Limits::default(), stopped.clone())
             })
             .collect();
+        servers.extend(pressure_server);
         Ok(Self {
             api_addrs,
             shared,

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use drbd_agent::pressure::api::{router, PressureApi};
+use drbd_agent::pressure::api::{router, Access, PressureApi};
 use drbd_agent::pressure::fetch::{fetch_one, Fetched};
 use drbd_agent::pressure::sampler::SharedReport;
 use drbd_agent::pressure::{PressureReport, VolumePressure};
@@ -135,7 +135,7 @@ async fn the_real_route_serves_the_report_to_token_holders_only() {
     };
     let app = router(PressureApi {
         report: report.clone(),
-        token: Arc::from(TOKEN),
+        access: Access::Token(Arc::from(TOKEN)),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -1,6 +1,8 @@
 //! `GET /v1/pressure`: this node's [`PressureReport`](super::PressureReport),
 //! for peers presenting the shared bearer token; anything else is 401 with
-//! no data.
+//! no data. With mutual TLS the route is served only on the TLS listener
+//! ([`super::tls`]), whose handshake already required a valid client
+//! certificate.
 
 use std::sync::Arc;
 
@@ -16,7 +18,17 @@ use super::sampler::SharedReport;
 #[derive(Debug, Clone)]
 pub struct PressureApi {
     pub report: SharedReport,
-    pub token: Arc<str>,
+    pub access: Access,
+}
+
+/// Who may read the report.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Requests carrying `Authorization: Bearer <token>`.
+    Token(Arc<str>),
+    /// Every request: the router is served only behind the TLS handshake
+    /// that verified the client's certificate.
+    VerifiedClientCertificate,
 }
 
 /// A router with `/v1/pressure` only (to be merged into the API router).
@@ -45,7 +57,11 @@ pub fn authorized(headers: &HeaderMap, token: &str) -> bool {
 }
 
 async fn pressure(State(api): State<Arc<PressureApi>>, headers: HeaderMap) -> Response {
-    if !authorized(&headers, &api.token) {
+    let allowed = match &api.access {
+        Access::Token(token) => authorized(&headers, token),
+        Access::VerifiedClientCertificate => true,
+    };
+    if !allowed {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],

@@ -10,6 +10,18 @@
 //! [pressure.peers]            # agents not on the DRBD path's address
 //! bravo = "10.1.0.2:9943"
 //! ```
+//!
+//! Or with mutual TLS instead of the token (`port` is then the port of the
+//! agents' own TLS listener for `/v1/pressure`, 9944 by default):
+//!
+//! ```toml
+//! [pressure]
+//! enabled = true
+//! auth = "mtls"
+//! ca-file = "/etc/drbd-agent/pressure-ca.pem"
+//! certificate = "/etc/drbd-agent/pressure.pem"
+//! key = "/etc/drbd-agent/pressure.key"
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,17 +36,46 @@ use crate::config::HumanDuration;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// Default age after which a peer's report is ignored.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(5);
-/// The peers' API port by default.
+/// The peers' API port by default (token authentication).
 pub const DEFAULT_PORT: u16 = crate::config::DEFAULT_API_PORT;
+/// The port of the agents' TLS listener by default (`auth = "mtls"`).
+pub const DEFAULT_MTLS_PORT: u16 = 9944;
+
+/// How peers authenticate to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PressureAuth {
+    /// A shared bearer token over plain HTTP on the agent's API.
+    #[default]
+    Token,
+    /// Mutual TLS on a listener of its own: both sides present a
+    /// certificate signed by `ca-file`.
+    Mtls,
+}
+
+/// This agent's TLS material for `auth = "mtls"` (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtlsFiles {
+    /// The CA that signs every agent's certificate (the only trusted root).
+    pub ca_file: PathBuf,
+    /// This agent's certificate (chain), as server and as client.
+    pub certificate: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
 
 /// The validated `[pressure]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PressureConfig {
     pub enabled: bool,
-    /// The port of the peers' agents (with the host of the DRBD path).
+    /// The port of the peers' agents (with the host of the DRBD path);
+    /// with mTLS also the port this agent's TLS listener binds.
     pub port: u16,
-    /// The shared bearer token (first line of the file).
+    pub auth: PressureAuth,
+    /// The shared bearer token (first line of the file); `auth = "token"`.
     pub token_file: Option<PathBuf>,
+    /// The TLS files; `Some` when `auth = "mtls"` and enabled.
+    pub mtls: Option<MtlsFiles>,
     pub interval: Duration,
     pub stale_after: Duration,
     /// Node name → `host:port` of its agent.
@@ -46,7 +87,9 @@ impl Default for PressureConfig {
         Self {
             enabled: false,
             port: DEFAULT_PORT,
+            auth: PressureAuth::Token,
             token_file: None,
+            mtls: None,
             interval: DEFAULT_INTERVAL,
             stale_after: DEFAULT_STALE_AFTER,
             peers: BTreeMap::new(),
@@ -61,7 +104,11 @@ impl Default for PressureConfig {
 pub struct RawPressure {
     enabled: Option<bool>,
     port: Option<u16>,
+    auth: Option<PressureAuth>,
     token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    certificate: Option<PathBuf>,
+    key: Option<PathBuf>,
     interval: Option<HumanDuration>,
     stale_after: Option<HumanDuration>,
     #[serde(default)]
@@ -99,7 +146,11 @@ impl RawPressure {
         RawPressure {
             enabled: later.enabled.or(self.enabled),
             port: later.port.or(self.port),
+            auth: later.auth.or(self.auth),
             token_file: later.token_file.or(self.token_file),
+            ca_file: later.ca_file.or(self.ca_file),
+            certificate: later.certificate.or(self.certificate),
+            key: later.key.or(self.key),
             interval: later.interval.or(self.interval),
             stale_after: later.stale_after.or(self.stale_after),
             peers,
@@ -110,10 +161,41 @@ impl RawPressure {
     /// error.
     pub fn resolve(self) -> Result<PressureConfig, (&'static str, String)> {
         let d = PressureConfig::default();
+        let enabled = self.enabled.unwrap_or(d.enabled);
+        let auth = self.auth.unwrap_or_default();
+        let default_port = match auth {
+            PressureAuth::Token => DEFAULT_PORT,
+            PressureAuth::Mtls => DEFAULT_MTLS_PORT,
+        };
+        let mtls = if enabled && auth == PressureAuth::Mtls {
+            let required = |key: &'static str, value: Option<PathBuf>| {
+                value.ok_or_else(|| {
+                    (
+                        key,
+                        format!(
+                            "auth = \"mtls\" needs {} (PEM)",
+                            key.trim_start_matches("pressure.")
+                        ),
+                    )
+                })
+            };
+            Some(MtlsFiles {
+                ca_file: required("pressure.ca-file", self.ca_file.clone())?,
+                certificate: required("pressure.certificate", self.certificate.clone())?,
+                key: required("pressure.key", self.key.clone())?,
+            })
+        } else {
+            None
+        };
+        if enabled {
+            check_unused_keys(auth, &self)?;
+        }
         let config = PressureConfig {
-            enabled: self.enabled.unwrap_or(d.enabled),
-            port: self.port.unwrap_or(d.port),
+            enabled,
+            port: self.port.unwrap_or(default_port),
+            auth,
             token_file: self.token_file,
+            mtls,
             interval: self.interval.map_or(d.interval, |i| i.0),
             stale_after: self.stale_after.map_or(d.stale_after, |i| i.0),
             peers: self.peers.into_iter().map(|(k, v)| (k, v.0)).collect(),
@@ -121,10 +203,12 @@ impl RawPressure {
         if config.port == 0 {
             return Err(("pressure.port", "port must not be 0".to_owned()));
         }
-        if config.enabled && config.token_file.is_none() {
+        if config.enabled && auth == PressureAuth::Token && config.token_file.is_none() {
             return Err((
                 "pressure.token-file",
-                "pressure is enabled but no token-file is set (peers must authenticate)".to_owned(),
+                "pressure is enabled but no token-file is set (peers must authenticate; \
+                 or set auth = \"mtls\")"
+                    .to_owned(),
             ));
         }
         if config.stale_after < config.interval {
@@ -137,6 +221,35 @@ impl RawPressure {
             ));
         }
         Ok(config)
+    }
+}
+
+/// Keys set for the other authentication method are refused (they would
+/// silently do nothing).
+fn check_unused_keys(auth: PressureAuth, raw: &RawPressure) -> Result<(), (&'static str, String)> {
+    let unused: &[(&'static str, bool)] = match auth {
+        PressureAuth::Token => &[
+            ("pressure.ca-file", raw.ca_file.is_some()),
+            ("pressure.certificate", raw.certificate.is_some()),
+            ("pressure.key", raw.key.is_some()),
+        ],
+        PressureAuth::Mtls => &[("pressure.token-file", raw.token_file.is_some())],
+    };
+    match unused.iter().find(|(_, set)| *set) {
+        Some((key, _)) => {
+            let (used, other) = match auth {
+                PressureAuth::Token => ("\"mtls\"", "\"token\""),
+                PressureAuth::Mtls => ("\"token\"", "\"mtls\""),
+            };
+            Err((
+                key,
+                format!(
+                    "{} is only used with auth = {used}, but auth = {other}",
+                    key.trim_start_matches("pressure.")
+                ),
+            ))
+        }
+        None => Ok(()),
     }
 }
 

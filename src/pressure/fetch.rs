@@ -61,16 +61,47 @@ pub enum Fetched {
     Failed { result: &'static str, error: String },
 }
 
-/// Asks one peer's agent.
+/// How the fetcher authenticates to the peers.
+#[derive(Debug, Clone)]
+pub enum PeerAuth {
+    /// `http://` with the shared bearer token.
+    Token(Arc<str>),
+    /// `https://` with the client built by [`super::tls::client`] (which
+    /// holds this agent's certificate and trusts the CA only).
+    Mtls,
+}
+
+/// Asks one peer's agent over plain HTTP with the bearer token.
 pub async fn fetch_one(
     client: &reqwest::Client,
     node: &str,
     address: &str,
     token: &str,
 ) -> Fetched {
+    fetch_with(client, node, address, &PeerAuth::Token(token.into())).await
+}
+
+/// Asks one peer's agent the way `auth` says.
+pub async fn fetch_with(
+    client: &reqwest::Client,
+    node: &str,
+    address: &str,
+    auth: &PeerAuth,
+) -> Fetched {
     let fail = |result: &'static str, error: String| Fetched::Failed { result, error };
-    let url = format!("http://{address}/v1/pressure");
-    let response = match client.get(&url).bearer_auth(token).send().await {
+    let (url, request) = match auth {
+        PeerAuth::Token(token) => {
+            let url = format!("http://{address}/v1/pressure");
+            let request = client.get(&url).bearer_auth(token);
+            (url, request)
+        }
+        PeerAuth::Mtls => {
+            let url = format!("https://{address}/v1/pressure");
+            let request = client.get(&url);
+            (url, request)
+        }
+    };
+    let response = match request.send().await {
         Ok(r) => r,
         Err(e) if e.is_timeout() => return fail("timeout", e.to_string()),
         Err(e) => return fail("unreachable", e.to_string()),
@@ -127,30 +158,31 @@ pub fn record(peer: &mut PeerReport, fetched: Fetched, now: Instant) {
     }
 }
 
-/// Fetches until `stop`.
-pub async fn run_fetcher(
-    config: PressureConfig,
-    token: String,
-    shared: Arc<Shared>,
-    peers: SharedPeers,
-    mut stop: watch::Receiver<bool>,
-) {
-    let timeout = config.interval.min(MAX_TIMEOUT);
-    let client = match reqwest::Client::builder()
+/// The timeout of one request for `config`.
+pub fn request_timeout(config: &PressureConfig) -> Duration {
+    config.interval.min(MAX_TIMEOUT)
+}
+
+/// The plain HTTP client for token authentication.
+pub fn plain_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(error = %e, "pressure: cannot build the HTTP client; peers' pressure unused");
-            return;
-        }
-    };
+}
+
+/// Fetches with `client` and `auth` until `stop`.
+pub async fn run_fetcher(
+    config: PressureConfig,
+    client: reqwest::Client,
+    auth: PeerAuth,
+    shared: Arc<Shared>,
+    peers: SharedPeers,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(config.interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let token: Arc<str> = token.into();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -165,9 +197,9 @@ pub async fn run_fetcher(
             let Some(address) = address.clone() else {
                 continue;
             };
-            let (client, node, token) = (client.clone(), node.clone(), token.clone());
+            let (client, node, auth) = (client.clone(), node.clone(), auth.clone());
             tasks.spawn(async move {
-                let fetched = fetch_one(&client, &node, &address, &token).await;
+                let fetched = fetch_with(&client, &node, &address, &auth).await;
                 (node, address, fetched)
             });
         }

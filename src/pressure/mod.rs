@@ -7,7 +7,8 @@
 //! its node is Primary, the measured write latency of the DRBD device, its
 //! queue depth, the latency target in force and the *pressure* =
 //! latency / target (> 1: over target) — `GET /v1/pressure`, one small
-//! [`PressureReport`] with every resource, behind a bearer token.
+//! [`PressureReport`] with every resource, behind a bearer token or mutual
+//! TLS ([`tls`]).
 //!
 //! The agent throttling a SyncTarget fetches the reports of the nodes it
 //! syncs from and of the Primary ([`fetch`]), once per interval per peer,
@@ -26,6 +27,7 @@ pub mod config;
 pub mod fetch;
 pub mod sampler;
 pub mod table;
+pub mod tls;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -35,7 +37,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::throttle::Observation;
 
-pub use config::{PressureConfig, RawPressure, DEFAULT_INTERVAL, DEFAULT_STALE_AFTER};
+pub use config::{
+    MtlsFiles, PressureAuth, PressureConfig, RawPressure, DEFAULT_INTERVAL, DEFAULT_STALE_AFTER,
+};
 
 /// Largest report body accepted from a peer.
 pub const MAX_REPORT_BYTES: usize = 256 * 1024;

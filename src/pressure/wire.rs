@@ -3,43 +3,88 @@
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::info;
 
+use crate::api::Limits;
 use crate::config::Config;
 use crate::drbd::Shared;
 use crate::throttle::ThrottleConfig;
 
-use super::api::{self, PressureApi};
-use super::config::{read_token, TokenError};
-use super::fetch::{run_fetcher, SharedPeers};
+use super::api::{self, Access, PressureApi};
+use super::config::{read_token, PressureAuth, TokenError};
+use super::fetch::{plain_client, request_timeout, run_fetcher, PeerAuth, SharedPeers};
 use super::sampler::{run_sampler, SharedReport};
+use super::tls::{self, TlsError};
 use super::PressureInput;
 
-/// The started pressure tasks: what the throttle reads and the route to
-/// serve.
+/// Why the pressure tasks cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("token: {0}")]
+    Token(#[from] TokenError),
+    #[error("mutual TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The started pressure tasks: what the throttle reads and how the route
+/// is served.
 #[derive(Debug)]
 pub struct Started {
     pub input: PressureInput,
-    pub router: axum::Router,
+    /// `auth = "token"`: the route to merge into the API router.
+    pub router: Option<axum::Router>,
+    /// `auth = "mtls"`: the TLS listener's task (ends after `stop`).
+    pub server: Option<JoinHandle<()>>,
 }
 
-/// Reads the token and spawns the sampler and the fetcher (`None` when
-/// `[pressure]` is disabled). Must be called inside a tokio runtime.
+/// Reads the token (or the TLS files, binding the TLS listener) and spawns
+/// the sampler and the fetcher (`None` when `[pressure]` is disabled). Must
+/// be called inside a tokio runtime.
 pub fn start(
     config: &Config,
     shared: Arc<Shared>,
     throttle: watch::Receiver<ThrottleConfig>,
     remote: crate::linstor::policy::SharedRemotePolicies,
     stop: watch::Receiver<bool>,
-) -> Result<Option<Started>, TokenError> {
+) -> Result<Option<Started>, StartError> {
     let pressure = &config.pressure;
-    let Some(token_file) = pressure.token_file.as_ref().filter(|_| pressure.enabled) else {
+    if !pressure.enabled {
         return Ok(None);
-    };
-    let token = read_token(token_file)?;
+    }
+    let timeout = request_timeout(pressure);
     let report = SharedReport::default();
+    // Everything that can fail comes before any task is spawned.
+    let (client, auth, router, server) = match (pressure.auth, &pressure.mtls) {
+        (PressureAuth::Mtls, Some(files)) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(files)?);
+            let client = tls::client(files, timeout)?;
+            let listener = tls::bind(pressure.port)?;
+            let router = api::router(PressureApi {
+                report: report.clone(),
+                access: Access::VerifiedClientCertificate,
+            });
+            info!(addr = ?listener.local_addr().ok(), "pressure: mutual TLS listening");
+            let server = tls::serve(listener, router, acceptor, Limits::default(), stop.clone());
+            (client, PeerAuth::Mtls, None, Some(server))
+        }
+        _ => {
+            let Some(token_file) = pressure.token_file.as_ref() else {
+                // Validation requires a token-file or the TLS files.
+                return Ok(None);
+            };
+            let token: Arc<str> = read_token(token_file)?.into();
+            let router = api::router(PressureApi {
+                report: report.clone(),
+                access: Access::Token(token.clone()),
+            });
+            (plain_client(timeout)?, PeerAuth::Token(token), Some(router), None)
+        }
+    };
     let peers = SharedPeers::default();
-    info!(port = pressure.port, interval = ?pressure.interval, stale_after = ?pressure.stale_after, overrides = pressure.peers.len(), "pressure: publishing and fetching");
+    info!(port = pressure.port, auth = ?pressure.auth, interval = ?pressure.interval, stale_after = ?pressure.stale_after, overrides = pressure.peers.len(), "pressure: publishing and fetching");
     tokio::spawn(run_sampler(
         config.node_name.clone(),
         config.drbd.sysfs_root.clone(),
@@ -51,7 +96,8 @@ pub fn start(
     ));
     tokio::spawn(run_fetcher(
         pressure.clone(),
-        token.clone(),
+        client,
+        auth,
         shared,
         peers.clone(),
         stop,
@@ -60,11 +106,9 @@ pub fn start(
         input: PressureInput {
             peers,
             stale_after: pressure.stale_after,
-            report: report.clone(),
-        },
-        router: api::router(PressureApi {
             report,
-            token: token.into(),
-        }),
+        },
+        router,
+        server,
     }))
 }
