@@ -401,3 +401,76 @@ fn senders_clock_is_never_consulted() {
     let earlier = combine(local_obs(), ("r0", 0), &nodes, &peers, received, stale, 5.0);
     assert_eq!(earlier.1.kind(), "peer");
 }
+
+#[test]
+fn mtls_config() {
+    use super::config::{MtlsFiles, PressureAuth, DEFAULT_MTLS_PORT};
+    use crate::config::Config;
+    let load = |text: &str| Config::from_sources(&[("agent.toml".into(), text.to_owned())]);
+    let tls = "ca-file = \"/ca.pem\"\ncertificate = \"/me.pem\"\nkey = \"/me.key\"\n";
+    let c = load(&format!("[pressure]\nenabled = true\nauth = \"mtls\"\n{tls}")).unwrap();
+    assert_eq!(c.pressure.auth, PressureAuth::Mtls);
+    assert_eq!(c.pressure.port, DEFAULT_MTLS_PORT);
+    assert_eq!(c.pressure.token_file, None);
+    assert_eq!(
+        c.pressure.mtls,
+        Some(MtlsFiles {
+            ca_file: "/ca.pem".into(),
+            certificate: "/me.pem".into(),
+            key: "/me.key".into(),
+        })
+    );
+    let c = load(&format!(
+        "[pressure]\nenabled = true\nauth = \"mtls\"\nport = 7000\n{tls}"
+    ))
+    .unwrap();
+    assert_eq!(c.pressure.port, 7000);
+    // The token stays the default, on the API port.
+    let c = load("[pressure]\nenabled = true\ntoken-file = \"/t\"\n").unwrap();
+    assert_eq!(
+        (c.pressure.auth, c.pressure.port, c.pressure.mtls),
+        (PressureAuth::Token, 9943, None)
+    );
+    // Each TLS file is required, the error names the key.
+    for missing in ["ca-file", "certificate", "key"] {
+        let text: String = tls
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{missing} ")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let e = load(&format!("[pressure]\nenabled = true\nauth = \"mtls\"\n{text}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("pressure.{missing}")) && e.contains("agent.toml:1"),
+            "{missing}: {e}"
+        );
+    }
+    // Keys of the other method are refused, with their line.
+    let e = load(&format!(
+        "[pressure]\nenabled = true\nauth = \"mtls\"\ntoken-file = \"/t\"\n{tls}"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("pressure.token-file") && e.contains("agent.toml:4"),
+        "{e}"
+    );
+    let e = load("[pressure]\nenabled = true\ntoken-file = \"/t\"\nca-file = \"/ca.pem\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("pressure.ca-file") && e.contains("agent.toml:4"),
+        "{e}"
+    );
+    // An unknown method is a parse error at its line.
+    let e = load("[pressure]\nauth = \"basic\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("agent.toml:2") && e.contains("mtls"),
+        "{e}"
+    );
+    // Disabled: nothing is required.
+    assert!(load("[pressure]\nauth = \"mtls\"\n").is_ok());
+}
