@@ -116,7 +116,13 @@ async fn two_agents_fetch_each_other_over_mutual_tls() {
     // Still the node check: bravo's listener is not alpha.
     let wrong = fetch_with(&alpha_client, "alpha", &bravo_addr, &PeerAuth::Mtls).await;
     assert!(
-        matches!(&wrong, Fetched::Failed { result: "garbage", .. }),
+        matches!(
+            &wrong,
+            Fetched::Failed {
+                result: "garbage",
+                ..
+            }
+        ),
         "{}",
         describe(&wrong)
     );
@@ -162,10 +168,7 @@ async fn clients_without_a_valid_certificate_get_no_data() {
     // report comes back.
     let received = raw_request_without_certificate(&addr, &alpha.ca_file).await;
     let text = String::from_utf8_lossy(&received);
-    assert!(
-        !text.contains("HTTP/1.1") && !text.contains("r0"),
-        "{text}"
-    );
+    assert!(!text.contains("HTTP/1.1") && !text.contains("r0"), "{text}");
 
     // Plain HTTP to the TLS listener (even with a token).
     let plain = reqwest::Client::builder()

@@ -408,7 +408,10 @@ fn mtls_config() {
     use crate::config::Config;
     let load = |text: &str| Config::from_sources(&[("agent.toml".into(), text.to_owned())]);
     let tls = "ca-file = \"/ca.pem\"\ncertificate = \"/me.pem\"\nkey = \"/me.key\"\n";
-    let c = load(&format!("[pressure]\nenabled = true\nauth = \"mtls\"\n{tls}")).unwrap();
+    let c = load(&format!(
+        "[pressure]\nenabled = true\nauth = \"mtls\"\n{tls}"
+    ))
+    .unwrap();
     assert_eq!(c.pressure.auth, PressureAuth::Mtls);
     assert_eq!(c.pressure.port, DEFAULT_MTLS_PORT);
     assert_eq!(c.pressure.token_file, None);
@@ -438,9 +441,11 @@ fn mtls_config() {
             .filter(|l| !l.starts_with(&format!("{missing} ")))
             .map(|l| format!("{l}\n"))
             .collect();
-        let e = load(&format!("[pressure]\nenabled = true\nauth = \"mtls\"\n{text}"))
-            .unwrap_err()
-            .to_string();
+        let e = load(&format!(
+            "[pressure]\nenabled = true\nauth = \"mtls\"\n{text}"
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains(&format!("pressure.{missing}")) && e.contains("agent.toml:1"),
             "{missing}: {e}"
@@ -467,10 +472,7 @@ fn mtls_config() {
     let e = load("[pressure]\nauth = \"basic\"\n")
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("agent.toml:2") && e.contains("mtls"),
-        "{e}"
-    );
+    assert!(e.contains("agent.toml:2") && e.contains("mtls"), "{e}");
     // Disabled: nothing is required.
     assert!(load("[pressure]\nauth = \"mtls\"\n").is_ok());
 }

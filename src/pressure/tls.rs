@@ -105,13 +105,12 @@ pub fn server_config(files: &MtlsFiles) -> Result<Arc<rustls::ServerConfig>, Tls
         ),
         message,
     };
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots(files)?),
-            provider.clone(),
-        )
-        .build()
-        .map_err(|e| pem_error(&files.ca_file, format!("client verifier: {e}")))?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots(files)?),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| pem_error(&files.ca_file, format!("client verifier: {e}")))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid(e.to_string()))?
@@ -203,14 +202,11 @@ pub fn serve(
                 _ = wait_shutdown(&mut shutdown) => break,
             };
             let _ = stream.set_nodelay(true);
-            let (acceptor, router, mut stop) =
-                (acceptor.clone(), router.clone(), shutdown.clone());
+            let (acceptor, router, mut stop) = (acceptor.clone(), router.clone(), shutdown.clone());
             connections.spawn(async move {
                 let _permit = permit;
-                let handshake = tokio::time::timeout(
-                    limits.header_read_timeout,
-                    acceptor.accept(stream),
-                );
+                let handshake =
+                    tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
                 let stream = match handshake.await {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {

@@ -80,7 +80,12 @@ pub fn start(
                 report: report.clone(),
                 access: Access::Token(token.clone()),
             });
-            (plain_client(timeout)?, PeerAuth::Token(token), Some(router), None)
+            (
+                plain_client(timeout)?,
+                PeerAuth::Token(token),
+                Some(router),
+                None,
+            )
         }
     };
     let peers = SharedPeers::default();
