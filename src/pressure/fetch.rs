@@ -103,8 +103,8 @@ pub async fn fetch_with(
     };
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) if e.is_timeout() => return fail("timeout", e.to_string()),
-        Err(e) => return fail("unreachable", e.to_string()),
+        Err(e) if e.is_timeout() => return fail("timeout", with_causes(&e)),
+        Err(e) => return fail("unreachable", with_causes(&e)),
     };
     match response.status().as_u16() {
         200 => {}
@@ -120,8 +120,8 @@ pub async fn fetch_with(
     let body = match response.bytes().await {
         Ok(b) if b.len() <= MAX_REPORT_BYTES => b,
         Ok(_) => return fail("garbage", format!("{url}: report too large")),
-        Err(e) if e.is_timeout() => return fail("timeout", e.to_string()),
-        Err(e) => return fail("unreachable", e.to_string()),
+        Err(e) if e.is_timeout() => return fail("timeout", with_causes(&e)),
+        Err(e) => return fail("unreachable", with_causes(&e)),
     };
     let report: PressureReport = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -140,6 +140,22 @@ pub async fn fetch_with(
         );
     }
     Fetched::Ok(report)
+}
+
+/// `error: cause: cause …` — reqwest keeps the useful part (refused, TLS
+/// alert, unknown issuer) in the source chain.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Records `fetched` for `node`, received at `now` (the receiver's clock).
