@@ -139,29 +139,67 @@ pub(super) struct BackingSampler {
     /// The events2 path it was resolved from, and the result.
     resolved: Option<(String, Result<PathBuf, BackingError>)>,
     sample: Option<(DiskStat, Instant)>,
+    /// Consecutive stale samples skipped.
+    stale_for: u32,
+}
+
+/// What the backing device says about one interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Backing {
+    /// No backing device to sample: the DRBD device's signals alone.
+    Absent,
+    /// No trustworthy sample this interval: do not step, keep the rate.
+    Hold,
+    Rates(IoRates),
+}
+
+impl Backing {
+    pub(super) fn rates(&self) -> Option<&IoRates> {
+        match self {
+            Self::Rates(r) => Some(r),
+            Self::Absent | Self::Hold => None,
+        }
+    }
+}
+
+/// Intervals a stale backing sample is skipped before it is taken as it is.
+pub const MAX_STALE_INTERVALS: u32 = 5;
+
+/// A sample that cannot be right: DRBD says the resync is writing (more
+/// than the noise band of [`replicated_write_kib`]) but the backing device —
+/// where the resync writes land — completed no write. The stat file was not
+/// updated in the interval; taken at face value it would read as an idle
+/// disk and send the resync to full speed.
+pub fn is_stale(backing: &IoRates, resync_kib_per_sec: Option<f64>) -> bool {
+    let resyncing = resync_kib_per_sec.is_some_and(|r| r.is_finite() && r > REPLICATED_NOISE_KIB);
+    backing.writes == 0 && resyncing
 }
 
 impl BackingSampler {
-    /// The backing device's rates since the last call (`None` on the first
-    /// call, without a backing device, or on a read error — the DRBD
-    /// device's own signals still count). Resolves the path again when it
-    /// changed or the last attempt failed; logs a failure once.
+    /// The backing device's rates since the last call. [`Backing::Absent`]
+    /// without a backing device or when it cannot be resolved (the DRBD
+    /// device's own signals count); [`Backing::Hold`] when this interval has
+    /// no trustworthy sample — the first after a (re)start or a read error,
+    /// or a stale one (see [`is_stale`]; the window then widens to the next
+    /// interval, at most [`MAX_STALE_INTERVALS`] times). Resolves the path
+    /// again when it changed or the last attempt failed; logs a failure once.
     pub(super) async fn rates(
         &mut self,
         sysfs_root: &Path,
         key: &PeerKey,
         backing_dev: Option<&str>,
+        resync_kib_per_sec: Option<f64>,
         now: Instant,
-    ) -> Option<IoRates> {
+    ) -> Backing {
         let Some(dev) = backing_dev else {
             self.sample = None;
-            return None;
+            return Backing::Absent;
         };
-        let stale = match &self.resolved {
+        let unresolved = match &self.resolved {
             Some((path, result)) => path != dev || result.is_err(),
             None => true,
         };
-        if stale {
+        if unresolved {
             let result = resolve_stat_file(sysfs_root, dev);
             let changed = self.resolved.as_ref().map(|(_, r)| r) != Some(&result);
             match &result {
@@ -178,7 +216,9 @@ impl BackingSampler {
             }
             self.resolved = Some((dev.to_owned(), result));
         }
-        let file = self.resolved.as_ref()?.1.as_ref().ok()?;
+        let Some(Ok(file)) = self.resolved.as_ref().map(|(_, r)| r.as_ref()) else {
+            return Backing::Absent;
+        };
         let stat = match read_stat_file(file).await {
             Ok(stat) => stat,
             Err(message) => {
@@ -186,11 +226,24 @@ impl BackingSampler {
                 self.sample = None;
                 // Resolve again next time: the device may have been replaced.
                 self.resolved = None;
-                return None;
+                return Backing::Hold;
             }
         };
-        let (before, at) = self.sample.replace((stat, now))?;
-        derive(&before, &stat, now.saturating_duration_since(at)).ok()
+        let Some((before, at)) = self.sample.replace((stat, now)) else {
+            return Backing::Hold;
+        };
+        let Ok(rates) = derive(&before, &stat, now.saturating_duration_since(at)) else {
+            // Counters went back (device recreated): start over from here.
+            return Backing::Hold;
+        };
+        if is_stale(&rates, resync_kib_per_sec) && self.stale_for < MAX_STALE_INTERVALS {
+            self.stale_for += 1;
+            // Keep the older sample: the next interval's delta covers both.
+            self.sample = Some((before, at));
+            return Backing::Hold;
+        }
+        self.stale_for = 0;
+        Backing::Rates(rates)
     }
 }
 
@@ -276,6 +329,80 @@ mod tests {
         assert!(
             matches!(&no_stat, BackingError::NoStat { name, .. } if name == "sdz"),
             "{no_stat}"
+        );
+    }
+
+    #[test]
+    fn no_backing_write_during_a_resync_is_a_stale_sample() {
+        let mut quiet = rates(0.0);
+        quiet.writes = 0;
+        assert!(is_stale(&quiet, Some(10_000.0)));
+        assert!(!is_stale(&quiet, Some(10.0)), "within the noise band");
+        assert!(!is_stale(&quiet, None));
+        assert!(!is_stale(&quiet, Some(f64::NAN)));
+        assert!(!is_stale(&rates(500.0), Some(10_000.0)));
+    }
+
+    #[tokio::test]
+    async fn the_sampler_holds_on_first_stale_and_missing_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = dir.path().join("sys");
+        std::fs::create_dir_all(sys.join("block/dm-0")).unwrap();
+        std::fs::create_dir_all(dir.path().join("dev/vg0")).unwrap();
+        std::fs::write(dir.path().join("dev/dm-0"), "").unwrap();
+        std::os::unix::fs::symlink("../dm-0", dir.path().join("dev/vg0/r0")).unwrap();
+        let stat = sys.join("block/dm-0/stat");
+        let line = |writes: u64, sectors: u64, ticks: u64| {
+            format!("0 0 0 0 {writes} 0 {sectors} {ticks} 0 {ticks} {ticks} 0 0 0 0 0 0\n")
+        };
+        let key = PeerKey {
+            resource: "r0".into(),
+            peer_node_id: 0,
+            volume: 0,
+        };
+        let mut sampler = BackingSampler::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + std::time::Duration::from_secs(s);
+        let resync = Some(20_000.0);
+        std::fs::write(&stat, line(100, 8000, 200)).unwrap();
+        assert_eq!(
+            sampler.rates(&sys, &key, None, resync, at(0)).await,
+            Backing::Absent
+        );
+        let dev = Some("/dev/vg0/r0");
+        assert_eq!(
+            sampler.rates(&sys, &key, dev, resync, at(0)).await,
+            Backing::Hold,
+            "first sample"
+        );
+        // The file did not move in a second of resync: stale, held.
+        assert_eq!(
+            sampler.rates(&sys, &key, dev, resync, at(1)).await,
+            Backing::Hold
+        );
+        // It moves: the delta covers both seconds.
+        std::fs::write(&stat, line(300, 8000 + 2 * 40960, 600)).unwrap();
+        let Backing::Rates(r) = sampler.rates(&sys, &key, dev, resync, at(2)).await else {
+            panic!("rates expected");
+        };
+        assert_eq!(r.writes, 200);
+        assert!((r.elapsed_ms - 2000.0).abs() < 1.0, "{r:?}");
+        assert_eq!(r.write_latency_ms, Some(2.0));
+        // A stale file forever is taken as it is after MAX_STALE_INTERVALS.
+        let mut held = 0;
+        for s in 3..3 + u64::from(MAX_STALE_INTERVALS) + 1 {
+            match sampler.rates(&sys, &key, dev, resync, at(s)).await {
+                Backing::Hold => held += 1,
+                Backing::Rates(r) => assert_eq!(r.writes, 0),
+                Backing::Absent => panic!("resolvable"),
+            }
+        }
+        assert_eq!(held, MAX_STALE_INTERVALS);
+        // A vanished stat file: hold (never "idle").
+        std::fs::remove_file(&stat).unwrap();
+        assert_eq!(
+            sampler.rates(&sys, &key, dev, resync, at(20)).await,
+            Backing::Hold
         );
     }
 

@@ -26,7 +26,7 @@ use crate::diskstats::{derive, parse_stat, DiskStat};
 use crate::drbd::{wait_shutdown, Shared};
 
 use super::actuator::Actuator;
-use super::backing::BackingSampler;
+use super::backing::{Backing, BackingSampler};
 use super::journal::{Journal, JournalStore, Loaded};
 use super::law::{Controller, Decision};
 use super::options::{is_ours, PeerKey};
@@ -411,9 +411,15 @@ impl Throttler {
                     &self.options.sysfs_root,
                     key,
                     target.backing_dev.as_deref(),
+                    target.resync_kib_per_sec,
                     now,
                 )
                 .await;
+            if backing == Backing::Hold && state.sample.is_some() {
+                // No trustworthy backing sample: keep the rate, widen the
+                // DRBD device's window too (its sample stays).
+                continue;
+            }
             let Some((before, at)) = state.sample.replace((stat, now)) else {
                 continue;
             };
@@ -428,7 +434,7 @@ impl Throttler {
             let mut obs = observation(
                 target,
                 &rates,
-                backing.as_ref(),
+                backing.rates(),
                 now.saturating_duration_since(state.since),
                 self.journal.entries.get(key),
             );
