@@ -31,7 +31,7 @@ use crate::netlink::{NetworkStatus, SharedNetwork};
 use crate::state::Resource;
 use crate::throttle::{SharedThrottleStatus, ThrottleStatus};
 
-pub use serve::{bind, fallback_addr, is_no_ipv6_error, serve, ApiError, Limits};
+pub use serve::{bind, fallback_addr, is_no_ipv6_error, serve, serve_prepared, ApiError, Limits};
 pub use table::render_status;
 
 /// Largest request body accepted (no endpoint takes one today).

@@ -9,7 +9,10 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use std::future::Future;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -117,8 +120,28 @@ pub fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    serve_prepared(listener, router, limits, shutdown, |stream, _| async move {
+        Some(stream)
+    })
+}
+
+/// [`serve`], with each accepted stream first turned into the connection's
+/// transport by `prepare` (e.g. a TLS handshake; `None` drops the stream).
+/// `prepare` runs in the connection's task, holding its connection slot.
+pub fn serve_prepared<P, Fut, Io>(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+    prepare: P,
+) -> JoinHandle<()>
+where
+    P: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
+    Fut: Future<Output = Option<Io>> + Send + 'static,
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(limits.max_connections));
         let mut connections = tokio::task::JoinSet::new();
@@ -144,10 +167,14 @@ pub fn serve(
                 _ = wait_shutdown(&mut shutdown) => break,
             };
             let _ = stream.set_nodelay(true);
+            let prepared = prepare(stream, peer);
             let service = TowerToHyperService::new(router.clone());
             let mut stop = shutdown.clone();
             connections.spawn(async move {
                 let _permit = permit;
+                let Some(stream) = prepared.await else {
+                    return;
+                };
                 let mut builder = http1::Builder::new();
                 builder
                     .timer(TokioTimer::new())

@@ -17,20 +17,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use crate::api::{is_no_ipv6_error, Limits};
-use crate::drbd::wait_shutdown;
+use crate::api::{self, is_no_ipv6_error, Limits};
 
 use super::config::MtlsFiles;
 
@@ -176,73 +172,23 @@ pub fn serve(
     router: Router,
     acceptor: TlsAcceptor,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let slots = Arc::new(Semaphore::new(limits.max_connections));
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            let permit = tokio::select! {
-                permit = slots.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    // The semaphore is never closed.
-                    Err(_) => break,
-                },
-                _ = wait_shutdown(&mut shutdown) => break,
-            };
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        warn!(error = %e, "pressure: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                _ = wait_shutdown(&mut shutdown) => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let (acceptor, router, mut stop) = (acceptor.clone(), router.clone(), shutdown.clone());
-            connections.spawn(async move {
-                let _permit = permit;
-                let handshake =
-                    tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
-                let stream = match handshake.await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        debug!(%peer, error = %e, "pressure: TLS handshake refused");
-                        return;
-                    }
-                    Err(_) => {
-                        debug!(%peer, "pressure: TLS handshake timed out");
-                        return;
-                    }
-                };
-                let mut builder = http1::Builder::new();
-                builder
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limits.header_read_timeout)
-                    .max_buf_size(limits.max_header_bytes);
-                let service = TowerToHyperService::new(router);
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                let mut connection = std::pin::pin!(connection);
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(e) = result {
-                            debug!(%peer, error = %e, "pressure: connection ended with an error");
-                        }
-                    }
-                    _ = wait_shutdown(&mut stop) => {
-                        connection.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(limits.shutdown_grace, connection).await;
-                    }
+    let handshake_timeout = limits.header_read_timeout;
+    api::serve_prepared(listener, router, limits, shutdown, move |stream, peer| {
+        let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+        async move {
+            match handshake.await {
+                Ok(Ok(stream)) => Some(stream),
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "pressure: TLS handshake refused");
+                    None
                 }
-            });
-            while connections.try_join_next().is_some() {}
+                Err(_) => {
+                    debug!(%peer, "pressure: TLS handshake timed out");
+                    None
+                }
+            }
         }
-        let _ = tokio::time::timeout(limits.shutdown_grace, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
     })
 }
