@@ -2,21 +2,16 @@
 //! `show --json` from a file, fails on demand) and a tempdir sysfs.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDate;
-use drbd_agent::drbd::{DrbdTools, Shared};
-use drbd_agent::events2::parse_line;
-use drbd_agent::state::Model;
-use drbd_agent::throttle::{
-    sync_targets, Actuator, Mode, SharedThrottleStatus, Target, ThrottleConfig, ThrottleOptions,
-    Throttler,
-};
+use drbd_agent::drbd::Shared;
+use drbd_agent::throttle::{sync_targets, Mode, Target, ThrottleConfig, Throttler};
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+mod fake_drbdsetup;
+use fake_drbdsetup::{model, noon, show, FakeDrbdsetup};
 
 const LINES: &str = "exists resource name:r0 role:Secondary suspended:no
 exists device name:r0 volume:0 minor:7 disk:Inconsistent client:no
@@ -27,121 +22,47 @@ exists -";
 const ENDED: &str =
     "change peer-device name:r0 peer-node-id:1 conn-name:beta volume:0 replication:Established";
 
-fn show(c_max: &str, c_min: &str) -> String {
-    format!(
-        r#"[{{"resource":"r0","connections":[{{"_peer_node_id":1,"volumes":[{{"volume_nr":0,"disk":{{"c-max-rate":"{c_max}","c-min-rate":"{c_min}"}}}}]}}]}}]"#
-    )
+/// The fake with the configured options and an empty sysfs for drbd7.
+fn fixture() -> FakeDrbdsetup {
+    let f = FakeDrbdsetup::new(&show("102400k", "250k"));
+    fs::create_dir_all(f.path("sys/block/drbd7")).unwrap();
+    f
 }
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    status: SharedThrottleStatus,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let program = dir.path().join("drbdsetup");
-        let script = format!(
-            "#!/bin/sh\nD='{}'\necho \"$*\" >> \"$D/argv\"\nif [ -f \"$D/fail\" ]; then echo failing >&2; exit 10; fi\ncase \"$1\" in show) cat \"$D/show.json\";; esac\nexit 0\n",
-            dir.path().display()
-        );
-        fs::write(&program, script).unwrap();
-        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
-        fs::create_dir_all(dir.path().join("sys/block/drbd7")).unwrap();
-        fs::write(dir.path().join("show.json"), show("102400k", "250k")).unwrap();
-        Fixture {
-            dir,
-            status: SharedThrottleStatus::default(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn throttler(&self, mode: Mode) -> Throttler {
-        let config = ThrottleConfig {
-            enabled: true,
-            mode,
-            ..ThrottleConfig::default()
-        };
-        let mut tools = DrbdTools::new(self.path("drbdsetup"), PathBuf::from("/bin/false"));
-        tools.timeout = Duration::from_secs(10);
-        Throttler::new(
-            ThrottleOptions {
-                node_name: "alpha".into(),
-                config,
-                sysfs_root: self.path("sys"),
-                state_directory: self.path("state"),
-                readback_every: 1,
-            },
-            Actuator::new(tools),
-            self.status.clone(),
-        )
-    }
-
-    /// Writes the stat file: `writes` completed, `ms` spent writing.
-    fn stat(&self, writes: u64, ms: u64) {
-        let line = format!("0 0 0 0 {writes} 0 {} {ms} 0 {ms} {ms}\n", writes * 8);
-        fs::write(self.path("sys/block/drbd7/stat"), line).unwrap();
-    }
-
-    fn argv(&self) -> Vec<String> {
-        fs::read_to_string(self.path("argv"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn sets(&self) -> Vec<String> {
-        self.argv()
-            .into_iter()
-            .filter(|a| a.starts_with("peer-device-options"))
-            .collect()
-    }
-
-    fn journal(&self) -> PathBuf {
-        self.path("state/throttle-journal.json")
+fn enabled(mode: Mode) -> ThrottleConfig {
+    ThrottleConfig {
+        enabled: true,
+        mode,
+        ..ThrottleConfig::default()
     }
 }
 
-fn model(lines: &str) -> Model {
-    let mut m = Model::new();
-    for line in lines.lines() {
-        m.apply(&parse_line(line).unwrap());
-    }
-    m
+/// Writes drbd7's stat file: `writes` completed, `ms` spent writing.
+fn stat(f: &FakeDrbdsetup, writes: u64, ms: u64) {
+    let line = format!("0 0 0 0 {writes} 0 {} {ms} 0 {ms} {ms}\n", writes * 8);
+    fs::write(f.path("sys/block/drbd7/stat"), line).unwrap();
 }
 
 fn targets(lines: &str) -> Vec<Target> {
     sync_targets(&model(lines))
 }
 
-fn noon() -> chrono::NaiveDateTime {
-    NaiveDate::from_ymd_opt(2025, 1, 6)
-        .unwrap()
-        .and_hms_opt(12, 0, 0)
-        .unwrap()
-}
-
 const RESTORE: &str = "peer-device-options r0 1 0 --c-max-rate=102400k --c-min-rate=250k";
 
 /// Two ticks one second apart with light, fast writes: the agent takes charge.
-async fn take_charge(f: &Fixture, t: &mut Throttler, t0: Instant) {
-    f.stat(1000, 1000);
+async fn take_charge(f: &FakeDrbdsetup, t: &mut Throttler, t0: Instant) {
+    stat(f, 1000, 1000);
     t.tick(targets(LINES), t0, noon()).await;
     assert!(f.sets().is_empty(), "one sample gives no decision");
-    f.stat(1100, 1100);
+    stat(f, 1100, 1100);
     t.tick(targets(LINES), t0 + Duration::from_secs(1), noon())
         .await;
 }
 
 #[tokio::test]
 async fn throttles_reasserts_and_restores_when_the_resync_ends() {
-    let f = Fixture::new();
-    let mut t = f.throttler(Mode::Enforce);
+    let f = fixture();
+    let mut t = f.throttler(enabled(Mode::Enforce));
     let t0 = Instant::now();
     take_charge(&f, &mut t, t0).await;
     let sets = f.sets();
@@ -173,7 +94,7 @@ async fn throttles_reasserts_and_restores_when_the_resync_ends() {
     }
 
     // `drbdadm adjust` put the configured value back: noticed, re-applied.
-    f.stat(1200, 1200);
+    stat(&f, 1200, 1200);
     t.tick(targets(LINES), t0 + Duration::from_secs(2), noon())
         .await;
     assert_eq!(f.status.read().await.reverts, 1);
@@ -183,7 +104,7 @@ async fn throttles_reasserts_and_restores_when_the_resync_ends() {
     // Read back as set: no revert (the rate may still move, not counted).
     let current = f.status.read().await.peers["r0/1/0"].rate_set_kib.unwrap();
     fs::write(f.path("show.json"), show(&format!("{current}k"), "0k")).unwrap();
-    f.stat(1300, 1300);
+    stat(&f, 1300, 1300);
     t.tick(targets(LINES), t0 + Duration::from_secs(3), noon())
         .await;
     assert_eq!(f.status.read().await.reverts, 1);
@@ -204,8 +125,8 @@ async fn throttles_reasserts_and_restores_when_the_resync_ends() {
 
 #[tokio::test]
 async fn restores_on_shutdown_through_run() {
-    let f = Fixture::new();
-    f.stat(1000, 1000);
+    let f = fixture();
+    stat(&f, 1000, 1000);
     let shared = Arc::new(Shared::new());
     {
         // What the supervisor does: the child runs and the dump is complete.
@@ -213,7 +134,7 @@ async fn restores_on_shutdown_through_run() {
         state.model = model(LINES);
         state.stats.child_running = true;
     }
-    let mut throttler = f.throttler(Mode::Enforce);
+    let mut throttler = f.throttler(enabled(Mode::Enforce));
     let mut config = ThrottleConfig {
         enabled: true,
         ..ThrottleConfig::default()
@@ -226,7 +147,7 @@ async fn restores_on_shutdown_through_run() {
     let mut writes = 1000;
     for _ in 0..100 {
         writes += 50;
-        f.stat(writes, writes);
+        stat(&f, writes, writes);
         tokio::time::sleep(Duration::from_millis(100)).await;
         if f.journal().exists() && !f.sets().is_empty() {
             break;
@@ -244,14 +165,14 @@ async fn restores_on_shutdown_through_run() {
 
 #[tokio::test]
 async fn a_journal_left_by_a_crash_is_restored_at_start() {
-    let f = Fixture::new();
+    let f = fixture();
     fs::create_dir_all(f.path("state")).unwrap();
     fs::write(
         f.journal(),
         r#"{"version":1,"node":"alpha","entries":[{"resource":"r0","peer_node_id":1,"volume":0,"c_max_rate_kib":102400,"c_min_rate_kib":250}]}"#,
     )
     .unwrap();
-    let mut t = f.throttler(Mode::Enforce);
+    let mut t = f.throttler(enabled(Mode::Enforce));
     t.recover().await;
     assert_eq!(f.sets(), vec![RESTORE.to_owned()]);
     assert!(!f.journal().exists());
@@ -260,7 +181,7 @@ async fn a_journal_left_by_a_crash_is_restored_at_start() {
 
 #[tokio::test]
 async fn a_failed_restore_at_start_is_kept_and_retried() {
-    let f = Fixture::new();
+    let f = fixture();
     fs::create_dir_all(f.path("state")).unwrap();
     fs::write(
         f.journal(),
@@ -268,7 +189,7 @@ async fn a_failed_restore_at_start_is_kept_and_retried() {
     )
     .unwrap();
     fs::write(f.path("fail"), "").unwrap();
-    let mut t = f.throttler(Mode::Enforce);
+    let mut t = f.throttler(enabled(Mode::Enforce));
     t.recover().await;
     assert!(f.journal().exists(), "not restored = still journaled");
     assert_eq!(f.status.read().await.failures, 1);
@@ -284,10 +205,10 @@ async fn corrupt_or_foreign_journals_are_set_aside_unused() {
         "{ not json".to_owned(),
         r#"{"version":1,"node":"beta","entries":[{"resource":"r0","peer_node_id":1,"volume":0,"c_max_rate_kib":1,"c_min_rate_kib":0}]}"#.to_owned(),
     ] {
-        let f = Fixture::new();
+        let f = fixture();
         fs::create_dir_all(f.path("state")).unwrap();
         fs::write(f.journal(), &text).unwrap();
-        let mut t = f.throttler(Mode::Enforce);
+        let mut t = f.throttler(enabled(Mode::Enforce));
         t.recover().await;
         assert!(f.argv().is_empty(), "nothing written from {text}");
         assert!(!f.journal().exists());
@@ -303,9 +224,9 @@ async fn corrupt_or_foreign_journals_are_set_aside_unused() {
 
 #[tokio::test]
 async fn failures_leave_the_device_alone() {
-    let f = Fixture::new();
+    let f = fixture();
     fs::write(f.path("fail"), "").unwrap();
-    let mut t = f.throttler(Mode::Enforce);
+    let mut t = f.throttler(enabled(Mode::Enforce));
     take_charge(&f, &mut t, Instant::now()).await;
     // show failed: nothing recorded, nothing set.
     assert!(f.sets().is_empty(), "{:?}", f.sets());
@@ -329,8 +250,8 @@ async fn failures_leave_the_device_alone() {
 
 #[tokio::test]
 async fn observe_mode_changes_nothing() {
-    let f = Fixture::new();
-    let mut t = f.throttler(Mode::Observe);
+    let f = fixture();
+    let mut t = f.throttler(enabled(Mode::Observe));
     take_charge(&f, &mut t, Instant::now()).await;
     assert!(f.argv().is_empty(), "{:?}", f.argv());
     assert!(!f.journal().exists());
@@ -341,8 +262,8 @@ async fn observe_mode_changes_nothing() {
 
 #[tokio::test]
 async fn disabling_restores() {
-    let f = Fixture::new();
-    let mut t = f.throttler(Mode::Enforce);
+    let f = fixture();
+    let mut t = f.throttler(enabled(Mode::Enforce));
     let t0 = Instant::now();
     take_charge(&f, &mut t, t0).await;
     assert!(f.journal().exists());

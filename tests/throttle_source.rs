@@ -4,21 +4,18 @@
 //! disabling, shutdown and after a crash.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDate;
-use drbd_agent::drbd::{DrbdTools, Shared};
+use drbd_agent::drbd::Shared;
 use drbd_agent::events2::parse_line;
 use drbd_agent::state::Model;
-use drbd_agent::throttle::{
-    sync_sources, Actuator, Mode, PeerKey, PolicyEntry, SharedThrottleStatus, ThrottleConfig,
-    ThrottleOptions, Throttler,
-};
+use drbd_agent::throttle::{sync_sources, Mode, PeerKey, PolicyEntry, ThrottleConfig, Throttler};
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+mod fake_drbdsetup;
+use fake_drbdsetup::{model, noon, show, FakeDrbdsetup};
 
 const LINES: &str = "exists resource name:r0 role:Primary suspended:no
 exists device name:r0 volume:0 minor:7 disk:UpToDate client:no
@@ -32,66 +29,8 @@ const ENDED: &str =
 const SET: &str = "peer-device-options r0 1 0 --c-min-rate=0";
 const RESTORE: &str = "peer-device-options r0 1 0 --c-min-rate=250k";
 
-fn show(c_max: &str, c_min: &str) -> String {
-    format!(
-        r#"[{{"resource":"r0","connections":[{{"_peer_node_id":1,"volumes":[{{"volume_nr":0,"disk":{{"c-max-rate":"{c_max}","c-min-rate":"{c_min}"}}}}]}}]}}]"#
-    )
-}
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    status: SharedThrottleStatus,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let program = dir.path().join("drbdsetup");
-        let script = format!(
-            "#!/bin/sh\nD='{}'\necho \"$*\" >> \"$D/argv\"\nif [ -f \"$D/fail\" ]; then echo failing >&2; exit 10; fi\ncase \"$1\" in show) cat \"$D/show.json\";; esac\nexit 0\n",
-            dir.path().display()
-        );
-        fs::write(&program, script).unwrap();
-        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
-        fs::write(dir.path().join("show.json"), show("40M", "250k")).unwrap();
-        Fixture {
-            dir,
-            status: SharedThrottleStatus::default(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn throttler(&self, config: ThrottleConfig) -> Throttler {
-        let mut tools = DrbdTools::new(self.path("drbdsetup"), PathBuf::from("/bin/false"));
-        tools.timeout = Duration::from_secs(10);
-        Throttler::new(
-            ThrottleOptions {
-                node_name: "alpha".into(),
-                config,
-                sysfs_root: self.path("sys"),
-                state_directory: self.path("state"),
-                readback_every: 1,
-            },
-            Actuator::new(tools),
-            self.status.clone(),
-        )
-    }
-
-    fn sets(&self) -> Vec<String> {
-        fs::read_to_string(self.path("argv"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|a| a.starts_with("peer-device-options"))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn journal(&self) -> PathBuf {
-        self.path("state/throttle-journal.json")
-    }
+fn fixture() -> FakeDrbdsetup {
+    FakeDrbdsetup::new(&show("40M", "250k"))
 }
 
 fn enforce() -> ThrottleConfig {
@@ -103,18 +42,7 @@ fn enforce() -> ThrottleConfig {
 }
 
 fn sources(lines: &str) -> Vec<PeerKey> {
-    let mut m = Model::new();
-    for line in lines.lines() {
-        m.apply(&parse_line(line).unwrap());
-    }
-    sync_sources(&m)
-}
-
-fn noon() -> chrono::NaiveDateTime {
-    NaiveDate::from_ymd_opt(2025, 1, 6)
-        .unwrap()
-        .and_hms_opt(12, 0, 0)
-        .unwrap()
+    sync_sources(&model(lines))
 }
 
 async fn tick(t: &mut Throttler, lines: &str) {
@@ -124,7 +52,7 @@ async fn tick(t: &mut Throttler, lines: &str) {
 
 #[tokio::test]
 async fn zeroes_c_min_rate_reasserts_and_restores_when_the_resync_ends() {
-    let f = Fixture::new();
+    let f = fixture();
     let mut t = f.throttler(enforce());
     tick(&mut t, LINES).await;
     assert_eq!(f.sets(), vec![SET.to_owned()]);
@@ -158,7 +86,7 @@ async fn zeroes_c_min_rate_reasserts_and_restores_when_the_resync_ends() {
 
 #[tokio::test]
 async fn observe_mode_and_disabled_policies_touch_nothing() {
-    let f = Fixture::new();
+    let f = fixture();
     let mut t = f.throttler(ThrottleConfig {
         mode: Mode::Observe,
         ..enforce()
@@ -182,7 +110,7 @@ async fn observe_mode_and_disabled_policies_touch_nothing() {
 
 #[tokio::test]
 async fn disabling_restores() {
-    let f = Fixture::new();
+    let f = fixture();
     let mut t = f.throttler(enforce());
     tick(&mut t, LINES).await;
     assert!(f.journal().exists());
@@ -197,7 +125,7 @@ async fn disabling_restores() {
 
 #[tokio::test]
 async fn a_failed_read_changes_nothing() {
-    let f = Fixture::new();
+    let f = fixture();
     fs::write(f.path("fail"), "").unwrap();
     let mut t = f.throttler(enforce());
     tick(&mut t, LINES).await;
@@ -211,7 +139,7 @@ async fn a_failed_read_changes_nothing() {
 
 #[tokio::test]
 async fn a_journal_left_by_a_crash_is_restored_at_start() {
-    let f = Fixture::new();
+    let f = fixture();
     fs::create_dir_all(f.path("state")).unwrap();
     fs::write(
         f.journal(),
@@ -227,7 +155,7 @@ async fn a_journal_left_by_a_crash_is_restored_at_start() {
 
 #[tokio::test]
 async fn restores_on_shutdown_through_run() {
-    let f = Fixture::new();
+    let f = fixture();
     let shared = Arc::new(Shared::new());
     {
         // What the supervisor does: the child runs and the dump is complete.
@@ -263,7 +191,7 @@ async fn restores_on_shutdown_through_run() {
 }
 
 /// Waits (bounded) until the commands run are `want`.
-async fn wait_for(f: &Fixture, want: &[&str]) {
+async fn wait_for(f: &FakeDrbdsetup, want: &[&str]) {
     for _ in 0..200 {
         if f.sets() == want {
             return;
@@ -277,7 +205,7 @@ async fn wait_for(f: &Fixture, want: &[&str]) {
 /// once (no interval needed), enforce again takes charge again.
 #[tokio::test]
 async fn reloaded_configs_apply_while_running() {
-    let f = Fixture::new();
+    let f = fixture();
     let shared = Arc::new(Shared::new());
     {
         // What the supervisor does: the child runs and the dump is complete.
