@@ -57,6 +57,10 @@ pub struct AgentStatus {
     pub supervisor_alive: bool,
     pub drbd_reachable: bool,
     pub initial_dump_done: bool,
+    /// The resources shown may be behind DRBD (kept from before a stream
+    /// restart or lost events; `stale_since`/`stale_reason` say since when
+    /// and why) until a complete newer dump replaces them.
+    pub model_stale: bool,
     /// The timestamp of the last events2 line (drbdsetup's clock and offset).
     pub last_event_at: Option<DateTime<FixedOffset>>,
     #[serde(flatten)]
@@ -126,6 +130,7 @@ async fn status(
         supervisor_alive: api.shared.supervisor_alive(),
         drbd_reachable: state.drbd_reachable(),
         initial_dump_done: state.model.initial_dump_done(),
+        model_stale: state.is_stale(),
         last_event_at: state.model.last_event_at(),
         stream: state.stats.clone(),
     };

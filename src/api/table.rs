@@ -157,6 +157,12 @@ pub fn render_status(status: &Value) -> String {
     if let Some(Value::String(error)) = agent.get("last_parse_error") {
         out.push_str(&format!("last parse error: {error}\n"));
     }
+    if let Some(Value::String(since)) = agent.get("stale_since") {
+        out.push_str(&format!(
+            "STALE: showing the state as of {since}, re-reading DRBD ({})\n",
+            text(&agent, "stale_reason")
+        ));
+    }
     let resources = status.get("resources").unwrap_or(&Value::Null);
     let rows = rows(resources);
     if rows.is_empty() {

@@ -4,6 +4,7 @@
 
 mod backoff;
 mod lines;
+mod lost;
 mod reconcile;
 mod runner;
 mod shared;
@@ -11,6 +12,7 @@ mod supervisor;
 
 pub use backoff::{Backoff, BackoffPolicy};
 pub use lines::{Line, LineReader};
+pub use lost::{LostBudget, LOST_DUMPS_PER_WINDOW, LOST_WINDOW};
 pub use reconcile::{compare, describe, model_from_dump, Difference, Dump};
 pub use runner::{run_command, CommandError, CommandOutput, DrbdTools, DEFAULT_COMMAND_TIMEOUT};
 pub use shared::{AliveGuard, ChangedSince, DrbdState, Shared, StreamStats};

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{Notify, RwLock};
 
+use crate::events2::Event;
 use crate::state::{Change, Model, ObjectRef};
 
 /// Counters and facts about the events2 stream.
@@ -45,13 +46,33 @@ pub struct StreamStats {
     pub helper_calls: BTreeMap<String, u64>,
     /// Helper `response` lines by helper name and exit code.
     pub helper_responses: BTreeMap<String, BTreeMap<u32, u64>>,
+    /// Since when the served model may be behind DRBD (a stream restart,
+    /// lost events); `None` while it mirrors DRBD or before the first dump.
+    pub stale_since: Option<DateTime<Utc>>,
+    /// Why it is stale (`exited: exit code 20`, `3 events lost`).
+    pub stale_reason: Option<String>,
+    /// Complete initial dumps of a restarted stream swapped in for a stale
+    /// model.
+    pub model_rebuilds: u64,
+    /// `events2 --now` dumps taken and applied after lost events.
+    pub lost_event_dumps: u64,
 }
 
 /// The model plus the stream counters, behind one lock so readers see both
 /// consistent.
+///
+/// The served `model` is only ever replaced by a complete newer one: when a
+/// stream ends after a complete dump, the model stays, marked stale
+/// ([`stream_ended`](Self::stream_ended)), and the next stream's initial dump
+/// is built on the side and swapped in at its `exists -`
+/// ([`apply_event`](Self::apply_event)); after lost events the stream goes on
+/// and a `--now` dump is adopted ([`adopt_dump`](Self::adopt_dump)).
 #[derive(Debug, Clone, Default)]
 pub struct DrbdState {
+    /// What the agent serves.
     pub model: Model,
+    /// The initial dump of a restarted stream, until its `exists -`.
+    side: Option<Model>,
     pub stats: StreamStats,
     /// Bumped whenever the model changes (a line that changed something, a
     /// flush): readers (the metrics cache) compare it to skip re-rendering.
@@ -81,12 +102,109 @@ pub enum ChangedSince<'a> {
 }
 
 impl DrbdState {
-    /// Forgets the model (see [`Model::flush`]) and bumps the generation.
+    /// Forgets the model (see [`Model::flush`]), any side model and the
+    /// staleness, and bumps the generation.
     pub fn flush(&mut self) {
         self.model.flush();
+        self.side = None;
+        self.stats.stale_since = None;
+        self.stats.stale_reason = None;
         self.generation += 1;
         self.touched.clear();
         self.flushed_at = self.generation;
+    }
+
+    /// Applies one parsed event: to the served model, or, while a restarted
+    /// stream's initial dump is being read, to the side model, which
+    /// replaces the served one at its `exists -`. Returns what changed in
+    /// the served model plus the side model's helper and dump-complete
+    /// changes (for the counters).
+    pub fn apply_event(&mut self, event: &Event<'_>) -> Vec<Change> {
+        let Some(side) = self.side.as_mut() else {
+            let changes = self.model.apply(event);
+            self.record(&changes);
+            return changes;
+        };
+        let changes = side.apply(event);
+        if !side.initial_dump_done() {
+            return changes
+                .into_iter()
+                .filter(|c| {
+                    matches!(
+                        c,
+                        Change::HelperCalled { .. }
+                            | Change::HelperResponded { .. }
+                            | Change::EventsLost { .. }
+                    )
+                })
+                .collect();
+        }
+        let Some(side) = self.side.take() else {
+            return changes;
+        };
+        let mut swapped = self.model.adopt(side);
+        swapped.push(Change::InitialDumpComplete);
+        self.record(&swapped);
+        self.stats.model_rebuilds += 1;
+        self.clear_stale();
+        swapped
+    }
+
+    /// The stream ended (`reason`, at `now`). A model that was complete is
+    /// kept and marked stale (the earliest `since` stays), and the next
+    /// stream's initial dump is read on the side; a first dump that never
+    /// completed is dropped (nothing was known).
+    pub fn stream_ended(&mut self, reason: &str, now: DateTime<Utc>) {
+        if self.model.initial_dump_done() {
+            self.side = Some(Model::new());
+            self.mark_stale(reason, now);
+        } else {
+            self.flush();
+        }
+    }
+
+    /// Events were lost on a running stream: the model is kept, marked
+    /// stale, until a `--now` dump is adopted.
+    pub fn events_lost(&mut self, count: u64, now: DateTime<Utc>) {
+        self.mark_stale(&format!("{count} events lost"), now);
+    }
+
+    /// Replaces the served model with a complete `--now` dump (after lost
+    /// events); the stream goes on, so a side model is dropped too. The
+    /// model stays stale when `more_lost` (events were lost again while the
+    /// dump ran: another dump follows).
+    pub fn adopt_dump(&mut self, dump: Model, more_lost: bool) {
+        self.side = None;
+        let changes = self.model.adopt(dump);
+        self.generation += 1;
+        self.record(&changes);
+        self.stats.lost_event_dumps += 1;
+        if !more_lost {
+            self.clear_stale();
+        }
+    }
+
+    fn mark_stale(&mut self, reason: &str, now: DateTime<Utc>) {
+        if self.stats.stale_since.is_none() {
+            self.stats.stale_since = Some(now);
+        }
+        self.stats.stale_reason = Some(reason.to_owned());
+    }
+
+    fn clear_stale(&mut self) {
+        self.stats.stale_since = None;
+        self.stats.stale_reason = None;
+    }
+
+    /// The served model may be behind DRBD.
+    pub fn is_stale(&self) -> bool {
+        self.stats.stale_since.is_some()
+    }
+
+    /// The running stream's own initial dump is complete (the served model
+    /// is its, not one kept from before).
+    pub fn stream_dump_done(&self) -> bool {
+        self.side.is_none() && self.model.initial_dump_done()
     }
 
     /// Records what [`Model::apply`] returned: bumps the generation when
@@ -150,9 +268,10 @@ impl DrbdState {
         )
     }
 
-    /// The child runs and its initial dump is complete: the model mirrors DRBD.
+    /// The child runs, its initial dump is complete and no events were
+    /// lost since: the model mirrors DRBD.
     pub fn drbd_reachable(&self) -> bool {
-        self.stats.child_running && self.model.initial_dump_done()
+        self.stats.child_running && self.stream_dump_done() && !self.is_stale()
     }
 }
 
@@ -204,5 +323,197 @@ pub struct AliveGuard<'a> {
 impl Drop for AliveGuard<'_> {
     fn drop(&mut self) {
         self.shared.supervisor_alive.store(false, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events2::parse_line;
+    use chrono::TimeZone;
+
+    const DUMP: &str = "exists resource name:r0 role:Secondary\n\
+        exists connection name:r0 peer-node-id:1 conn-name:bravo connection:Connected role:Primary\n\
+        exists resource name:r1 role:Secondary\n\
+        exists -\n";
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    fn feed(state: &mut DrbdState, text: &str) -> Vec<Change> {
+        text.lines()
+            .flat_map(|line| state.apply_event(&parse_line(line).unwrap()))
+            .collect()
+    }
+
+    fn running(text: &str) -> DrbdState {
+        let mut state = DrbdState::default();
+        state.stats.child_running = true;
+        feed(&mut state, text);
+        state
+    }
+
+    fn names(state: &DrbdState) -> Vec<&str> {
+        state.model.resources().keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn the_first_dump_fills_the_served_model_directly() {
+        let mut state = running("exists resource name:r0 role:Secondary\n");
+        assert_eq!(names(&state), ["r0"], "no complete model to protect yet");
+        assert!(!state.drbd_reachable());
+        assert!(!state.is_stale());
+        feed(&mut state, "exists -\n");
+        assert!(state.drbd_reachable());
+        assert!(state.stream_dump_done());
+    }
+
+    #[test]
+    fn a_partial_first_dump_is_dropped_when_its_stream_ends() {
+        let mut state = running("exists resource name:r0 role:Secondary\n");
+        state.stream_ended("exited: exit code 20", at(0));
+        assert!(state.model.resources().is_empty());
+        assert!(!state.is_stale(), "nothing was known, nothing is stale");
+    }
+
+    #[test]
+    fn an_ended_stream_keeps_the_model_stale_until_the_new_dump_is_complete() {
+        let mut state = running(DUMP);
+        let generation = state.generation;
+        state.stream_ended("exited: exit code 1", at(0));
+        state.stats.child_running = false;
+        assert_eq!(names(&state), ["r0", "r1"]);
+        assert!(state.is_stale());
+        assert_eq!(state.stats.stale_since, Some(at(0)));
+        assert_eq!(
+            state.stats.stale_reason.as_deref(),
+            Some("exited: exit code 1")
+        );
+        assert!(!state.drbd_reachable());
+        assert!(!state.stream_dump_done());
+        // A second failure keeps the first time, takes the new reason.
+        state.stream_ended("start failed: not found", at(5));
+        assert_eq!(state.stats.stale_since, Some(at(0)));
+        assert_eq!(
+            state.stats.stale_reason.as_deref(),
+            Some("start failed: not found")
+        );
+        // The new stream's dump is read on the side: nothing served changes.
+        state.stats.child_running = true;
+        feed(
+            &mut state,
+            "exists resource name:r0 role:Primary\nexists resource name:r2 role:Secondary\n",
+        );
+        assert_eq!(names(&state), ["r0", "r1"]);
+        assert_eq!(
+            state.generation, generation,
+            "the served model did not move"
+        );
+        assert_eq!(
+            state.model.resource("r0").unwrap().role,
+            Some(crate::events2::Role::Secondary)
+        );
+        // `exists -`: swapped in at once, r1 is gone, r2 is there.
+        let changes = feed(&mut state, "exists -\n");
+        assert_eq!(names(&state), ["r0", "r2"]);
+        assert!(changes.contains(&Change::InitialDumpComplete));
+        assert!(changes.contains(&Change::Destroyed {
+            object: ObjectRef::Resource {
+                resource: "r1".into()
+            }
+        }));
+        assert!(!state.is_stale());
+        assert_eq!(state.stats.stale_since, None);
+        assert!(state.drbd_reachable());
+        assert_eq!(state.stats.model_rebuilds, 1);
+        assert!(state.generation > generation);
+        assert_eq!(
+            state.changed_since(Some(generation)),
+            ChangedSince::Resources(vec!["r0", "r2"])
+        );
+        // Later lines apply to the served model again.
+        feed(&mut state, "change resource name:r2 role:Primary\n");
+        assert_eq!(
+            state.model.resource("r2").unwrap().role,
+            Some(crate::events2::Role::Primary)
+        );
+    }
+
+    #[test]
+    fn a_restart_before_the_side_dump_completes_starts_it_over() {
+        let mut state = running(DUMP);
+        state.stream_ended("killed: drift", at(0));
+        feed(&mut state, "exists resource name:r7 role:Secondary\n");
+        state.stream_ended("killed: no initial dump", at(3));
+        feed(
+            &mut state,
+            "exists resource name:r0 role:Secondary\nexists -\n",
+        );
+        assert_eq!(
+            names(&state),
+            ["r0"],
+            "r7 of the abandoned dump is not kept"
+        );
+        assert!(!state.is_stale());
+    }
+
+    #[test]
+    fn lost_events_keep_the_stream_and_a_dump_brings_the_model_back() {
+        let mut state = running(DUMP);
+        state.events_lost(3, at(10));
+        assert!(state.is_stale());
+        assert_eq!(state.stats.stale_reason.as_deref(), Some("3 events lost"));
+        assert!(!state.drbd_reachable());
+        // Lines after the skip are valid and still applied.
+        feed(&mut state, "change resource name:r1 role:Primary\n");
+        assert_eq!(
+            state.model.resource("r1").unwrap().role,
+            Some(crate::events2::Role::Primary)
+        );
+        let mut dump = Model::new();
+        for line in "exists resource name:r0 role:Secondary\nexists resource name:r1 role:Primary\nexists -\n".lines() {
+            dump.apply(&parse_line(line).unwrap());
+        }
+        // Lost again while the dump ran: still stale.
+        state.adopt_dump(dump.clone(), true);
+        assert!(state.is_stale());
+        assert_eq!(state.stats.stale_since, Some(at(10)));
+        state.adopt_dump(dump, false);
+        assert!(!state.is_stale());
+        assert!(state.drbd_reachable());
+        assert_eq!(names(&state), ["r0", "r1"]);
+        assert!(
+            state.model.resource("r0").unwrap().connections.is_empty(),
+            "the dump is the truth"
+        );
+        assert_eq!(state.stats.lost_event_dumps, 2);
+    }
+
+    #[test]
+    fn a_dump_during_a_side_rebuild_replaces_it() {
+        let mut state = running(DUMP);
+        state.stream_ended("exited: exit code 0", at(0));
+        feed(&mut state, "exists resource name:r0 role:Secondary\n");
+        let mut dump = Model::new();
+        dump.apply(&parse_line("exists resource name:r5 role:Secondary").unwrap());
+        dump.apply(&parse_line("exists -").unwrap());
+        state.adopt_dump(dump, false);
+        assert_eq!(names(&state), ["r5"]);
+        assert!(state.stream_dump_done());
+        feed(&mut state, "exists resource name:r6 role:Secondary\n");
+        assert_eq!(names(&state), ["r5", "r6"], "served directly again");
+    }
+
+    #[test]
+    fn flush_forgets_everything() {
+        let mut state = running(DUMP);
+        state.stream_ended("exited: exit code 0", at(0));
+        state.flush();
+        assert!(state.model.resources().is_empty());
+        assert!(!state.is_stale());
+        assert!(!state.stream_dump_done());
+        feed(&mut state, "exists resource name:r0 role:Secondary\n");
+        assert_eq!(names(&state), ["r0"], "no side model after a flush");
     }
 }

@@ -15,6 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use super::backoff::{Backoff, BackoffPolicy};
 use super::lines::{Line, LineReader};
+use super::lost::{LostBudget, LOST_DUMPS_PER_WINDOW, LOST_WINDOW};
 use super::reconcile::{compare, model_from_dump};
 use super::runner::{run_command, CommandError, DEFAULT_COMMAND_TIMEOUT};
 use super::shared::{DrbdState, Shared};
@@ -82,8 +83,11 @@ pub enum StreamEnd {
     Exited(String),
     /// Reading its output failed.
     ReadError(String),
-    /// `- skipped N`: events were lost.
-    EventsLost(u64),
+    /// `- skipped N` came more often than [`LOST_DUMPS_PER_WINDOW`] times
+    /// within [`LOST_WINDOW`] (each one is otherwise answered by a dump).
+    LostTooOften(u64),
+    /// The `--now` dump after lost events failed or was incomplete.
+    LostDumpFailed(String),
     /// A reconcile dump disagreed with the model (twice in a row).
     Drift,
     /// No initial dump within one reconcile interval.
@@ -100,7 +104,12 @@ impl fmt::Display for StreamEnd {
             Self::SpawnFailed(e) => write!(f, "start failed: {e}"),
             Self::Exited(status) => write!(f, "exited: {status}"),
             Self::ReadError(e) => write!(f, "read error: {e}"),
-            Self::EventsLost(n) => write!(f, "killed: {n} events lost"),
+            Self::LostTooOften(n) => write!(
+                f,
+                "killed: events lost too often ({n} lost, more than {LOST_DUMPS_PER_WINDOW} times in {}s)",
+                LOST_WINDOW.as_secs()
+            ),
+            Self::LostDumpFailed(e) => write!(f, "killed: dump after lost events failed: {e}"),
             Self::Drift => f.write_str("killed: drift"),
             Self::Hung => f.write_str("killed: no initial dump"),
             Self::Shutdown => f.write_str("killed: shutdown"),
@@ -114,7 +123,7 @@ impl fmt::Display for StreamEnd {
 pub enum LineOutcome {
     Applied,
     Error,
-    /// `- skipped N`: the stream must be restarted.
+    /// `- skipped N`: the model must be re-read (a `--now` dump).
     EventsLost(u64),
 }
 
@@ -139,8 +148,7 @@ pub fn apply_line(state: &mut DrbdState, line: &Line) -> LineOutcome {
         stats.events_lost += 1;
         return LineOutcome::EventsLost(count);
     }
-    let changes = state.model.apply(&event);
-    state.record(&changes);
+    let changes = state.apply_event(&event);
     for change in changes {
         match change {
             Change::InitialDumpComplete => info!("events2 initial dump complete"),
@@ -183,7 +191,8 @@ pub async fn wait_shutdown(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Runs the events2 stream until `shutdown`, restarting it with backoff.
-/// The model is flushed whenever a run ends.
+/// When a run ends the model is kept, marked stale, until the next run's
+/// initial dump replaces it (see [`DrbdState::stream_ended`]).
 pub async fn supervise(
     options: SupervisorOptions,
     shared: Arc<Shared>,
@@ -205,6 +214,7 @@ pub async fn supervise_following(
 ) {
     let _alive = shared.alive_guard();
     let mut backoff = Backoff::new(options.backoff);
+    let mut lost = LostBudget::default();
     let mut first = true;
     loop {
         if *shutdown.borrow() {
@@ -216,11 +226,14 @@ pub async fn supervise_following(
         first = false;
         let started = Instant::now();
         options.drbdsetup = programs.borrow_and_update().clone();
-        let end = run_stream(&options, &shared, &mut shutdown, &mut programs).await;
+        let end = run_stream(&options, &shared, &mut shutdown, &mut programs, &mut lost).await;
         let dump_was_done = {
             let mut state = shared.state.write().await;
-            let done = state.model.initial_dump_done();
-            state.flush();
+            let done = state.stream_dump_done();
+            state.stream_ended(&end.to_string(), chrono::Utc::now());
+            if state.is_stale() {
+                info!(reason = %end, resources = state.model.resources().len(), "serving the last model, marked stale, until the next initial dump");
+            }
             state.stats.child_running = false;
             state.stats.child_pid = None;
             state.stats.last_exit = Some(end.to_string());
@@ -269,6 +282,7 @@ async fn run_stream(
     shared: &Shared,
     shutdown: &mut watch::Receiver<bool>,
     programs: &mut watch::Receiver<PathBuf>,
+    lost: &mut LostBudget,
 ) -> StreamEnd {
     let mut child = match spawn_child(options) {
         Ok(child) => child,
@@ -308,6 +322,11 @@ async fn run_stream(
     );
     reconcile.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut suspect = false;
+    // The `--now` dump answering lost events, while it runs; `more_lost`:
+    // events were lost again meanwhile (another dump follows).
+    let mut lost_dump = None;
+    let mut more_lost = false;
+    let mut lost_count = 0u64;
 
     let end = loop {
         tokio::select! {
@@ -323,8 +342,20 @@ async fn run_stream(
                         shared.model_changed.notify_one();
                     }
                     if let LineOutcome::EventsLost(count) = outcome {
-                        warn!(count, "events2 lost events, re-reading the state");
-                        break StreamEnd::EventsLost(count);
+                        lost_count += count;
+                        state.events_lost(count, chrono::Utc::now());
+                        drop(state);
+                        if !lost.allow(std::time::Instant::now()) {
+                            warn!(count, lost_total = lost_count, "events2 lost events too often, restarting the stream");
+                            break StreamEnd::LostTooOften(lost_count);
+                        }
+                        if lost_dump.is_some() {
+                            more_lost = true;
+                            warn!(count, "events2 lost events again, another dump follows");
+                        } else {
+                            warn!(count, "events2 lost events, re-reading the state with a dump; the stream goes on");
+                            lost_dump = Some(Box::pin(run_command(&options.drbdsetup, &DUMP_ARGS, options.command_timeout)));
+                        }
                     }
                 }
                 Ok(None) => break StreamEnd::Exited(String::new()),
@@ -338,7 +369,18 @@ async fn run_stream(
                     Err(_) => debug!("events2 does not read its stdin"),
                 }
             },
-            _ = reconcile.tick() => match reconcile_step(options, shared, &mut suspect).await {
+            output = async { match lost_dump.as_mut() { Some(dump) => dump.await, None => std::future::pending().await } }, if lost_dump.is_some() => {
+                lost_dump = None;
+                match adopt_lost_dump(shared, output, more_lost).await {
+                    Ok(()) if more_lost => {
+                        more_lost = false;
+                        lost_dump = Some(Box::pin(run_command(&options.drbdsetup, &DUMP_ARGS, options.command_timeout)));
+                    }
+                    Ok(()) => {}
+                    Err(e) => break StreamEnd::LostDumpFailed(e),
+                }
+            },
+            _ = reconcile.tick(), if lost_dump.is_none() => match reconcile_step(options, shared, &mut suspect).await {
                 Verdict::Agrees => {}
                 Verdict::Recheck => reconcile.reset_after(options.recheck_delay),
                 Verdict::Drift => break StreamEnd::Drift,
@@ -415,6 +457,45 @@ async fn log_stderr(stderr: ChildStderr, max_line_len: usize) {
     }
 }
 
+/// Applies the `--now` dump taken after lost events; `Err` says why it
+/// could not be (the stream is then restarted).
+async fn adopt_lost_dump(
+    shared: &Shared,
+    output: Result<super::runner::CommandOutput, CommandError>,
+    more_lost: bool,
+) -> Result<(), String> {
+    let output = output.map_err(|e| e.to_string());
+    let dump = output.map(|output| model_from_dump(&output.stdout));
+    let mut state = shared.state.write().await;
+    match dump {
+        Ok(dump) if dump.model.initial_dump_done() => {
+            state.adopt_dump(dump.model, more_lost);
+            let resources = state.model.resources().len();
+            drop(state);
+            shared.model_changed.notify_one();
+            info!(
+                resources,
+                parse_errors = dump.parse_errors,
+                "dump after lost events applied"
+            );
+            Ok(())
+        }
+        Ok(dump) => {
+            state.stats.reconcile_errors += 1;
+            warn!(
+                parse_errors = dump.parse_errors,
+                "dump after lost events incomplete (no `exists -`)"
+            );
+            Err("incomplete dump (no `exists -`)".to_owned())
+        }
+        Err(e) => {
+            state.stats.reconcile_errors += 1;
+            warn!(error = %e, "dump after lost events failed");
+            Err(e)
+        }
+    }
+}
+
 enum Verdict {
     Agrees,
     Recheck,
@@ -427,7 +508,7 @@ async fn reconcile_step(
     shared: &Shared,
     suspect: &mut bool,
 ) -> Verdict {
-    if !shared.state.read().await.model.initial_dump_done() {
+    if !shared.state.read().await.stream_dump_done() {
         warn!("events2 gave no initial dump within the reconcile interval");
         return Verdict::Hung;
     }

@@ -8,6 +8,10 @@
 //! ```text
 //! <node>/heartbeat-unix-seconds                  time of the report
 //! <node>/agent-version                           drbd-agent version
+//! <node>/model                                   current, stale (kept from before a
+//!                                                stream restart or lost events) or
+//!                                                reading (before the first dump)
+//! <node>/model-stale-since-unix-seconds          while stale
 //! <node>/<resource>/<peer>/connection-state      Connected, Connecting...
 //! <node>/<resource>/<peer>/volume-<v>/replication-state     Established, SyncTarget...
 //! <node>/<resource>/<peer>/volume-<v>/out-of-sync-bytes
@@ -23,7 +27,9 @@
 //!
 //! `<peer>` is the connection name (the peer's node name). Values are plain
 //! decimal numbers or DRBD's words. Keys that no longer apply (a resource
-//! gone, a resync ended) are deleted.
+//! gone, a resync ended) are deleted — but only from a model that mirrors
+//! DRBD: while it is stale or not yet read, [`hold`] keeps every key sent
+//! before, so objects merely not yet re-read are not deleted.
 
 use std::collections::BTreeMap;
 
@@ -162,6 +168,44 @@ pub fn report(input: &ReportInput<'_>) -> Report {
     out
 }
 
+/// How far the model can be trusted, for [`hold`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFreshness {
+    /// It mirrors DRBD.
+    Current,
+    /// Kept from before a stream restart or lost events, since then (Unix seconds).
+    Stale { since_unix_seconds: i64 },
+    /// No complete dump was read yet.
+    Reading,
+}
+
+/// Marks `wanted` with the model's freshness and, unless it is current,
+/// keeps every key of `sent` that `wanted` lacks: nothing is deleted on
+/// the word of a model that does not mirror DRBD.
+pub fn hold(sent: &Report, wanted: &mut Report, node: &str, freshness: ModelFreshness) {
+    let word = match freshness {
+        ModelFreshness::Current => "current",
+        ModelFreshness::Stale { .. } => "stale",
+        ModelFreshness::Reading => "reading",
+    };
+    wanted.insert(format!("{node}/model"), word.to_owned());
+    if let ModelFreshness::Stale { since_unix_seconds } = freshness {
+        wanted.insert(
+            format!("{node}/model-stale-since-unix-seconds"),
+            since_unix_seconds.to_string(),
+        );
+    }
+    if freshness == ModelFreshness::Current {
+        return;
+    }
+    let stale_since = format!("{node}/model-stale-since-unix-seconds");
+    for (key, value) in sent {
+        if *key != stale_since && !wanted.contains_key(key) {
+            wanted.insert(key.clone(), value.clone());
+        }
+    }
+}
+
 /// The batch that turns `sent` (what the store holds from us) into
 /// `wanted`: changed or new keys, and keys to delete. Unchanged keys are
 /// not sent.
@@ -297,6 +341,62 @@ mod tests {
             .iter()
             .all(|k| k.starts_with("alpha/r0/")));
         assert!(!batch.delete_props.is_empty());
+    }
+
+    #[test]
+    fn a_model_not_mirroring_drbd_deletes_nothing() {
+        let sent = report(&input(&model(SYNCING), 1000));
+        let empty = Model::new();
+        for freshness in [
+            ModelFreshness::Reading,
+            ModelFreshness::Stale {
+                since_unix_seconds: 990,
+            },
+        ] {
+            let mut wanted = report(&input(&empty, 1015));
+            hold(&sent, &mut wanted, "alpha", freshness);
+            let batch = diff(&sent, &wanted);
+            assert_eq!(batch.delete_props, Vec::<String>::new(), "{freshness:?}");
+            assert_eq!(
+                batch
+                    .override_props
+                    .get("alpha/heartbeat-unix-seconds")
+                    .map(String::as_str),
+                Some("1015")
+            );
+            assert!(batch.override_props.contains_key("alpha/model"));
+        }
+        // Stale, then current again with r0 gone: now it goes, and so does
+        // the stale mark.
+        let mut stale = report(&input(&model(SYNCING), 1000));
+        hold(
+            &sent,
+            &mut stale,
+            "alpha",
+            ModelFreshness::Stale {
+                since_unix_seconds: 990,
+            },
+        );
+        assert_eq!(
+            stale
+                .get("alpha/model-stale-since-unix-seconds")
+                .map(String::as_str),
+            Some("990")
+        );
+        let mut current = report(&input(&model(&["exists -"]), 1030));
+        hold(&stale, &mut current, "alpha", ModelFreshness::Current);
+        let batch = diff(&stale, &current);
+        assert!(batch
+            .delete_props
+            .contains(&"alpha/model-stale-since-unix-seconds".to_owned()));
+        assert!(batch
+            .delete_props
+            .iter()
+            .any(|k| k.starts_with("alpha/r0/")));
+        assert_eq!(
+            current.get("alpha/model").map(String::as_str),
+            Some("current")
+        );
     }
 
     #[test]

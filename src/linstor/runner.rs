@@ -174,19 +174,21 @@ impl Reporter {
                 }
             }
         }
+        let Some(sent) = self.sent.as_mut() else {
+            return Err(());
+        };
         let wanted = {
             let state = shared.state.read().await;
             let throttle = throttle.read().await;
-            report::report(&ReportInput {
+            let mut wanted = report::report(&ReportInput {
                 node: &self.node,
                 model: &state.model,
                 throttle: throttle.enabled.then_some(&*throttle),
                 now_unix_seconds: chrono::Utc::now().timestamp(),
                 agent_version: env!("CARGO_PKG_VERSION"),
-            })
-        };
-        let Some(sent) = self.sent.as_mut() else {
-            return Err(());
+            });
+            report::hold(sent, &mut wanted, &self.node, freshness(&state));
+            wanted
         };
         let batch = report::diff(sent, &wanted);
         if batch.is_empty() {
@@ -286,5 +288,16 @@ impl Reporter {
             warn!(node = %self.node, error = %message, "LINSTOR report failed");
         }
         s.last_error = Some(message);
+    }
+}
+
+/// How far the model mirrors DRBD, for [`report::hold`].
+fn freshness(state: &crate::drbd::DrbdState) -> report::ModelFreshness {
+    match state.stats.stale_since {
+        Some(since) => report::ModelFreshness::Stale {
+            since_unix_seconds: since.timestamp(),
+        },
+        None if state.stream_dump_done() => report::ModelFreshness::Current,
+        None => report::ModelFreshness::Reading,
     }
 }

@@ -62,6 +62,30 @@ pub fn defs<'a>() -> Vec<Def<AgentInput<'a>>> {
         },
         Def {
             spec: Spec {
+                name: "drbd_agent_model_stale",
+                help: "1 while the DRBD series are kept from before a stream restart or lost events, until a complete newer dump replaces them.",
+                kind: Kind::Gauge,
+                labels: &[],
+            },
+            fill: |input, w| w.add_bool(&[], input.stats.stale_since.is_some()),
+        },
+        Def {
+            spec: Spec {
+                name: "drbd_agent_model_stale_seconds",
+                help: "Seconds the DRBD series have been stale; absent while they are not.",
+                kind: Kind::Gauge,
+                labels: &[],
+            },
+            fill: |input, w| match input.stats.stale_since {
+                Some(at) => {
+                    let age = (input.now - at).num_milliseconds().max(0) as f64 / 1000.0;
+                    w.add(&[], age)
+                }
+                None => Ok(()),
+            },
+        },
+        Def {
+            spec: Spec {
                 name: "drbd_agent_config_reloads_total",
                 help: "Configuration reloads by result.",
                 kind: Kind::Counter,
@@ -121,6 +145,16 @@ pub fn defs<'a>() -> Vec<Def<AgentInput<'a>>> {
             "drbd_agent_events_lost_total",
             "Times events2 reported lost events (`- skipped`).",
             events_lost
+        ),
+        stat!(
+            "drbd_agent_lost_event_dumps_total",
+            "`events2 --now` dumps taken and applied after lost events (the stream goes on).",
+            lost_event_dumps
+        ),
+        stat!(
+            "drbd_agent_model_rebuilds_total",
+            "Complete initial dumps of a restarted events2 stream swapped in for the stale model.",
+            model_rebuilds
         ),
         stat!(
             "drbd_agent_drifts_total",

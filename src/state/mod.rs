@@ -1,6 +1,7 @@
 //! The replication model: resources → devices, connections → peer devices and
 //! paths, built by applying parsed events2 lines. Pure and deterministic.
 
+mod adopt;
 mod apply;
 mod types;
 
