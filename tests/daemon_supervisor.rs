@@ -181,27 +181,50 @@ async fn stream_fills_model_polls_and_leaves_no_orphan() {
     let state = shared.state.read().await;
     assert!(!state.stats.child_running);
     assert_eq!(state.stats.last_exit.as_deref(), Some("killed: shutdown"));
-    assert!(state.model.resources().is_empty(), "flushed on stop");
+    assert!(
+        state.model.resource("r0").is_some(),
+        "kept (stale) on stop, never blanked"
+    );
+    assert!(state.is_stale());
+    assert_eq!(state.stats.stale_reason.as_deref(), Some("killed: shutdown"));
 }
 
 #[tokio::test]
-async fn exit_20_restarts_and_flushes() {
+async fn exit_20_keeps_the_model_stale_until_the_next_dump_replaces_it() {
     let fake = Fake::new();
     fake.write("run-1.txt", &fixture());
     fake.write("run-1.exit", "20");
-    // The second run sees no resources at all.
+    // The second run starts slowly and sees no resources at all.
+    fake.write("run-2.delay", "1");
     fake.write("run-2.txt", "exists -\n");
     let running = start(options(&fake.program));
+    let stale = running
+        .until("the first run's end", |s| s.stats.child_restarts >= 1)
+        .await;
+    assert!(
+        stale.model.resource("r0").is_some(),
+        "r0 stays served between the runs"
+    );
+    assert!(stale.is_stale());
+    assert_eq!(
+        stale.stats.stale_reason.as_deref(),
+        Some("exited: exit code 20")
+    );
+    assert!(stale.stats.stale_since.is_some());
+    assert!(!stale.drbd_reachable());
     let state = running
         .until("the second run's dump", |s| {
-            s.stats.child_restarts >= 1 && s.model.initial_dump_done()
+            s.stats.child_restarts >= 1 && s.stream_dump_done()
         })
         .await;
     assert!(
         state.model.resources().is_empty(),
-        "r0 from the first run must be flushed: {:?}",
+        "r0 is not in the new dump: gone now: {:?}",
         state.model.resources().keys()
     );
+    assert!(!state.is_stale());
+    assert_eq!(state.stats.stale_since, None);
+    assert_eq!(state.stats.model_rebuilds, 1);
     assert_eq!(state.stats.child_restarts, 1);
     assert_eq!(state.stats.events, 35);
     assert_eq!(
@@ -259,30 +282,88 @@ async fn missing_binary_is_retried_and_daemon_keeps_running() {
 }
 
 #[tokio::test]
-async fn skipped_events_restart_the_stream() {
+async fn skipped_events_are_answered_by_a_dump_and_the_stream_goes_on() {
     let fake = Fake::new();
-    fake.write("run-1.txt", &format!("{}- skipped 5\n", fixture_dump()));
-    fake.write("run-2.txt", &fixture());
+    let rest = &fixture()[fixture_dump().len()..];
+    fake.write(
+        "run.txt",
+        &format!("{}- skipped 5\n{rest}", fixture_dump()),
+    );
+    // What DRBD holds: the state the whole fixture ends in.
+    fake.write("now.txt", &fixture_dump().replacen("role:Secondary", "role:Primary", 1));
     let running = start(options(&fake.program));
     let state = running
-        .until("the second run", |s| {
-            s.stats.child_restarts == 1 && s.stats.events >= 10 + 34
+        .until("the dump after the lost events", |s| {
+            s.stats.lost_event_dumps == 1 && s.stats.events >= 35
         })
         .await;
     assert_eq!(state.stats.events_lost, 1);
-    assert_eq!(
-        state.stats.last_exit.as_deref(),
-        Some("killed: 5 events lost")
-    );
+    assert_eq!(state.stats.child_restarts, 0, "{:?}", state.stats);
+    assert!(!state.is_stale(), "{:?}", state.stats);
+    assert!(state.drbd_reachable());
     assert_eq!(
         state.model.resource("r0").unwrap().role,
         Some(Role::Primary)
     );
-    let pids = fake.pids();
-    assert_eq!(pids.len(), 2);
-    assert!(!process_exists(pids[0]), "killed child must be reaped");
+    assert_eq!(fake.lines("dumps").len(), 1);
+    assert_eq!(fake.pids().len(), 1, "one stream, never restarted");
     running.stop().await;
-    assert!(!process_exists(pids[1]));
+}
+
+#[tokio::test]
+async fn a_failed_dump_after_lost_events_restarts_without_blanking() {
+    let fake = Fake::new();
+    // No now.txt: the dump prints nothing (incomplete).
+    fake.write("run-1.txt", &format!("{}- skipped 2\n", fixture_dump()));
+    fake.write("run-2.delay", "1");
+    fake.write("run-2.txt", &fixture());
+    let running = start(options(&fake.program));
+    let stale = running
+        .until("the restart", |s| s.stats.child_restarts == 1)
+        .await;
+    assert_eq!(
+        stale.stats.last_exit.as_deref(),
+        Some("killed: dump after lost events failed: incomplete dump (no `exists -`)")
+    );
+    assert!(stale.is_stale());
+    assert!(stale.model.resource("r0").is_some(), "kept while the new run starts");
+    assert_eq!(stale.stats.reconcile_errors, 1);
+    let state = running
+        .until("the second run's dump", |s| s.drbd_reachable())
+        .await;
+    assert!(state.model.resource("r0").is_some());
+    assert_eq!(state.stats.model_rebuilds, 1);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn skips_faster_than_the_bound_restart_the_stream_but_never_blank_it() {
+    let fake = Fake::new();
+    let skips = "- skipped 1\n".repeat(drbd_agent::drbd::LOST_DUMPS_PER_WINDOW + 1);
+    fake.write("run.txt", &format!("{}{skips}", fixture_dump()));
+    fake.write("now.txt", &fixture_dump());
+    let running = start(options(&fake.program));
+    running.until("the first dump", |s| s.stream_dump_done()).await;
+    let state = running
+        .until("a restart for lost events", |s| {
+            s.stats.child_restarts >= 1
+                && s.stats
+                    .last_exit
+                    .as_deref()
+                    .is_some_and(|e| e.contains("events lost too often"))
+        })
+        .await;
+    // Every skip counts against the bound, also those that arrive while
+    // a dump runs (they ask for another one).
+    assert!(state.stats.events_lost > drbd_agent::drbd::LOST_DUMPS_PER_WINDOW as u64);
+    assert!(state.stats.lost_event_dumps <= drbd_agent::drbd::LOST_DUMPS_PER_WINDOW as u64);
+    // From the first dump on, r0 is served at every look.
+    for _ in 0..50 {
+        let state = running.shared.state.read().await.clone();
+        assert!(state.model.resource("r0").is_some(), "{:?}", state.stats);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    running.stop().await;
 }
 
 #[tokio::test]

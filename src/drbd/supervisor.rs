@@ -36,6 +36,10 @@ pub const EVENTS2_ARGS: [&str; 6] = [
 /// The arguments of the reconcile dump.
 pub const DUMP_ARGS: [&str; 5] = ["events2", "--now", "--statistics", "--full", "all"];
 
+/// A stream without its initial dump after a reconcile interval counts as
+/// hung only once it has run at least this long.
+const HUNG_AFTER: Duration = Duration::from_secs(2);
+
 /// Differences logged per drift.
 const DIFFERENCES_LOGGED: usize = 5;
 
@@ -322,6 +326,7 @@ async fn run_stream(
     );
     reconcile.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut suspect = false;
+    let started = Instant::now();
     // The `--now` dump answering lost events, while it runs; `more_lost`:
     // events were lost again meanwhile (another dump follows).
     let mut lost_dump = None;
@@ -380,7 +385,7 @@ async fn run_stream(
                     Err(e) => break StreamEnd::LostDumpFailed(e),
                 }
             },
-            _ = reconcile.tick(), if lost_dump.is_none() => match reconcile_step(options, shared, &mut suspect).await {
+            _ = reconcile.tick(), if lost_dump.is_none() => match reconcile_step(options, shared, &mut suspect, started.elapsed()).await {
                 Verdict::Agrees => {}
                 Verdict::Recheck => reconcile.reset_after(options.recheck_delay),
                 Verdict::Drift => break StreamEnd::Drift,
@@ -507,8 +512,13 @@ async fn reconcile_step(
     options: &SupervisorOptions,
     shared: &Shared,
     suspect: &mut bool,
+    running_for: Duration,
 ) -> Verdict {
     if !shared.state.read().await.stream_dump_done() {
+        if running_for < HUNG_AFTER {
+            // A large node's initial dump can take a while: not yet.
+            return Verdict::Agrees;
+        }
         warn!("events2 gave no initial dump within the reconcile interval");
         return Verdict::Hung;
     }
