@@ -186,7 +186,10 @@ async fn stream_fills_model_polls_and_leaves_no_orphan() {
         "kept (stale) on stop, never blanked"
     );
     assert!(state.is_stale());
-    assert_eq!(state.stats.stale_reason.as_deref(), Some("killed: shutdown"));
+    assert_eq!(
+        state.stats.stale_reason.as_deref(),
+        Some("killed: shutdown")
+    );
 }
 
 #[tokio::test]
@@ -285,12 +288,12 @@ async fn missing_binary_is_retried_and_daemon_keeps_running() {
 async fn skipped_events_are_answered_by_a_dump_and_the_stream_goes_on() {
     let fake = Fake::new();
     let rest = &fixture()[fixture_dump().len()..];
-    fake.write(
-        "run.txt",
-        &format!("{}- skipped 5\n{rest}", fixture_dump()),
-    );
+    fake.write("run.txt", &format!("{}- skipped 5\n{rest}", fixture_dump()));
     // What DRBD holds: the state the whole fixture ends in.
-    fake.write("now.txt", &fixture_dump().replacen("role:Secondary", "role:Primary", 1));
+    fake.write(
+        "now.txt",
+        &fixture_dump().replacen("role:Secondary", "role:Primary", 1),
+    );
     let running = start(options(&fake.program));
     let state = running
         .until("the dump after the lost events", |s| {
@@ -326,7 +329,10 @@ async fn a_failed_dump_after_lost_events_restarts_without_blanking() {
         Some("killed: dump after lost events failed: incomplete dump (no `exists -`)")
     );
     assert!(stale.is_stale());
-    assert!(stale.model.resource("r0").is_some(), "kept while the new run starts");
+    assert!(
+        stale.model.resource("r0").is_some(),
+        "kept while the new run starts"
+    );
     assert_eq!(stale.stats.reconcile_errors, 1);
     let state = running
         .until("the second run's dump", |s| s.drbd_reachable())
@@ -343,7 +349,9 @@ async fn skips_faster_than_the_bound_restart_the_stream_but_never_blank_it() {
     fake.write("run.txt", &format!("{}{skips}", fixture_dump()));
     fake.write("now.txt", &fixture_dump());
     let running = start(options(&fake.program));
-    running.until("the first dump", |s| s.stream_dump_done()).await;
+    running
+        .until("the first dump", |s| s.stream_dump_done())
+        .await;
     let state = running
         .until("a restart for lost events", |s| {
             s.stats.child_restarts >= 1

@@ -96,6 +96,8 @@ impl Agent {
             agent_version: env!("CARGO_PKG_VERSION"),
         });
         wanted.remove("alpha/heartbeat-unix-seconds");
+        // These tests feed complete models: the report says so.
+        wanted.insert("alpha/model".to_owned(), "current".to_owned());
         wanted
     }
 }
@@ -552,4 +554,57 @@ async fn https_with_a_client_certificate() {
     assert!(!agent.status.read().await.connected);
     agent.stop().await;
     assert_eq!(fake.requests().len(), before);
+}
+
+#[tokio::test]
+async fn a_stale_model_deletes_no_key_until_a_complete_newer_one_replaces_it() {
+    let fake = Fake::start(&["alpha"], None).await;
+    let agent = start(config(vec![fake.url()]), SYNCING).await;
+    until_reported(&agent, &fake, "the first report").await;
+    // The stream ends: the model is kept, stale.
+    agent
+        .shared
+        .state
+        .write()
+        .await
+        .stream_ended("exited: exit code 1", chrono::Utc::now());
+    until("the stale mark", async || {
+        fake.kv("drbd-agent").get("alpha/model").map(String::as_str) == Some("stale")
+    })
+    .await;
+    let kv = fake.kv("drbd-agent");
+    assert!(kv.contains_key("alpha/model-stale-since-unix-seconds"));
+    assert!(
+        kv.contains_key("alpha/r0/bravo/volume-0/replication-state"),
+        "kept while stale: {kv:?}"
+    );
+    // Several reports later, still nothing deleted.
+    let before = fake.puts().len();
+    until("two more reports", async || fake.puts().len() >= before + 2).await;
+    let deletions: Vec<Value> = fake.puts()[before..]
+        .iter()
+        .filter_map(|p| p.body.clone())
+        .filter(|b| b["delete_props"].as_array().is_some_and(|d| !d.is_empty()))
+        .collect();
+    assert_eq!(
+        deletions,
+        Vec::<Value>::new(),
+        "nothing deleted while stale"
+    );
+    assert!(fake
+        .kv("drbd-agent")
+        .contains_key("alpha/r0/bravo/connection-state"));
+    // The new stream's dump has no r0: now its keys go, and the mark.
+    {
+        let mut state = agent.shared.state.write().await;
+        state.apply_event(&parse_line("exists -").unwrap());
+    }
+    until("the resource's keys to go", async || {
+        let kv = fake.kv("drbd-agent");
+        !kv.keys().any(|k| k.starts_with("alpha/r0/"))
+            && kv.get("alpha/model").map(String::as_str) == Some("current")
+            && !kv.contains_key("alpha/model-stale-since-unix-seconds")
+    })
+    .await;
+    agent.stop().await;
 }

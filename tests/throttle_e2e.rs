@@ -343,3 +343,65 @@ fn foreign_or_corrupt_journals_are_set_aside() {
     );
     cluster.agent.assert_running();
 }
+
+#[test]
+fn an_events2_restart_mid_resync_changes_no_peer_device_option() {
+    let state = tempfile::tempdir().expect("state dir");
+    let mut cluster = start(state.path());
+    let rate = wait_in_charge(&mut cluster);
+    assert_agent_rate(rate);
+    let before = throttle(&mut cluster).expect("status");
+    let agent = cluster.status().expect("status")["agent"].clone();
+    let pid = agent["child_pid"].as_u64().expect("events2 child pid");
+    let restarts = agent["child_restarts"].as_u64().expect("restarts");
+
+    // The events2 child dies: the agent keeps its model (stale), restarts
+    // the stream after its backoff and swaps the new dump in.
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let mut stale_seen = false;
+    poll(
+        BOUND,
+        Duration::from_millis(50),
+        "the new stream's dump",
+        || {
+            let status = cluster.status()?;
+            let agent = &status["agent"];
+            let t = &status["throttle"];
+            assert_eq!(count(t, "restores"), count(&before, "restores"), "{t}");
+            let again = agent["child_restarts"].as_u64()? > restarts
+                && agent["model_stale"] == false
+                && agent["drbd_reachable"] == true;
+            if again {
+                return Some(());
+            }
+            // At every look until then: the agent's rate held, c-min-rate 0.
+            assert_eq!(options(&cluster), (rate, 0), "{agent}");
+            assert_eq!(t["peers"][PEER]["rate_set_kib"], rate, "{t}");
+            if agent["model_stale"] == true {
+                stale_seen = true;
+                assert!(status["resources"]["r0"].is_object(), "r0 kept while stale");
+            }
+            None
+        },
+    );
+    assert!(stale_seen, "the stale period was seen");
+    // Resumed: the same journal entry (no restore, no new record), still
+    // in charge (never the configured options back).
+    for _ in 0..10 {
+        let (c_max, c_min) = options(&cluster);
+        assert_eq!(c_min, 0);
+        assert_ne!(c_max, SCENARIO_C_MAX, "restored and retaken");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let t = throttle(&mut cluster).expect("status");
+    assert_eq!(count(&t, "restores"), count(&before, "restores"), "{t}");
+    assert_eq!(count(&t, "failures"), 0, "{t}");
+    assert_eq!(
+        journal_entry(state.path()),
+        ("bravo".to_owned(), SCENARIO_C_MAX, SCENARIO_C_MIN)
+    );
+}

@@ -251,6 +251,16 @@ impl Tracker {
                 });
             }
         }
+        // Connections gone from the model (which is never blanked, only
+        // replaced by a complete newer one) take their series with them.
+        let present: std::collections::BTreeSet<String> = conns
+            .iter()
+            .map(|c| format!("{}/{}", c.name, c.conn_name))
+            .collect();
+        self.status
+            .connections
+            .retain(|key, _| present.contains(key));
+        self.memory.retain(|key, _| present.contains(key));
         self.status.paths = paths;
         self.status.interfaces = interfaces;
     }
