@@ -516,4 +516,115 @@ mod tests {
         feed(&mut state, "exists resource name:r0 role:Secondary\n");
         assert_eq!(names(&state), ["r0"], "no side model after a flush");
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// `exists resource` of one of four names.
+        Exists(u8),
+        Done,
+        Destroy(u8),
+        StreamEnded,
+        EventsLost,
+        /// A complete `--now` dump of the names whose bit is set.
+        Dump(u8, bool),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..4).prop_map(Op::Exists),
+            Just(Op::Done),
+            (0u8..4).prop_map(Op::Destroy),
+            Just(Op::StreamEnded),
+            Just(Op::EventsLost),
+            (0u8..16, any::<bool>()).prop_map(|(m, more)| Op::Dump(m, more)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever happens, once a complete model was served, what is
+        /// served only changes by lines of a live stream or by a complete
+        /// newer model; it is stale exactly between a stream end or lost
+        /// events and the next complete model.
+        #[test]
+        fn the_served_model_is_only_replaced_by_a_complete_newer_one(
+            ops in proptest::collection::vec(op(), 1..60)
+        ) {
+            let mut state = DrbdState::default();
+            state.stats.child_running = true;
+            // The served resources as the rules say they must be.
+            let mut expected: std::collections::BTreeSet<String> = Default::default();
+            // The next stream's dump, while read on the side.
+            let mut side: Option<std::collections::BTreeSet<String>> = None;
+            let mut stale = false;
+            let mut complete = false;
+            for (i, op) in ops.into_iter().enumerate() {
+                let t = at(i as i64);
+                match op {
+                    Op::Exists(n) => {
+                        let name = format!("r{n}");
+                        feed(&mut state, &format!("exists resource name:{name} role:Secondary\n"));
+                        match side.as_mut() {
+                            Some(side) => { side.insert(name); }
+                            None => { expected.insert(name); }
+                        }
+                    }
+                    Op::Destroy(n) => {
+                        let name = format!("r{n}");
+                        feed(&mut state, &format!("destroy resource name:{name}\n"));
+                        match side.as_mut() {
+                            Some(side) => { side.remove(&name); }
+                            None => { expected.remove(&name); }
+                        }
+                    }
+                    Op::Done => {
+                        feed(&mut state, "exists -\n");
+                        if let Some(side) = side.take() {
+                            expected = side;
+                            stale = false;
+                        }
+                        complete = true;
+                    }
+                    Op::StreamEnded => {
+                        state.stream_ended("exited", t);
+                        if complete {
+                            side = Some(Default::default());
+                            stale = true;
+                        } else {
+                            expected.clear();
+                            side = None;
+                            stale = false;
+                        }
+                    }
+                    Op::EventsLost => {
+                        state.events_lost(1, t);
+                        stale = true;
+                    }
+                    Op::Dump(mask, more) => {
+                        let mut dump = Model::new();
+                        let mut names = std::collections::BTreeSet::new();
+                        for n in 0..4 {
+                            if mask & (1 << n) != 0 {
+                                dump.apply(&parse_line(&format!("exists resource name:r{n} role:Secondary")).unwrap());
+                                names.insert(format!("r{n}"));
+                            }
+                        }
+                        dump.apply(&parse_line("exists -").unwrap());
+                        state.adopt_dump(dump, more);
+                        expected = names;
+                        side = None;
+                        complete = true;
+                        if !more {
+                            stale = false;
+                        }
+                    }
+                }
+                let served: std::collections::BTreeSet<String> =
+                    state.model.resources().keys().cloned().collect();
+                proptest::prop_assert_eq!(&served, &expected);
+                proptest::prop_assert_eq!(state.is_stale(), stale);
+                proptest::prop_assert_eq!(state.drbd_reachable(), complete && side.is_none() && !state.is_stale());
+            }
+        }
+    }
 }

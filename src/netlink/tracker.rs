@@ -371,6 +371,24 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_gone_from_the_model_takes_its_counters_along() {
+        let t0 = Instant::now();
+        let mut table = Table::new();
+        table.upsert_link(link(2, "eth0", true), t0);
+        table.add_address("10.0.0.1".parse().unwrap(), 2);
+        let mut tracker = Tracker::new();
+        tracker.observe(&table, &[conn(true)], t0, Utc::now(), |_| None);
+        tracker.observe(&table, &[conn(false)], t0, Utc::now(), |_| None);
+        assert_eq!(tracker.status().connections["r0/bravo"].losses.len(), 1);
+        tracker.observe(&table, &[], t0, Utc::now(), |_| None);
+        assert!(tracker.status().connections.is_empty());
+        // Back later: a new connection, counted from zero, no loss.
+        tracker.observe(&table, &[conn(true)], t0, Utc::now(), |_| None);
+        let c = &tracker.status().connections["r0/bravo"];
+        assert!(c.losses.is_empty() && c.last_loss.is_none());
+    }
+
+    #[test]
     fn removed_address_loss_and_unknown_loss() {
         let t0 = Instant::now();
         let mut table = Table::new();

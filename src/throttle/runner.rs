@@ -542,7 +542,8 @@ impl Throttler {
         self.recover().await;
         let mut ticker = ticker(&self.options.config);
         // Since when the model has not mirrored DRBD (before the initial
-        // dump, after a stream restart): no decisions on an empty model.
+        // dump; stale after a stream restart or lost events): no step on a
+        // model that may be behind, the settings in force are held.
         let mut blind_since: Option<Instant> = None;
         loop {
             tokio::select! {
