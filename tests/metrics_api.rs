@@ -132,9 +132,11 @@ async fn exposition_families_sorted_and_complete() {
     let order = family_order(&text);
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     // Every family the renderer knows appears (the story covers them all
-    // except the resync series of a finished resync and the suspension).
+    // except the resync series of a finished resync and the suspension;
+    // the model is not stale).
     let absent = [
         "drbd_agent_last_event_age_seconds",
+        "drbd_agent_model_stale_seconds",
         "drbd_peerdevice_resync_done_ratio",
         "drbd_peerdevice_resync_eta_seconds",
         "drbd_peerdevice_resync_rate_bytes_per_second",
