@@ -20,6 +20,11 @@ pub struct AgentInput<'a> {
     pub reloads_failed: u64,
 }
 
+/// Seconds from `at` to `now`, never negative (the wall clock may step).
+fn seconds_since(at: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
+    (now - at).num_milliseconds().max(0) as f64 / 1000.0
+}
+
 const fn counter(name: &'static str, help: &'static str) -> Spec {
     Spec {
         name,
@@ -77,10 +82,7 @@ pub fn defs<'a>() -> Vec<Def<AgentInput<'a>>> {
                 labels: &[],
             },
             fill: |input, w| match input.stats.stale_since {
-                Some(at) => {
-                    let age = (input.now - at).num_milliseconds().max(0) as f64 / 1000.0;
-                    w.add(&[], age)
-                }
+                Some(at) => w.add(&[], seconds_since(at, input.now)),
                 None => Ok(()),
             },
         },
@@ -104,10 +106,7 @@ pub fn defs<'a>() -> Vec<Def<AgentInput<'a>>> {
                 labels: &[],
             },
             fill: |input, w| match input.stats.last_line_at {
-                Some(at) => {
-                    let age = (input.now - at).num_milliseconds().max(0) as f64 / 1000.0;
-                    w.add(&[], age)
-                }
+                Some(at) => w.add(&[], seconds_since(at, input.now)),
                 None => Ok(()),
             },
         },
