@@ -9,14 +9,15 @@ use std::time::Duration;
 use drbd_agent::drbd::{supervise_following, BackoffPolicy, Shared, SupervisorOptions};
 use tokio::sync::watch;
 
-/// A drbdsetup that records its start in `marker`, prints an empty initial
-/// dump and then keeps running.
-fn program(dir: &Path, name: &str) -> std::path::PathBuf {
+/// A drbdsetup that records its start in `<name>.runs`, waits `delay`
+/// seconds, prints an initial dump of one resource `<name>-r0` and then
+/// keeps running.
+fn program(dir: &Path, name: &str, delay: u32) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(
         &path,
         format!(
-            "#!/bin/sh\necho started >> '{}'\necho 'exists -'\nexec sleep 600\n",
+            "#!/bin/sh\necho started >> '{}'\nsleep {delay}\necho 'exists resource name:{name}-r0 role:Secondary'\necho 'exists -'\nexec sleep 600\n",
             dir.join(format!("{name}.runs")).display()
         ),
     )
@@ -35,8 +36,9 @@ fn runs(dir: &Path, name: &str) -> usize {
 #[tokio::test]
 async fn switching_drbdsetup_restarts_events2_with_the_new_program() {
     let dir = tempfile::tempdir().unwrap();
-    let old = program(dir.path(), "old");
-    let new = program(dir.path(), "new");
+    let old = program(dir.path(), "old", 0);
+    // The new program is slow to dump: meanwhile the old state is served.
+    let new = program(dir.path(), "new", 1);
     let options = SupervisorOptions {
         drbdsetup: old.clone(),
         poll_interval: Duration::from_secs(3600),
@@ -86,9 +88,22 @@ async fn switching_drbdsetup_restarts_events2_with_the_new_program() {
     switch.send(new).unwrap();
     let d = dir.path().to_owned();
     wait("the new program", Box::new(move || runs(&d, "new") == 1)).await;
+    {
+        let state = shared.state.read().await;
+        let names: Vec<&String> = state.model.resources().keys().collect();
+        assert_eq!(names, ["old-r0"], "kept while the new program starts");
+        assert!(state.is_stale());
+        assert_eq!(
+            state.stats.stale_reason.as_deref(),
+            Some("killed: drbdsetup changed")
+        );
+    }
     wait("the new program's dump", Box::new(reachable)).await;
     {
         let state = shared.state.read().await;
+        let names: Vec<&String> = state.model.resources().keys().collect();
+        assert_eq!(names, ["new-r0"], "replaced at the new dump");
+        assert!(!state.is_stale());
         assert_eq!(state.stats.child_restarts, 1);
         assert_eq!(
             state.stats.last_exit.as_deref(),
