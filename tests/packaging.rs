@@ -278,6 +278,75 @@ fn deb_unpacked_has_what_the_unit_runs() {
     }
 }
 
+/// The section names of an ELF file (`readelf -S -W`).
+fn elf_sections(binary: &Path) -> Vec<String> {
+    let listing = stdout("readelf", &["-S", "-W", binary.to_str().expect("utf-8")]);
+    listing
+        .lines()
+        .filter_map(|line| {
+            let (_, rest) = line.split_once(']')?;
+            rest.split_whitespace().next().map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The shipped binary carries no debug info and no symbol table.
+fn assert_stripped(binary: &Path) {
+    let sections = elf_sections(binary);
+    assert!(
+        sections.iter().any(|s| s == ".text"),
+        "{} does not look like an ELF file: {sections:?}",
+        binary.display()
+    );
+    let debug: Vec<&String> = sections
+        .iter()
+        .filter(|s| s.starts_with(".debug") || s.starts_with(".zdebug") || *s == ".symtab")
+        .collect();
+    assert!(
+        debug.is_empty(),
+        "{} ships debug info or symbols: {debug:?}",
+        binary.display()
+    );
+}
+
+#[test]
+fn the_shipped_binaries_have_no_debug_info() {
+    let deb = package("deb");
+    let root = tempfile::tempdir().expect("tempdir");
+    stdout(
+        "dpkg",
+        &[
+            "-x",
+            deb.to_str().expect("utf-8"),
+            root.path().to_str().expect("utf-8"),
+        ],
+    );
+    assert_stripped(&root.path().join("usr/sbin/drbd-agent"));
+
+    let rpm = package("rpm");
+    let rpm_root = tempfile::tempdir().expect("tempdir");
+    let script = format!("rpm2cpio '{}' | cpio -idm --quiet", rpm.display());
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(rpm_root.path())
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "rpm2cpio | cpio failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_stripped(&rpm_root.path().join("usr/sbin/drbd-agent"));
+
+    // The check can fail: a build with debug info is caught.
+    let debug_build = Path::new(env!("CARGO_BIN_EXE_drbd-agent"));
+    let sections = elf_sections(debug_build);
+    assert!(
+        sections.iter().any(|s| s.starts_with(".debug")),
+        "the test build of drbd-agent should carry debug info: {sections:?}"
+    );
+}
+
 #[test]
 fn deb_passes_lintian_without_errors() {
     let deb = package("deb");
