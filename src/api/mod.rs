@@ -8,8 +8,11 @@
 //! connection limit); [`render_status`] turns a status document into the
 //! table `drbd-agent status` prints.
 
+mod deadline;
+mod gate;
 mod serve;
 mod table;
+pub mod web_config;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,8 +34,13 @@ use crate::netlink::{NetworkStatus, SharedNetwork};
 use crate::state::Resource;
 use crate::throttle::{SharedThrottleStatus, ThrottleStatus};
 
-pub use serve::{bind, fallback_addr, is_no_ipv6_error, serve, serve_prepared, ApiError, Limits};
+pub use deadline::{ClientAddr, ClientConnections, WriteDeadline};
+pub use gate::{guard, log_reload_failure, MaybeTls, StatusAccess, WebGate};
+pub use serve::{
+    bind, fallback_addr, is_no_ipv6_error, serve, serve_gated, serve_prepared, ApiError, Limits,
+};
 pub use table::render_status;
+pub use web_config::{WebConfig, WebConfigError};
 
 /// Largest request body accepted (no endpoint takes one today).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -193,6 +193,9 @@ fn run(path: &Path) -> Result<()> {
 
 fn check_config(path: &Path) -> Result<()> {
     let config = load_config(path)?;
+    if let Some(web_config) = &config.api.web_config {
+        drbd_agent::api::WebConfig::load(web_config)?;
+    }
     print!("{}", config.summary());
     Ok(())
 }
@@ -295,6 +298,7 @@ fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
         },
         api: ApiConfig {
             listen: vec![listen],
+            ..ApiConfig::default()
         },
         // The demo must not touch the host's real state directory.
         state: config::StateConfig {
