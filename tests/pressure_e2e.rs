@@ -32,7 +32,8 @@ fn alpha_config(dir: &Path) -> String {
     format!(
         "[state]\ndirectory = \"{}\"\n\
          [throttle]\nlatency-target = \"5ms\"\n\
-         [pressure]\nenabled = true\ninterval = \"500ms\"\ntoken-file = \"{}\"\n",
+         [pressure]\nenabled = true\ninterval = \"500ms\"\ntoken-file = \"{}\"\n\
+         allow-plain-http-token = true\n",
         dir.join("alpha-state").display(),
         token_file(dir, "alpha.token", TOKEN),
     )
@@ -45,7 +46,7 @@ fn bravo_config(dir: &Path, alpha: SocketAddr, token: &str) -> String {
          [throttle]\nenabled = true\nmode = \"enforce\"\ninterval = \"500ms\"\n\
          latency-target = \"5ms\"\nmin-rate = \"1MiB/s\"\nmax-rate = \"100MiB/s\"\n\
          [pressure]\nenabled = true\ninterval = \"500ms\"\nstale-after = \"2s\"\n\
-         token-file = \"{}\"\n[pressure.peers]\nalpha = \"{alpha}\"\n",
+         token-file = \"{}\"\nallow-plain-http-token = true\n[pressure.peers]\nalpha = \"{alpha}\"\n",
         dir.join("bravo-state").display(),
         token_file(dir, "bravo.token", token),
     )

@@ -53,7 +53,17 @@ pub enum RequestError {
     /// A 2xx answer that is not what the API documents.
     #[error("{url}: unexpected answer: {message}")]
     Decode { url: String, message: String },
+    /// Not sent: a bearer token is configured and the controller speaks
+    /// plain HTTP (`linstor://`, `http://`).
+    #[error("{url}: not sent: the bearer token goes over TLS only (use linstor+ssl:// or https://, or set [linstor] allow-plain-http-token = true)")]
+    PlainHttpToken { url: String },
+    /// The answer's body is larger than [`MAX_RESPONSE_BYTES`].
+    #[error("{url}: answer larger than {limit} bytes, not read")]
+    TooLarge { url: String, limit: usize },
 }
+
+/// The most of a controller's answer that is read (then: an error).
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 fn describe(rcs: &[ApiCallRc], www_authenticate: Option<&str>) -> String {
     let mut out = String::new();
@@ -89,6 +99,8 @@ impl RequestError {
             RequestError::Status { status, .. } => format!("http_{status}"),
             RequestError::Rejected { .. } => "rejected".to_owned(),
             RequestError::Decode { .. } => "bad_answer".to_owned(),
+            RequestError::PlainHttpToken { .. } => "plain_http_token_refused".to_owned(),
+            RequestError::TooLarge { .. } => "too_large".to_owned(),
         }
     }
 }
@@ -137,6 +149,8 @@ pub struct Client {
     active: usize,
     token: Option<String>,
     token_file: Option<PathBuf>,
+    /// `[linstor] allow-plain-http-token`.
+    allow_plain_http_token: bool,
     status: SharedLinstorStatus,
 }
 
@@ -186,6 +200,7 @@ impl Client {
             active: 0,
             token,
             token_file,
+            allow_plain_http_token: config.allow_plain_http_token,
             status,
         })
     }
@@ -292,8 +307,22 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(String, Vec<u8>), RequestError> {
-        let url = format!("{}{path}", self.controllers[index].base_url());
-        send_to(&self.http, self.token.as_deref(), method, &url, body).await
+        let controller = &self.controllers[index];
+        let url = format!("{}{path}", controller.base_url());
+        let token = self.token_for(controller, &url)?;
+        send_to(&self.http, token, method, &url, body).await
+    }
+
+    /// The token to send to `controller`: only over TLS, unless
+    /// `allow-plain-http-token`; a refusal is an error (logged, counted,
+    /// shown as the last error).
+    fn token_for(&self, controller: &Controller, url: &str) -> Result<Option<&str>, RequestError> {
+        refuse_plain_token(
+            self.token.as_deref(),
+            controller,
+            self.allow_plain_http_token,
+            url,
+        )
     }
 
     /// Asks every controller at once; the first that answers (any HTTP
@@ -302,10 +331,15 @@ impl Client {
         let mut probes = JoinSet::new();
         for (index, controller) in self.controllers.iter().enumerate() {
             let http = self.http.clone();
-            let token = self.token.clone();
             let url = format!("{}/v1/controller/version", controller.base_url());
+            let token = self
+                .token_for(controller, &url)
+                .map(|token| token.map(str::to_owned));
             probes.spawn(async move {
-                let result = send_to(&http, token.as_deref(), &Method::GET, &url, None).await;
+                let result = match token {
+                    Ok(token) => send_to(&http, token.as_deref(), &Method::GET, &url, None).await,
+                    Err(refused) => Err(refused),
+                };
                 (index, result)
             });
         }
@@ -318,13 +352,62 @@ impl Client {
                 Err(e) => e.result_label(),
             };
             self.count("/v1/controller/version", &label).await;
-            if !matches!(result, Err(RequestError::Network { .. })) {
+            if !matches!(
+                result,
+                Err(RequestError::Network { .. } | RequestError::PlainHttpToken { .. })
+            ) {
                 probes.abort_all();
                 return Some(index);
             }
         }
         None
     }
+}
+
+/// `token` if it may go to `controller`, else the refusal (logged).
+pub fn refuse_plain_token<'t>(
+    token: Option<&'t str>,
+    controller: &Controller,
+    allow_plain_http_token: bool,
+    url: &str,
+) -> Result<Option<&'t str>, RequestError> {
+    match token {
+        Some(_) if !controller.https && !allow_plain_http_token => {
+            let error = RequestError::PlainHttpToken {
+                url: url.to_owned(),
+            };
+            warn!(controller = %controller, error = %error, "LINSTOR: bearer token not sent over plain HTTP");
+            Err(error)
+        }
+        other => Ok(other),
+    }
+}
+
+/// Reads at most `limit` bytes of `response`'s body; more is an error
+/// (checked against Content-Length first, then while reading).
+async fn read_bounded(
+    mut response: reqwest::Response,
+    url: &str,
+    limit: usize,
+) -> Result<Vec<u8>, RequestError> {
+    let too_large = || RequestError::TooLarge {
+        url: url.to_owned(),
+        limit,
+    };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| RequestError::Network {
+        url: url.to_owned(),
+        message: error_chain(&e),
+    })? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// One request, no retry.
@@ -355,9 +438,9 @@ async fn send_to(
         .get(reqwest::header::WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = response.bytes().await.map_err(network)?;
+    let bytes = read_bounded(response, url, MAX_RESPONSE_BYTES).await?;
     if status.is_success() {
-        return Ok((url.to_owned(), bytes.to_vec()));
+        return Ok((url.to_owned(), bytes));
     }
     let rcs = apicallrc::parse_list(&bytes).unwrap_or_default();
     for rc in &rcs {
