@@ -160,7 +160,8 @@ impl Daemon {
         let linstor_status = SharedLinstorStatus::default();
         let exporter = Exporter::new(Facts::of_this_build())
             .with_throttle(throttle.clone())
-            .with_network(network.clone());
+            .with_network(network.clone())
+            .with_api(gate.counters.clone());
         let exporter = Arc::new(if config.linstor.enabled {
             tokio::spawn(linstor::run(
                 ReporterOptions {

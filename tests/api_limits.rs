@@ -1,27 +1,30 @@
 //! Slow and hostile clients on the API's connection loop (the real router,
-//! a model of 3,000 resources so `/metrics` is several MiB):
+//! a model of 1,500 resources so `/metrics` is several MiB):
 //!
 //! 150 clients open `GET /metrics` and never read (a 4 KiB receive
 //! buffer), 75 from 127.0.0.2 and 75 from 127.0.0.3. Each address gets its
 //! share (`max_connections_per_client`), the rest are closed at once; a
 //! normal scrape and `/healthz` from 127.0.0.1 are answered within 1 s while
 //! the stalled ones are held; the stalled ones are cut after the write
-//! timeout, which frees their addresses' slots.
+//! timeout, which frees their addresses' slots; both are counted.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drbd_agent::api::{bind, router, serve, ApiState, Limits};
+use drbd_agent::api::{
+    bind, router, serve_gated, ApiState, Limits, StatusAccess, WebConfig, WebGate,
+};
 use drbd_agent::drbd::{apply_line, Line, Shared};
+use std::sync::atomic::Ordering;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 
-const RESOURCES: usize = 3_000;
+const RESOURCES: usize = 1_500;
 const STALLED: usize = 150;
 const PER_CLIENT: usize = 32;
-const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(8);
 /// The bound for the normal scrape and `/healthz`.
 const ANSWER_BOUND: Duration = Duration::from_secs(1);
 const BOUND: Duration = Duration::from_secs(120);
@@ -125,7 +128,9 @@ async fn stalled_metrics_readers_do_not_block_scrapes_and_are_cut() {
         };
         assert!(limits.max_connections > 2 * PER_CLIENT);
         let (stop, stopped) = watch::channel(false);
-        let task = serve(listener, app, limits, stopped);
+        // Plain HTTP (no web config); the gate's counters see the cuts.
+        let gate = Arc::new(WebGate::new(WebConfig::default(), StatusAccess::Same));
+        let task = serve_gated(listener, app, limits, stopped, gate.clone());
         let local: IpAddr = "127.0.0.1".parse().unwrap();
 
         // The exposition is larger than what the kernel buffers for a
@@ -135,13 +140,33 @@ async fn stalled_metrics_readers_do_not_block_scrapes_and_are_cut() {
         assert!(full_length > 6 << 20, "only {full_length} bytes");
 
         let attackers: [IpAddr; 2] = ["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+        // The first write stalls after this, so no cut comes before
+        // `held_since + WRITE_TIMEOUT`.
+        let held_since = Instant::now();
         let mut stalled = Vec::new();
         for i in 0..STALLED {
             stalled.push(stalled_client(attackers[i % 2], server).await);
         }
-        let held_since = Instant::now();
+        eprintln!(
+            "{STALLED} stalled clients connected after {:?}",
+            held_since.elapsed()
+        );
         // Let the server take them all in and start writing.
         tokio::time::sleep(Duration::from_millis(300)).await;
+
+        // Still held: a new connection from a stalled address is closed
+        // without an answer (its share is taken).
+        let checked_at = held_since.elapsed();
+        eprintln!("share check after {checked_at:?}");
+        assert!(
+            checked_at < WRITE_TIMEOUT - Duration::from_millis(500),
+            "connecting took {checked_at:?}: too slow to tell held from cut"
+        );
+        let refused = get(attackers[0], server, "/healthz").await;
+        assert!(
+            !matches!(&refused, Ok((status, ..)) if status.starts_with("HTTP/1.1 200")),
+            "a stalled address got a connection beyond its share: {refused:?}"
+        );
 
         let (status, _, first, _) = get(local, server, "/healthz").await.unwrap();
         assert!(status.starts_with("HTTP/1.1 200"), "{status}");
@@ -151,17 +176,10 @@ async fn stalled_metrics_readers_do_not_block_scrapes_and_are_cut() {
         assert!(first < ANSWER_BOUND, "/metrics answered after {first:?}");
         assert!(length >= full_length - 4096, "scrape cut short: {length}");
         eprintln!("normal scrape: first bytes after {first:?}, {length} bytes in {total:?}");
-        // Still held: a new connection from a stalled address is closed
-        // without an answer (its share is taken).
-        if held_since.elapsed() < WRITE_TIMEOUT - Duration::from_millis(500) {
-            let refused = get(attackers[0], server, "/healthz").await;
-            assert!(
-                !matches!(&refused, Ok((status, ..)) if status.starts_with("HTTP/1.1 200")),
-                "a stalled address got a connection beyond its share: {refused:?}"
-            );
-        }
-
-        // The stalled clients are cut after the write timeout.
+        // The stalled clients are cut after the write timeout: wait past it
+        // (reading earlier would be progress and keep them alive).
+        tokio::time::sleep_until((held_since + WRITE_TIMEOUT + Duration::from_secs(3)).into())
+            .await;
         let mut answered = 0;
         for stream in stalled {
             let (bytes, closed) = drain(stream).await;
@@ -176,6 +194,14 @@ async fn stalled_metrics_readers_do_not_block_scrapes_and_are_cut() {
             answered,
             2 * PER_CLIENT,
             "each stalled address holds its share, the rest are closed at once"
+        );
+        let counters = &gate.counters;
+        assert_eq!(
+            counters.write_timeout.load(Ordering::Relaxed),
+            2 * PER_CLIENT as u64
+        );
+        assert!(
+            counters.per_client_cap.load(Ordering::Relaxed) >= (STALLED - 2 * PER_CLIENT) as u64
         );
         // Their slots are free again.
         let (status, ..) = get(attackers[0], server, "/healthz").await.unwrap();

@@ -268,6 +268,22 @@ fn prometheus_scrapes_over_https_with_basic_auth_and_a_client_certificate() {
                 "{error}"
             ),
         }
+        // The refusals are counted.
+        let (status, _, metrics) = get(&with_cert, addr, "/metrics", Some((USER, PASSWORD)))
+            .await
+            .expect("GET /metrics");
+        assert_eq!(status, 200);
+        let refused = |reason: &str| {
+            common::sample_value(
+                &metrics,
+                &format!("drbd_agent_api_refused_total{{reason=\"{reason}\"}}"),
+            )
+        };
+        assert_eq!(refused("unauthorized"), Some(3.0), "{metrics}");
+        assert!(
+            refused("tls-handshake").is_some_and(|n| n >= 1.0),
+            "{metrics}"
+        );
         let without_cert = https_client(&m, false);
         assert!(
             get(&without_cert, addr, "/healthz", Some((USER, PASSWORD)))
@@ -320,6 +336,17 @@ fn prometheus_scrapes_over_https_with_basic_auth_and_a_client_certificate() {
             .await
             .expect("GET /healthz after the bad reload");
         assert_eq!(status, 200);
+        let (_, _, metrics) = get(&with_cert, addr, "/metrics", Some((USER, PASSWORD)))
+            .await
+            .expect("GET /metrics after the bad reload");
+        assert_eq!(
+            common::sample_value(
+                &metrics,
+                "drbd_agent_config_reloads_total{result=\"failure\"}"
+            ),
+            Some(1.0),
+            "{metrics}"
+        );
     });
     cluster.agent.assert_running();
 }

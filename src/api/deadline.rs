@@ -6,12 +6,47 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+/// Connections and requests the API refused or cut, by reason (rendered
+/// as `drbd_agent_api_refused_total{reason}`).
+#[derive(Debug, Default)]
+pub struct ApiCounters {
+    /// 401: no or wrong basic-auth credentials.
+    pub unauthorized: AtomicU64,
+    /// 403: `/v1/status` from a non-loopback client with `status = "local"`.
+    pub status_not_local: AtomicU64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake: AtomicU64,
+    /// Connections closed at once: the address held its share.
+    pub per_client_cap: AtomicU64,
+    /// Connections cut: a write made no progress for the write timeout.
+    pub write_timeout: AtomicU64,
+}
+
+impl ApiCounters {
+    /// `(reason label, count)` in label order.
+    pub fn snapshot(&self) -> [(&'static str, u64); 5] {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("per-client-cap", get(&self.per_client_cap)),
+            ("status-not-local", get(&self.status_not_local)),
+            ("tls-handshake", get(&self.tls_handshake)),
+            ("unauthorized", get(&self.unauthorized)),
+            ("write-timeout", get(&self.write_timeout)),
+        ]
+    }
+
+    pub(crate) fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// The client's address, put into every request's extensions by the
 /// connection loop.
@@ -83,6 +118,8 @@ pub struct WriteDeadline<T> {
     timeout: Duration,
     /// Running while a write waits; reset whenever one makes progress.
     stalled: Option<Pin<Box<Sleep>>>,
+    /// Counts the cut, when given.
+    counters: Option<Arc<ApiCounters>>,
 }
 
 impl<T> WriteDeadline<T> {
@@ -91,7 +128,14 @@ impl<T> WriteDeadline<T> {
             inner,
             timeout,
             stalled: None,
+            counters: None,
         }
+    }
+
+    /// Counts a cut in `counters.write_timeout`.
+    pub fn counting(mut self, counters: Arc<ApiCounters>) -> Self {
+        self.counters = Some(counters);
+        self
     }
 
     /// After `Pending` from the transport: starts or checks the deadline.
@@ -101,10 +145,15 @@ impl<T> WriteDeadline<T> {
             .stalled
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("the client read nothing for {timeout:?}"),
-            ))),
+            Poll::Ready(()) => {
+                if let Some(counters) = self.counters.take() {
+                    ApiCounters::count(&counters.write_timeout);
+                }
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the client read nothing for {timeout:?}"),
+                )))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

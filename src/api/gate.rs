@@ -4,7 +4,6 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use super::deadline::ClientAddr;
+use super::deadline::{ApiCounters, ClientAddr};
 use super::web_config::{parse_basic_authorization, WebConfig, WebConfigError};
 
 /// Who may read `/v1/status`.
@@ -53,12 +52,8 @@ pub struct WebGate {
     verified: Mutex<VecDeque<[u8; 32]>>,
     /// bcrypt checks at once (each takes tens of milliseconds of CPU).
     checking: Semaphore,
-    /// Requests refused with 401.
-    pub unauthorized: AtomicU64,
-    /// `/v1/status` refused to a non-loopback client (403).
-    pub status_refused: AtomicU64,
-    /// TLS handshakes that failed or timed out.
-    pub handshakes_failed: AtomicU64,
+    /// Refusals by reason (shared with the connection loop and `/metrics`).
+    pub counters: Arc<ApiCounters>,
 }
 
 impl WebGate {
@@ -68,9 +63,7 @@ impl WebGate {
             status,
             verified: Mutex::new(VecDeque::new()),
             checking: Semaphore::new(2),
-            unauthorized: AtomicU64::new(0),
-            status_refused: AtomicU64::new(0),
-            handshakes_failed: AtomicU64::new(0),
+            counters: Arc::new(ApiCounters::default()),
         }
     }
 
@@ -129,12 +122,12 @@ impl WebGate {
         match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => Some(MaybeTls::Tls(Box::new(stream))),
             Ok(Err(e)) => {
-                self.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                ApiCounters::count(&self.counters.tls_handshake);
                 debug!(%peer, error = %e, "API: TLS handshake failed");
                 None
             }
             Err(_) => {
-                self.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                ApiCounters::count(&self.counters.tls_handshake);
                 debug!(%peer, "API: TLS handshake timed out");
                 None
             }
@@ -201,7 +194,7 @@ pub async fn guard(State(gate): State<Arc<WebGate>>, request: Request, next: Nex
             .get::<ClientAddr>()
             .is_some_and(ClientAddr::is_loopback);
         if !local {
-            gate.status_refused.fetch_add(1, Ordering::Relaxed);
+            ApiCounters::count(&gate.counters.status_not_local);
             return (
                 StatusCode::FORBIDDEN,
                 "/v1/status is served to loopback clients only ([api] status = \"local\")\n",
@@ -216,7 +209,7 @@ pub async fn guard(State(gate): State<Arc<WebGate>>, request: Request, next: Nex
             .authorized(&config, request.headers().get(header::AUTHORIZATION))
             .await
     {
-        gate.unauthorized.fetch_add(1, Ordering::Relaxed);
+        ApiCounters::count(&gate.counters.unauthorized);
         let client = request.extensions().get::<ClientAddr>().map(|c| c.0);
         debug!(?client, path, "API: unauthorized");
         return (

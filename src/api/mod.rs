@@ -34,7 +34,7 @@ use crate::netlink::{NetworkStatus, SharedNetwork};
 use crate::state::Resource;
 use crate::throttle::{SharedThrottleStatus, ThrottleStatus};
 
-pub use deadline::{ClientAddr, ClientConnections, WriteDeadline};
+pub use deadline::{ApiCounters, ClientAddr, ClientConnections, WriteDeadline};
 pub use gate::{guard, log_reload_failure, MaybeTls, StatusAccess, WebGate};
 pub use serve::{
     bind, fallback_addr, is_no_ipv6_error, serve, serve_gated, serve_prepared, ApiError, Limits,

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
-use super::deadline::{ClientAddr, ClientConnections, WriteDeadline};
+use super::deadline::{ApiCounters, ClientAddr, ClientConnections, WriteDeadline};
 use super::gate::WebGate;
 
 use crate::drbd::wait_shutdown;
@@ -151,9 +151,15 @@ pub fn serve_gated(
     gate: Arc<WebGate>,
 ) -> JoinHandle<()> {
     let handshake_timeout = limits.header_read_timeout;
-    serve_prepared(listener, router, limits, shutdown, move |stream, peer| {
-        gate.clone().prepare(stream, peer, handshake_timeout)
-    })
+    let counters = gate.counters.clone();
+    serve_counted(
+        listener,
+        router,
+        limits,
+        shutdown,
+        move |stream, peer| gate.clone().prepare(stream, peer, handshake_timeout),
+        counters,
+    )
 }
 
 /// [`serve`], with each accepted stream first turned into the connection's
@@ -163,8 +169,32 @@ pub fn serve_prepared<P, Fut, Io>(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    shutdown: watch::Receiver<bool>,
+    prepare: P,
+) -> JoinHandle<()>
+where
+    P: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
+    Fut: Future<Output = Option<Io>> + Send + 'static,
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve_counted(
+        listener,
+        router,
+        limits,
+        shutdown,
+        prepare,
+        Arc::new(ApiCounters::default()),
+    )
+}
+
+/// [`serve_prepared`], counting refusals and cuts in `counters`.
+fn serve_counted<P, Fut, Io>(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
     mut shutdown: watch::Receiver<bool>,
     prepare: P,
+    counters: Arc<ApiCounters>,
 ) -> JoinHandle<()>
 where
     P: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
@@ -199,6 +229,7 @@ where
             let Some(client_slot) = per_client.take(peer.ip(), limits.max_connections_per_client)
             else {
                 // Dropping the stream closes it; the global slot is kept free.
+                ApiCounters::count(&counters.per_client_cap);
                 debug!(%peer, limit = limits.max_connections_per_client, "connection refused: this address holds its share of connections");
                 continue;
             };
@@ -212,13 +243,15 @@ where
                 },
             ));
             let mut stop = shutdown.clone();
+            let connection_counters = counters.clone();
             connections.spawn(async move {
                 let _permit = permit;
                 let _client_slot = client_slot;
                 let Some(stream) = prepared.await else {
                     return;
                 };
-                let stream = WriteDeadline::new(stream, limits.write_timeout);
+                let stream =
+                    WriteDeadline::new(stream, limits.write_timeout).counting(connection_counters);
                 let mut builder = http1::Builder::new();
                 builder
                     .timer(TokioTimer::new())
