@@ -282,3 +282,102 @@ impl tokio::io::AsyncWrite for MaybeTls {
 pub fn log_reload_failure(error: &WebConfigError) {
     warn!(error = %error, "web config reload failed, keeping the web config in force");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    fn guarded(gate: Arc<WebGate>) -> Router {
+        Router::new()
+            .route("/v1/status", get(|| async { "status" }))
+            .route("/metrics", get(|| async { "metrics" }))
+            .route("/v1/pressure", get(|| async { "pressure" }))
+            .layer(axum::middleware::from_fn_with_state(gate, guard))
+    }
+
+    async fn status_of(app: &Router, path: &str, client: &str, auth: Option<&str>) -> u16 {
+        let mut request = Request::builder().uri(path);
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        request
+            .extensions_mut()
+            .insert(ClientAddr(client.parse().unwrap()));
+        app.clone()
+            .oneshot(request)
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    #[tokio::test]
+    async fn status_local_serves_loopback_clients_only() {
+        let gate = Arc::new(WebGate::new(WebConfig::default(), StatusAccess::Local));
+        let app = guarded(gate.clone());
+        assert_eq!(
+            status_of(&app, "/v1/status", "127.0.0.1:5000", None).await,
+            200
+        );
+        assert_eq!(status_of(&app, "/v1/status", "[::1]:5000", None).await, 200);
+        assert_eq!(
+            status_of(&app, "/v1/status", "192.0.2.7:5000", None).await,
+            403
+        );
+        assert_eq!(
+            status_of(&app, "/metrics", "192.0.2.7:5000", None).await,
+            200
+        );
+        assert_eq!(
+            gate.counters
+                .status_not_local
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        let same = guarded(Arc::new(WebGate::new(
+            WebConfig::default(),
+            StatusAccess::Same,
+        )));
+        assert_eq!(
+            status_of(&same, "/v1/status", "192.0.2.7:5000", None).await,
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn basic_auth_guards_every_path_but_the_pressure_route() {
+        let mut config = WebConfig::default();
+        config
+            .users
+            .insert("alice".into(), bcrypt::hash("pw", 4).unwrap());
+        let gate = Arc::new(WebGate::new(config, StatusAccess::Same));
+        let app = guarded(gate.clone());
+        // "alice:pw", "alice:no".
+        let good = Some("Basic YWxpY2U6cHc=");
+        let bad = Some("Basic YWxpY2U6bm8=");
+        assert_eq!(status_of(&app, "/metrics", "192.0.2.7:1", None).await, 401);
+        assert_eq!(status_of(&app, "/metrics", "192.0.2.7:1", bad).await, 401);
+        assert_eq!(status_of(&app, "/metrics", "192.0.2.7:1", good).await, 200);
+        // Again: from the cache of good checks.
+        assert_eq!(
+            status_of(&app, "/v1/status", "192.0.2.7:1", good).await,
+            200
+        );
+        // Its own bearer-token check (not here) guards /v1/pressure.
+        assert_eq!(
+            status_of(&app, "/v1/pressure", "192.0.2.7:1", None).await,
+            200
+        );
+        assert_eq!(
+            gate.counters
+                .unauthorized
+                .load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+    }
+}
