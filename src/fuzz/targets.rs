@@ -176,8 +176,7 @@ fn run_events2(input: &[u8]) -> String {
         signatures.push_str(&signature(&parsed));
         signatures.push(';');
     }
-    signatures.truncate(160);
-    signatures
+    signatures.chars().take(160).collect()
 }
 
 fn generate_events2(rng: &mut Rng) -> Vec<u8> {
@@ -422,6 +421,27 @@ fn policy_value(rng: &mut Rng) -> String {
     }
 }
 
+/// The kinds of policy problems: each reason up to its first quoted part.
+fn problem_classes(problems: &[crate::linstor::policy::PolicyProblem]) -> String {
+    let mut classes: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            let key = p.key.rsplit('/').next().unwrap_or_default();
+            let reason: String = p
+                .reason
+                .chars()
+                .take_while(|c| !matches!(c, '"' | '\'' | '`'))
+                .filter(|c| !c.is_ascii_digit())
+                .take(32)
+                .collect();
+            format!("{}:{reason}", key.chars().take(16).collect::<String>())
+        })
+        .collect();
+    classes.sort();
+    classes.dedup();
+    format!("props[{}]", classes.join("|"))
+}
+
 fn run_props(input: &[u8]) -> String {
     match serde_json::from_slice::<BTreeMap<String, String>>(input) {
         Ok(props) => {
@@ -429,7 +449,7 @@ fn run_props(input: &[u8]) -> String {
             for problem in &problems {
                 let _ = problem.to_string();
             }
-            format!("ok:{}", problems.len().min(4))
+            problem_classes(&problems)
         }
         Err(e) => format!("json:{:?}", e.classify()),
     }
@@ -454,7 +474,11 @@ fn run_policies(input: &[u8]) -> String {
         (Ok(groups), Ok(definitions)) => {
             let result = crate::linstor::policy::from_responses(&groups, &definitions);
             match &result {
-                Ok(policies) => format!("ok:{}", policies.problems.len().min(4)),
+                Ok(policies) => format!(
+                    "ok:{}:{}",
+                    policies.resources.len().min(3),
+                    problem_classes(&policies.problems)
+                ),
                 Err(_) => signature(&result),
             }
         }
@@ -561,8 +585,7 @@ fn run_diskstats(input: &[u8]) -> String {
         out.push_str(&signature(&crate::diskstats::parse_stat(line)));
         out.push(';');
     }
-    out.truncate(160);
-    out
+    out.chars().take(160).collect()
 }
 
 fn generate_diskstats(rng: &mut Rng) -> Vec<u8> {
