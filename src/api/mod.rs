@@ -4,8 +4,11 @@
 //! everything else is 404.
 //!
 //! [`router`] builds the axum router; [`serve`] runs it on listeners with
-//! hyper's HTTP/1 server (header read timeout, bounded header size and a
-//! connection limit); [`render_status`] turns a status document into the
+//! hyper's HTTP/1 server (header read timeout, bounded header size, a
+//! connection limit, a per-client-address share of it and a write timeout);
+//! [`serve_gated`] adds TLS from the `[api] web-config` file
+//! ([`web_config`]) and [`guard`] its basic authentication and
+//! `status = "local"`; [`render_status`] turns a status document into the
 //! table `drbd-agent status` prints.
 
 mod deadline;

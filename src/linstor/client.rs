@@ -473,6 +473,88 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
+    /// Serves one answer per connection: `head` then `body_bytes` of 'x'.
+    async fn answering(head: &'static str, body_bytes: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = stream.read(&mut request).await;
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let chunk = vec![b'x'; 64 * 1024];
+                    let mut sent = 0;
+                    while sent < body_bytes {
+                        let n = chunk.len().min(body_bytes - sent);
+                        if stream.write_all(&chunk[..n]).await.is_err() {
+                            return;
+                        }
+                        sent += n;
+                    }
+                });
+            }
+        });
+        format!("http://{addr}/v1/nodes")
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_up_to_the_limit() {
+        let http = reqwest::Client::new();
+        let limit = 1024 * 1024;
+        // Declared too large: refused before reading.
+        let url = answering("HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n", 0).await;
+        let response = http.get(&url).send().await.unwrap();
+        let error = read_bounded(response, &url, limit).await.unwrap_err();
+        assert!(matches!(error, RequestError::TooLarge { .. }), "{error}");
+        assert_eq!(error.result_label(), "too_large");
+        // Not declared (read until close): refused once past the limit.
+        let url = answering("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", 2 * limit).await;
+        let response = http.get(&url).send().await.unwrap();
+        let error = read_bounded(response, &url, limit).await.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("answer larger than 1048576 bytes"),
+            "{error}"
+        );
+        // Within the limit: the whole body.
+        let url = answering("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", 1000).await;
+        let response = http.get(&url).send().await.unwrap();
+        assert_eq!(
+            read_bounded(response, &url, limit).await.unwrap().len(),
+            1000
+        );
+    }
+
+    #[test]
+    fn a_token_goes_to_https_controllers_only() {
+        let plain = Controller {
+            https: false,
+            host: "ctrl".into(),
+            port: 3370,
+        };
+        let tls = Controller {
+            https: true,
+            ..plain.clone()
+        };
+        let url = "http://ctrl:3370/v1/nodes";
+        assert!(matches!(
+            refuse_plain_token(Some("t"), &plain, false, url),
+            Err(RequestError::PlainHttpToken { .. })
+        ));
+        assert_eq!(
+            refuse_plain_token(Some("t"), &tls, false, url).unwrap(),
+            Some("t")
+        );
+        assert_eq!(
+            refuse_plain_token(Some("t"), &plain, true, url).unwrap(),
+            Some("t")
+        );
+        assert_eq!(refuse_plain_token(None, &plain, false, url).unwrap(), None);
+    }
+
     #[test]
     fn token_files() {
         assert_eq!(
