@@ -462,3 +462,40 @@ impl Prometheus {
         body
     }
 }
+
+#[test]
+fn check_config_reads_the_web_config() {
+    let m = material();
+    let web = write(m.dir.path(), "web.yml", &tls_web_config());
+    let agent_toml = write(
+        m.dir.path(),
+        "agent.toml",
+        &format!(
+            "[api]\nweb-config = \"{}\"\nstatus = \"local\"\n",
+            web.display()
+        ),
+    );
+    let mut command = Command::new(common::AGENT);
+    command.args(["check-config", "--config"]).arg(&agent_toml);
+    let (code, stdout, stderr) = run_bounded(command, Duration::from_secs(30));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    std::fs::write(&web, "basic_auth_users:\n  prometheus: not-a-hash\n").expect("write");
+    let mut command = Command::new(common::AGENT);
+    command.args(["check-config", "--config"]).arg(&agent_toml);
+    let (code, stdout, stderr) = run_bounded(command, Duration::from_secs(30));
+    assert_ne!(code, 0, "{stdout}");
+    assert!(
+        stderr.contains("web.yml:2:3: field `basic_auth_users.prometheus`: not a bcrypt hash"),
+        "{stderr}"
+    );
+    // A bad `status` value names its line in agent.toml.
+    std::fs::write(&agent_toml, "[api]\nstatus = \"public\"\n").expect("write");
+    let mut command = Command::new(common::AGENT);
+    command.args(["check-config", "--config"]).arg(&agent_toml);
+    let (code, _, stderr) = run_bounded(command, Duration::from_secs(30));
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("agent.toml:2:") && stderr.contains("\"local\""),
+        "{stderr}"
+    );
+}
