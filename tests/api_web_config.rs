@@ -293,6 +293,30 @@ fn prometheus_scrapes_over_https_with_basic_auth_and_a_client_certificate() {
         );
     });
 
+    // `drbd-agent status` over HTTPS with the CA, the client certificate
+    // and a user (password from the environment); without it: 401.
+    let status_command = |user: Option<&str>| {
+        let mut command = Command::new(common::AGENT);
+        command
+            .args(["status", "--url", &format!("https://{addr}"), "--ca-file"])
+            .arg(&m.ca)
+            .arg("--client-certificate")
+            .arg(&m.client_cert)
+            .arg("--client-key")
+            .arg(&m.client_key)
+            .env("DRBD_AGENT_PASSWORD", PASSWORD);
+        if let Some(user) = user {
+            command.args(["--user", user]);
+        }
+        run_bounded(command, Duration::from_secs(30))
+    };
+    let (code, table, stderr) = status_command(Some(USER));
+    assert_eq!(code, 0, "{table}{stderr}");
+    assert!(table.contains("r0"), "{table}");
+    let (code, _, stderr) = status_command(None);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("401"), "{stderr}");
+
     // A real Prometheus with its own scrape_config fields.
     let prometheus = Prometheus::start(&m, addr);
     poll(
