@@ -57,3 +57,28 @@ fn a_panicking_input_is_reported_not_swallowed() {
     let _ = std::panic::take_hook();
     assert_eq!(result, Err("boom".to_owned()));
 }
+
+#[test]
+fn the_http_server_target_reaches_the_router_and_the_gate() {
+    let targets = targets();
+    let server = targets
+        .iter()
+        .find(|t| t.name == "http-server")
+        .expect("http-server target");
+    let answer = |request: &str| run_guarded(server, request.as_bytes()).expect("no panic");
+    // No supervisor in the fuzz model: /healthz says so.
+    assert_eq!(
+        answer("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "ok:HTTP/1.1 503 Service Unavailable"
+    );
+    // The fuzz client is not on loopback and the gate has status = "local".
+    assert_eq!(
+        answer("GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "ok:HTTP/1.1 403 Forbidden"
+    );
+    assert_eq!(
+        answer("GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "ok:HTTP/1.1 404 Not Found"
+    );
+    assert!(answer("GET / HTTP/9\r\n\r\n").contains("400"));
+}

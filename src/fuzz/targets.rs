@@ -25,6 +25,12 @@ pub fn targets() -> Vec<Target> {
             dictionary: HTTP_WORDS,
         },
         Target {
+            name: "http-server",
+            run: run_http_server,
+            generate: generate_http_head,
+            dictionary: HTTP_WORDS,
+        },
+        Target {
             name: "linstor-apicallrc",
             run: run_apicallrc,
             generate: generate_apicallrc,
@@ -283,6 +289,86 @@ fn run_http_head(input: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The agent's own HTTP server on an in-memory connection: hyper's
+/// HTTP/1 connection (as configured by the connection loop) in front of the
+/// real router and the gate (`status = "local"`, a non-loopback client).
+fn run_http_server(input: &[u8]) -> String {
+    use std::sync::Arc;
+
+    struct Server {
+        runtime: tokio::runtime::Runtime,
+        router: axum::Router,
+    }
+    fn server() -> Option<Server> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        let gate = Arc::new(crate::api::WebGate::new(
+            crate::api::WebConfig::default(),
+            crate::api::StatusAccess::Local,
+        ));
+        let router = crate::api::router(crate::api::ApiState {
+            node_name: "fuzz".to_owned(),
+            shared: Arc::new(crate::drbd::Shared::new()),
+            throttle: Default::default(),
+            linstor: None,
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            gate,
+            crate::api::guard,
+        ));
+        Some(Server { runtime, router })
+    }
+    thread_local! {
+        static SERVER: Option<Server> = server();
+    }
+    SERVER.with(|server| match server {
+        Some(server) => server
+            .runtime
+            .block_on(serve_one(server.router.clone(), input)),
+        None => "no-runtime".to_owned(),
+    })
+}
+
+async fn serve_one(router: axum::Router, input: &[u8]) -> String {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tower::ServiceExt;
+
+    let (mut client, server) = tokio::io::duplex(256 * 1024);
+    if client.write_all(input).await.is_err() || client.shutdown().await.is_err() {
+        return "write".to_owned();
+    }
+    let peer = crate::api::ClientAddr(std::net::SocketAddr::from(([192, 0, 2, 1], 40000)));
+    let service = TowerToHyperService::new(router.map_request(
+        move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(peer);
+            request
+        },
+    ));
+    // The input ends with the client's half close: answer what was asked.
+    let connection = hyper::server::conn::http1::Builder::new()
+        .half_close(true)
+        .max_buf_size(16 * 1024)
+        .serve_connection(TokioIo::new(server), service);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(1), connection).await;
+    let mut answer = Vec::new();
+    let _ = client.read_to_end(&mut answer).await;
+    let status: String = answer
+        .split(|&b| b == b'\r')
+        .next()
+        .map(|line| String::from_utf8_lossy(line).into_owned())
+        .unwrap_or_default();
+    let end = match ended {
+        Ok(Ok(())) => "ok",
+        Ok(Err(_)) => "error",
+        Err(_) => "hung",
+    };
+    format!("{end}:{}", status.chars().take(40).collect::<String>())
 }
 
 fn generate_http_head(rng: &mut Rng) -> Vec<u8> {
