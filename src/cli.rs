@@ -56,12 +56,24 @@ pub enum Command {
     },
     /// Show the replication state from a running agent.
     Status {
-        /// The agent's API.
+        /// The agent's API (`https://...` when its web config has TLS).
         #[arg(long, default_value = "http://127.0.0.1:9943")]
         url: String,
         /// Print the raw JSON document.
         #[arg(long)]
         json: bool,
+        /// PEM CA to trust for an `https://` URL (besides the system roots).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// PEM client certificate, when the web config requires one.
+        #[arg(long, requires = "client_key")]
+        client_certificate: Option<PathBuf>,
+        /// PEM private key of the client certificate.
+        #[arg(long, requires = "client_certificate")]
+        client_key: Option<PathBuf>,
+        /// Basic-auth user; the password is read from DRBD_AGENT_PASSWORD.
+        #[arg(long)]
+        user: Option<String>,
     },
     /// Run the agent against the DRBD simulator (`drbd-sim`) until Ctrl-C.
     Demo {

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::api::{self, ApiError, ApiState, Limits};
+use crate::api::{self, ApiError, ApiState, Limits, WebGate};
 use crate::config::{restart_needed, Config, ConfigError};
 use crate::drbd::{
     run_command, supervise_following, wait_shutdown, DrbdTools, Shared, SupervisorOptions,
@@ -40,6 +40,8 @@ pub enum DaemonError {
     LocalAddr(std::io::Error),
     #[error("[pressure] {0}")]
     Pressure(#[from] crate::pressure::wire::StartError),
+    #[error("[api] web-config: {0}")]
+    WebConfig(#[from] api::WebConfigError),
 }
 
 /// A started daemon.
@@ -54,6 +56,8 @@ pub struct Daemon {
     pub throttle: SharedThrottleStatus,
     /// The LINSTOR client's state (`None`: `[linstor] enabled = false`).
     pub linstor: Option<SharedLinstorStatus>,
+    /// The API's TLS and authentication (`[api] web-config`, reloadable).
+    pub gate: Arc<WebGate>,
     /// The configuration in force (the throttle part live, the rest as started).
     config: Config,
     /// New `[throttle]` sections for the throttle loop.
@@ -80,6 +84,10 @@ impl Daemon {
         config: &Config,
         options: SupervisorOptions,
     ) -> Result<Self, DaemonError> {
+        let gate = Arc::new(WebGate::load(
+            config.api.web_config.as_deref(),
+            config.api.status,
+        )?);
         let listeners = api::bind(&config.api.listen).await?;
         let api_addrs = listeners
             .iter()
@@ -152,7 +160,8 @@ impl Daemon {
         let linstor_status = SharedLinstorStatus::default();
         let exporter = Exporter::new(Facts::of_this_build())
             .with_throttle(throttle.clone())
-            .with_network(network.clone());
+            .with_network(network.clone())
+            .with_api(gate.counters.clone());
         let exporter = Arc::new(if config.linstor.enabled {
             tokio::spawn(linstor::run(
                 ReporterOptions {
@@ -192,12 +201,22 @@ impl Daemon {
             },
             None => (router, None),
         };
+        let router = router.layer(axum::middleware::from_fn_with_state(
+            gate.clone(),
+            api::guard,
+        ));
         let mut servers: Vec<_> = listeners
             .into_iter()
             .zip(&api_addrs)
             .map(|(listener, addr)| {
-                info!(%addr, "API listening");
-                api::serve(listener, router.clone(), Limits::default(), stopped.clone())
+                info!(%addr, tls = gate.config().tls.is_some(), "API listening");
+                api::serve_gated(
+                    listener,
+                    router.clone(),
+                    Limits::default(),
+                    stopped.clone(),
+                    gate.clone(),
+                )
             })
             .collect();
         servers.extend(pressure_server);
@@ -207,6 +226,7 @@ impl Daemon {
             exporter,
             throttle,
             linstor: config.linstor.enabled.then_some(linstor_status),
+            gate,
             config: config.clone(),
             throttle_config,
             drbdsetup,
@@ -234,10 +254,22 @@ impl Daemon {
             }
         }
         self.switch_tools(&new);
-        info!(files = ?new.sources, throttle_changed, restart_needed = restart.len(), "configuration reloaded");
+        // The web config file is read again even under the same name (new
+        // certificates, new users); a bad one keeps the one in force.
+        let web_config_ok = match self.gate.reload(new.api.web_config.as_deref()) {
+            Ok(()) => {
+                self.config.api.web_config = new.api.web_config.clone();
+                true
+            }
+            Err(e) => {
+                api::log_reload_failure(&e);
+                false
+            }
+        };
+        info!(files = ?new.sources, throttle_changed, web_config_ok, restart_needed = restart.len(), "configuration reloaded");
         self.config.throttle = new.throttle;
         self.config.sources = new.sources;
-        self.exporter.record_reload(true);
+        self.exporter.record_reload(web_config_ok);
         restart
     }
 

@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod diskstats;
 pub mod drbd;
 pub mod events2;
+pub mod fuzz;
 pub mod linstor;
 pub mod metrics;
 pub mod netlink;

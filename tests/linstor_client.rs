@@ -47,8 +47,10 @@ fn config(controllers: Vec<String>) -> LinstorConfig {
         connect_timeout: Duration::from_millis(500),
         report_interval: Duration::from_millis(100),
         policy_interval: Duration::from_millis(200),
-        // The default token file, if the host has one, is sent and ignored
-        // by the fake (unless it plays `RequireToken`).
+        // The fake speaks plain HTTP: the default token file, if the host
+        // has one, is sent and ignored by the fake (unless it plays
+        // `RequireToken`).
+        allow_plain_http_token: true,
         ..LinstorConfig::default()
     }
 }

@@ -155,3 +155,49 @@ fn a_node_unknown_to_linstor_is_shown() {
     );
     assert!(fake.puts().is_empty());
 }
+
+#[test]
+fn a_bearer_token_is_not_sent_to_a_plain_http_controller() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(Fake::start(&["alpha", "bravo"], None));
+    let state = tempfile::tempdir().unwrap();
+    let token = state.path().join("auth.json");
+    std::fs::write(&token, "{\"token\": \"linstor-s3cret\"}").unwrap();
+    let extra = format!(
+        "[state]\ndirectory = \"{}\"\n[linstor]\nenabled = true\ncontrollers = [\"{}\"]\n\
+         bearer-token-file = \"{}\"\nreport-interval = \"200ms\"\n",
+        state.path().display(),
+        fake.url(),
+        token.display()
+    );
+    let cluster = Cluster::start_node(SCENARIO, "alpha", "500ms", &extra);
+    let bound = Duration::from_secs(30);
+    let every = Duration::from_millis(100);
+    let error = poll(bound, every, "the refusal in /v1/status", || {
+        let status = cluster.status()?;
+        let error = status["linstor"]["last_error"].as_str()?.to_owned();
+        error
+            .contains("the bearer token goes over TLS only")
+            .then_some(error)
+    });
+    assert!(error.contains("allow-plain-http-token"), "{error}");
+    let (code, metrics) = http_get(cluster.addr, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    let refused: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("drbd_agent_linstor_requests_total{")
+                && l.contains("result=\"plain_http_token_refused\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(refused >= 1.0, "{metrics}");
+    assert_eq!(sample_value(&metrics, "drbd_agent_linstor_up"), Some(0.0));
+    // Nothing reached the controller, so the token did not either.
+    let requests = fake.requests();
+    assert!(
+        requests.iter().all(|r| r.authorization.is_none()),
+        "{requests:?}"
+    );
+    assert!(requests.is_empty(), "{requests:?}");
+}

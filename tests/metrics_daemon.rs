@@ -53,6 +53,7 @@ async fn daemon_metrics_with_drbd_version() {
         },
         api: ApiConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
+            ..ApiConfig::default()
         },
         state: Default::default(),
         throttle: Default::default(),

@@ -32,7 +32,8 @@ fn alpha_config(dir: &Path) -> String {
     format!(
         "[state]\ndirectory = \"{}\"\n\
          [throttle]\nlatency-target = \"5ms\"\n\
-         [pressure]\nenabled = true\ninterval = \"500ms\"\ntoken-file = \"{}\"\n",
+         [pressure]\nenabled = true\ninterval = \"500ms\"\ntoken-file = \"{}\"\n\
+         allow-plain-http-token = true\n",
         dir.join("alpha-state").display(),
         token_file(dir, "alpha.token", TOKEN),
     )
@@ -45,7 +46,7 @@ fn bravo_config(dir: &Path, alpha: SocketAddr, token: &str) -> String {
          [throttle]\nenabled = true\nmode = \"enforce\"\ninterval = \"500ms\"\n\
          latency-target = \"5ms\"\nmin-rate = \"1MiB/s\"\nmax-rate = \"100MiB/s\"\n\
          [pressure]\nenabled = true\ninterval = \"500ms\"\nstale-after = \"2s\"\n\
-         token-file = \"{}\"\n[pressure.peers]\nalpha = \"{alpha}\"\n",
+         token-file = \"{}\"\nallow-plain-http-token = true\n[pressure.peers]\nalpha = \"{alpha}\"\n",
         dir.join("bravo-state").display(),
         token_file(dir, "bravo.token", token),
     )
@@ -215,4 +216,38 @@ fn a_wrong_token_is_refused_and_local_signals_steer() {
         let s = signal(bravo_addr).expect("signal");
         assert_eq!(s["source"], "local", "{s}");
     }
+}
+
+#[test]
+fn the_token_is_not_sent_over_plain_http() {
+    let (mut cluster, _dir) = start();
+    let dir = cluster.dir.path().to_owned();
+    // Stands for alpha's agent: any connection to it would carry the token.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    trap.set_nonblocking(true).expect("nonblocking");
+    let trap_addr = trap.local_addr().expect("address");
+    let config =
+        bravo_config(&dir, trap_addr, TOKEN).replace("allow-plain-http-token = true\n", "");
+    assert!(!config.contains("allow-plain-http-token"));
+    let (mut bravo, bravo_addr) = cluster.start_peer_agent("bravo", &config);
+    let local = poll(BOUND, EVERY, "bravo reporting the refusal", || {
+        bravo.assert_running();
+        signal(bravo_addr).filter(|s| {
+            s["reason"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("the token goes over TLS only"))
+        })
+    });
+    assert_eq!(local["source"], "local", "{local}");
+    let (code, metrics) = http_get(bravo_addr, "/metrics").expect("GET /metrics");
+    assert_eq!(code, 200);
+    let refused = sample_value(
+        &metrics,
+        "drbd_agent_pressure_fetches_total{peer=\"alpha\",result=\"plain-http-token-refused\"}",
+    );
+    assert!(refused.is_some_and(|n| n >= 1.0), "{metrics}");
+    assert!(
+        matches!(trap.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "bravo connected to the peer over plain HTTP"
+    );
 }

@@ -301,3 +301,73 @@ fn unusable_files_are_named() {
     assert!(tls::server_config(&mismatched).is_err());
     assert!(tls::server_config(&good).is_ok());
 }
+
+/// `auth = "token"` with `ca-file`: the peer's API speaks HTTPS (its web
+/// config has `tls_server_config`); the token crosses TLS only.
+#[tokio::test]
+async fn the_token_goes_to_a_tls_api_and_never_over_plain_http() {
+    use drbd_agent::api::{serve_gated, StatusAccess, WebConfig, WebGate};
+    use drbd_agent::pressure::fetch::{token_tls_client, PLAIN_HTTP_TOKEN_REFUSED};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = ca();
+    let alpha = agent(dir.path(), "alpha", &ca, &["127.0.0.1"], &ca);
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            alpha.certificate.display(),
+            alpha.key.display()
+        ),
+    )
+    .expect("write web.yml");
+    let gate = Arc::new(WebGate::new(
+        WebConfig::load(&web).expect("web config"),
+        StatusAccess::Same,
+    ));
+    let token: Arc<str> = "0123456789abcdef-token".into();
+    let app = router(PressureApi {
+        report: report("alpha"),
+        access: Access::Token(token.clone()),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (stop, stopped) = watch::channel(false);
+    serve_gated(listener, app, Limits::default(), stopped, gate);
+
+    let client = token_tls_client(&alpha.ca_file, TIMEOUT).expect("client");
+    let fetched = fetch_with(&client, "alpha", &addr, &PeerAuth::TokenTls(token.clone())).await;
+    assert!(
+        matches!(&fetched, Fetched::Ok(r) if r.node == "alpha"),
+        "{}",
+        describe(&fetched)
+    );
+    let wrong = fetch_with(
+        &client,
+        "alpha",
+        &addr,
+        &PeerAuth::TokenTls("wrong-token-0123456789".into()),
+    )
+    .await;
+    assert!(
+        matches!(
+            &wrong,
+            Fetched::Failed {
+                result: "unauthorized",
+                ..
+            }
+        ),
+        "{}",
+        describe(&wrong)
+    );
+    // Without TLS configured the fetcher asks nothing.
+    let refused = fetch_with(&client, "alpha", &addr, &PeerAuth::TokenRefused).await;
+    assert!(
+        matches!(&refused, Fetched::Failed { result, error } if *result == PLAIN_HTTP_TOKEN_REFUSED && error.contains("TLS only")),
+        "{}",
+        describe(&refused)
+    );
+    let _ = stop.send(true);
+}

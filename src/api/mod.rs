@@ -4,12 +4,18 @@
 //! everything else is 404.
 //!
 //! [`router`] builds the axum router; [`serve`] runs it on listeners with
-//! hyper's HTTP/1 server (header read timeout, bounded header size and a
-//! connection limit); [`render_status`] turns a status document into the
+//! hyper's HTTP/1 server (header read timeout, bounded header size, a
+//! connection limit, a per-client-address share of it and a write timeout);
+//! [`serve_gated`] adds TLS from the `[api] web-config` file
+//! ([`web_config`]) and [`guard`] its basic authentication and
+//! `status = "local"`; [`render_status`] turns a status document into the
 //! table `drbd-agent status` prints.
 
+mod deadline;
+mod gate;
 mod serve;
 mod table;
+pub mod web_config;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,8 +37,13 @@ use crate::netlink::{NetworkStatus, SharedNetwork};
 use crate::state::Resource;
 use crate::throttle::{SharedThrottleStatus, ThrottleStatus};
 
-pub use serve::{bind, fallback_addr, is_no_ipv6_error, serve, serve_prepared, ApiError, Limits};
+pub use deadline::{ApiCounters, ClientAddr, ClientConnections, WriteDeadline};
+pub use gate::{guard, log_reload_failure, MaybeTls, StatusAccess, WebGate};
+pub use serve::{
+    bind, fallback_addr, is_no_ipv6_error, serve, serve_gated, serve_prepared, ApiError, Limits,
+};
 pub use table::render_status;
+pub use web_config::{WebConfig, WebConfigError};
 
 /// Largest request body accepted (no endpoint takes one today).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -15,7 +15,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 use tracing::{debug, info, warn};
+
+use super::deadline::{ApiCounters, ClientAddr, ClientConnections, WriteDeadline};
+use super::gate::WebGate;
 
 use crate::drbd::wait_shutdown;
 
@@ -36,6 +40,13 @@ pub struct Limits {
     pub max_connections: usize,
     /// Time open connections get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Time a write may make no progress (a client that stops reading)
+    /// before the connection is cut and its slot freed.
+    pub write_timeout: Duration,
+    /// Connections one client address may hold at once (below
+    /// `max_connections`, so one address cannot take every slot); more are
+    /// closed right after accepting.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +56,8 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             max_connections: 128,
             shutdown_grace: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+            max_connections_per_client: 32,
         }
     }
 }
@@ -127,6 +140,28 @@ pub fn serve(
     })
 }
 
+/// [`serve`] behind `gate`: TLS when the web config in force says so (read
+/// per connection, so a reload takes effect for new connections). The
+/// router should carry [`super::guard`] for the authentication part.
+pub fn serve_gated(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+    gate: Arc<WebGate>,
+) -> JoinHandle<()> {
+    let handshake_timeout = limits.header_read_timeout;
+    let counters = gate.counters.clone();
+    serve_counted(
+        listener,
+        router,
+        limits,
+        shutdown,
+        move |stream, peer| gate.clone().prepare(stream, peer, handshake_timeout),
+        counters,
+    )
+}
+
 /// [`serve`], with each accepted stream first turned into the connection's
 /// transport by `prepare` (e.g. a TLS handshake; `None` drops the stream).
 /// `prepare` runs in the connection's task, holding its connection slot.
@@ -134,8 +169,32 @@ pub fn serve_prepared<P, Fut, Io>(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    shutdown: watch::Receiver<bool>,
+    prepare: P,
+) -> JoinHandle<()>
+where
+    P: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
+    Fut: Future<Output = Option<Io>> + Send + 'static,
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve_counted(
+        listener,
+        router,
+        limits,
+        shutdown,
+        prepare,
+        Arc::new(ApiCounters::default()),
+    )
+}
+
+/// [`serve_prepared`], counting refusals and cuts in `counters`.
+fn serve_counted<P, Fut, Io>(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
     mut shutdown: watch::Receiver<bool>,
     prepare: P,
+    counters: Arc<ApiCounters>,
 ) -> JoinHandle<()>
 where
     P: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
@@ -144,6 +203,7 @@ where
 {
     tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(limits.max_connections));
+        let per_client = Arc::new(ClientConnections::default());
         let mut connections = tokio::task::JoinSet::new();
         loop {
             let permit = tokio::select! {
@@ -166,15 +226,32 @@ where
                 },
                 _ = wait_shutdown(&mut shutdown) => break,
             };
+            let Some(client_slot) = per_client.take(peer.ip(), limits.max_connections_per_client)
+            else {
+                // Dropping the stream closes it; the global slot is kept free.
+                ApiCounters::count(&counters.per_client_cap);
+                debug!(%peer, limit = limits.max_connections_per_client, "connection refused: this address holds its share of connections");
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let prepared = prepare(stream, peer);
-            let service = TowerToHyperService::new(router.clone());
+            let client = ClientAddr(peer);
+            let service = TowerToHyperService::new(router.clone().map_request(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(client);
+                    request
+                },
+            ));
             let mut stop = shutdown.clone();
+            let connection_counters = counters.clone();
             connections.spawn(async move {
                 let _permit = permit;
+                let _client_slot = client_slot;
                 let Some(stream) = prepared.await else {
                     return;
                 };
+                let stream =
+                    WriteDeadline::new(stream, limits.write_timeout).counting(connection_counters);
                 let mut builder = http1::Builder::new();
                 builder
                     .timer(TokioTimer::new())

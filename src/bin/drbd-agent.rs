@@ -32,7 +32,22 @@ fn run_command(command: Command) -> Result<()> {
     match command {
         Command::Run { config } => run(&config),
         Command::CheckConfig { config } => check_config(&config),
-        Command::Status { url, json } => status(&url, json),
+        Command::Status {
+            url,
+            json,
+            ca_file,
+            client_certificate,
+            client_key,
+            user,
+        } => status(
+            &url,
+            json,
+            &StatusAccess {
+                ca_file,
+                client_identity: client_certificate.zip(client_key),
+                user,
+            },
+        ),
         Command::Demo { listen, scenario } => demo(listen, &scenario),
         Command::Bench {
             what: BenchCommand::Throttle { scenario, json },
@@ -193,6 +208,9 @@ fn run(path: &Path) -> Result<()> {
 
 fn check_config(path: &Path) -> Result<()> {
     let config = load_config(path)?;
+    if let Some(web_config) = &config.api.web_config {
+        drbd_agent::api::WebConfig::load(web_config)?;
+    }
     print!("{}", config.summary());
     Ok(())
 }
@@ -209,14 +227,56 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn status(url: &str, json: bool) -> Result<()> {
+/// How `drbd-agent status` reaches an agent whose web config has TLS or users.
+struct StatusAccess {
+    ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM files).
+    client_identity: Option<(PathBuf, PathBuf)>,
+    /// Basic-auth user (password from `DRBD_AGENT_PASSWORD`).
+    user: Option<String>,
+}
+
+/// The environment variable holding the basic-auth password.
+const PASSWORD_VARIABLE: &str = "DRBD_AGENT_PASSWORD";
+
+fn status_client(access: &StatusAccess) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(10));
+    if let Some(path) = &access.ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        let ca = reqwest::Certificate::from_pem(&pem)
+            .with_context(|| format!("{}: not a PEM certificate", path.display()))?;
+        builder = builder.add_root_certificate(ca);
+    }
+    if let Some((cert, key)) = &access.client_identity {
+        let mut pem = std::fs::read(cert).with_context(|| format!("{}", cert.display()))?;
+        pem.push(b'\n');
+        pem.extend(std::fs::read(key).with_context(|| format!("{}", key.display()))?);
+        let identity = reqwest::Identity::from_pem(&pem)
+            .with_context(|| format!("{}: client certificate or key", cert.display()))?;
+        builder = builder.identity(identity);
+    }
+    builder.build().context("cannot build the HTTP client")
+}
+
+fn status(url: &str, json: bool, access: &StatusAccess) -> Result<()> {
     let url = format!("{}/v1/status", url.trim_end_matches('/'));
+    let password = match &access.user {
+        Some(user) => Some(std::env::var(PASSWORD_VARIABLE).map_err(|_| {
+            anyhow!(
+                "--user {user}: set the password in the environment variable {PASSWORD_VARIABLE}"
+            )
+        })?),
+        None => None,
+    };
     let body = runtime()?.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .context("cannot build the HTTP client")?;
-        let response = client.get(&url).send().await.map_err(|e| {
+        let client = status_client(access)?;
+        let mut request = client.get(&url);
+        if let (Some(user), Some(password)) = (&access.user, &password) {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request.send().await.map_err(|e| {
             anyhow!(
                 "cannot reach the agent at {url}: {} (is `drbd-agent run` running? see --url)",
                 chain(&e)
@@ -295,6 +355,7 @@ fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
         },
         api: ApiConfig {
             listen: vec![listen],
+            ..ApiConfig::default()
         },
         // The demo must not touch the host's real state directory.
         state: config::StateConfig {

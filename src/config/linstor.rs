@@ -36,6 +36,10 @@ pub struct LinstorConfig {
     pub policy_interval: Duration,
     /// The key-value store instance.
     pub instance: String,
+    /// `allow-plain-http-token`: send the bearer token to `http://`
+    /// controllers too (by default it goes over TLS only, and a request to
+    /// a plain-HTTP controller with a token is refused).
+    pub allow_plain_http_token: bool,
 }
 
 impl Default for LinstorConfig {
@@ -52,6 +56,7 @@ impl Default for LinstorConfig {
             report_interval: Duration::from_secs(15),
             policy_interval: Duration::from_secs(60),
             instance: DEFAULT_INSTANCE.to_owned(),
+            allow_plain_http_token: false,
         }
     }
 }

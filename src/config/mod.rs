@@ -76,6 +76,11 @@ pub struct ApiConfig {
     /// Addresses to serve on. The default `[::]:9943` falls back to
     /// `0.0.0.0:9943` when the kernel has no IPv6.
     pub listen: Vec<SocketAddr>,
+    /// `web-config`: TLS and basic-auth users in the Prometheus exporters'
+    /// `web-config.yml` format (`None`: plain HTTP, no authentication).
+    pub web_config: Option<PathBuf>,
+    /// `status`: `"same"` (as `/metrics`) or `"local"` (loopback only).
+    pub status: crate::api::StatusAccess,
 }
 
 /// `[state]`: where the agent keeps what must survive a restart.
@@ -117,6 +122,8 @@ impl Default for ApiConfig {
                 0,
                 0,
             ))],
+            web_config: None,
+            status: crate::api::StatusAccess::Same,
         }
     }
 }

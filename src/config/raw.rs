@@ -49,6 +49,7 @@ struct RawLinstor {
     report_interval: Option<HumanDuration>,
     policy_interval: Option<HumanDuration>,
     instance: Option<KvInstance>,
+    allow_plain_http_token: Option<bool>,
 }
 
 impl RawLinstor {
@@ -65,6 +66,7 @@ impl RawLinstor {
             report_interval: later.report_interval.or(self.report_interval),
             policy_interval: later.policy_interval.or(self.policy_interval),
             instance: later.instance.or(self.instance),
+            allow_plain_http_token: later.allow_plain_http_token.or(self.allow_plain_http_token),
         }
     }
 
@@ -84,6 +86,9 @@ impl RawLinstor {
             report_interval: self.report_interval.map_or(d.report_interval, |t| t.0),
             policy_interval: self.policy_interval.map_or(d.policy_interval, |t| t.0),
             instance: self.instance.map_or(d.instance, |i| i.0),
+            allow_plain_http_token: self
+                .allow_plain_http_token
+                .unwrap_or(d.allow_plain_http_token),
         }
     }
 }
@@ -108,6 +113,8 @@ struct RawDrbd {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawApi {
     listen: Option<ListenAddrs>,
+    web_config: Option<ProgramPath>,
+    status: Option<StatusAccessValue>,
 }
 
 impl RawConfig {
@@ -131,6 +138,8 @@ impl RawConfig {
             },
             api: RawApi {
                 listen: later.api.listen.or(self.api.listen),
+                web_config: later.api.web_config.or(self.api.web_config),
+                status: later.api.status.or(self.api.status),
             },
             state: RawState {
                 directory: later.state.directory.or(self.state.directory),
@@ -174,6 +183,8 @@ impl RawConfig {
                     .api
                     .listen
                     .map_or_else(|| ApiConfig::default().listen, |l| l.0),
+                web_config: self.api.web_config.map(|p| p.0),
+                status: self.api.status.map_or_else(Default::default, |s| s.0),
             },
             state: StateConfig {
                 directory: self
@@ -232,6 +243,19 @@ checked_string!(
         crate::linstor::controllers::parse_controller(value)
             .map(|_| value.to_owned())
             .map_err(|e| e.to_string())
+    }
+);
+
+checked_string!(
+    StatusAccessValue,
+    crate::api::StatusAccess,
+    "\"same\" or \"local\"",
+    |value| match value {
+        "same" => Ok(crate::api::StatusAccess::Same),
+        "local" => Ok(crate::api::StatusAccess::Local),
+        other => Err(format!(
+            "status {other:?}: write \"same\" (as /metrics) or \"local\" (loopback clients only)"
+        )),
     }
 );
 

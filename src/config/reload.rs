@@ -2,6 +2,9 @@
 //! drbdsetup`, `drbdadm`) change live; the keys that need a restart are
 //! named so the operator can be told. Pure.
 //!
+//! `[api] web-config` is read again on every reload (the file may have
+//! changed even if its name did not), see `Daemon::reload`.
+//!
 //! Every `[linstor]` key needs a restart: the client (TLS identity, token,
 //! controllers) and the report loop are built once at start.
 
@@ -11,7 +14,7 @@ use super::Config;
 /// effect after a restart, in file order. `[throttle]`, `drbd.drbdsetup`
 /// and `drbd.drbdadm` are not among them.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 8] = [
+    let checks: [(&'static str, bool); 9] = [
         ("node-name", old.node_name != new.node_name),
         ("log-level", old.log_level != new.log_level),
         (
@@ -27,6 +30,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
             old.drbd.sysfs_root != new.drbd.sysfs_root,
         ),
         ("api.listen", old.api.listen != new.api.listen),
+        ("api.status", old.api.status != new.api.status),
         (
             "state.directory",
             old.state.directory != new.state.directory,
@@ -34,7 +38,7 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         ("pressure", old.pressure != new.pressure),
     ];
     let (a, b) = (&old.linstor, &new.linstor);
-    let linstor: [(&'static str, bool); 11] = [
+    let linstor: [(&'static str, bool); 12] = [
         ("linstor.enabled", a.enabled != b.enabled),
         ("linstor.controllers", a.controllers != b.controllers),
         ("linstor.ca-file", a.ca_file != b.ca_file),
@@ -61,6 +65,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
             a.policy_interval != b.policy_interval,
         ),
         ("linstor.instance", a.instance != b.instance),
+        (
+            "linstor.allow-plain-http-token",
+            a.allow_plain_http_token != b.allow_plain_http_token,
+        ),
     ];
     checks
         .into_iter()

@@ -53,7 +53,17 @@ pub enum RequestError {
     /// A 2xx answer that is not what the API documents.
     #[error("{url}: unexpected answer: {message}")]
     Decode { url: String, message: String },
+    /// Not sent: a bearer token is configured and the controller speaks
+    /// plain HTTP (`linstor://`, `http://`).
+    #[error("{url}: not sent: the bearer token goes over TLS only (use linstor+ssl:// or https://, or set [linstor] allow-plain-http-token = true)")]
+    PlainHttpToken { url: String },
+    /// The answer's body is larger than [`MAX_RESPONSE_BYTES`].
+    #[error("{url}: answer larger than {limit} bytes, not read")]
+    TooLarge { url: String, limit: usize },
 }
+
+/// The most of a controller's answer that is read (then: an error).
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 fn describe(rcs: &[ApiCallRc], www_authenticate: Option<&str>) -> String {
     let mut out = String::new();
@@ -89,6 +99,8 @@ impl RequestError {
             RequestError::Status { status, .. } => format!("http_{status}"),
             RequestError::Rejected { .. } => "rejected".to_owned(),
             RequestError::Decode { .. } => "bad_answer".to_owned(),
+            RequestError::PlainHttpToken { .. } => "plain_http_token_refused".to_owned(),
+            RequestError::TooLarge { .. } => "too_large".to_owned(),
         }
     }
 }
@@ -137,6 +149,8 @@ pub struct Client {
     active: usize,
     token: Option<String>,
     token_file: Option<PathBuf>,
+    /// `[linstor] allow-plain-http-token`.
+    allow_plain_http_token: bool,
     status: SharedLinstorStatus,
 }
 
@@ -186,6 +200,7 @@ impl Client {
             active: 0,
             token,
             token_file,
+            allow_plain_http_token: config.allow_plain_http_token,
             status,
         })
     }
@@ -292,8 +307,22 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(String, Vec<u8>), RequestError> {
-        let url = format!("{}{path}", self.controllers[index].base_url());
-        send_to(&self.http, self.token.as_deref(), method, &url, body).await
+        let controller = &self.controllers[index];
+        let url = format!("{}{path}", controller.base_url());
+        let token = self.token_for(controller, &url)?;
+        send_to(&self.http, token, method, &url, body).await
+    }
+
+    /// The token to send to `controller`: only over TLS, unless
+    /// `allow-plain-http-token`; a refusal is an error (logged, counted,
+    /// shown as the last error).
+    fn token_for(&self, controller: &Controller, url: &str) -> Result<Option<&str>, RequestError> {
+        refuse_plain_token(
+            self.token.as_deref(),
+            controller,
+            self.allow_plain_http_token,
+            url,
+        )
     }
 
     /// Asks every controller at once; the first that answers (any HTTP
@@ -302,10 +331,15 @@ impl Client {
         let mut probes = JoinSet::new();
         for (index, controller) in self.controllers.iter().enumerate() {
             let http = self.http.clone();
-            let token = self.token.clone();
             let url = format!("{}/v1/controller/version", controller.base_url());
+            let token = self
+                .token_for(controller, &url)
+                .map(|token| token.map(str::to_owned));
             probes.spawn(async move {
-                let result = send_to(&http, token.as_deref(), &Method::GET, &url, None).await;
+                let result = match token {
+                    Ok(token) => send_to(&http, token.as_deref(), &Method::GET, &url, None).await,
+                    Err(refused) => Err(refused),
+                };
                 (index, result)
             });
         }
@@ -318,13 +352,62 @@ impl Client {
                 Err(e) => e.result_label(),
             };
             self.count("/v1/controller/version", &label).await;
-            if !matches!(result, Err(RequestError::Network { .. })) {
+            if !matches!(
+                result,
+                Err(RequestError::Network { .. } | RequestError::PlainHttpToken { .. })
+            ) {
                 probes.abort_all();
                 return Some(index);
             }
         }
         None
     }
+}
+
+/// `token` if it may go to `controller`, else the refusal (logged).
+pub fn refuse_plain_token<'t>(
+    token: Option<&'t str>,
+    controller: &Controller,
+    allow_plain_http_token: bool,
+    url: &str,
+) -> Result<Option<&'t str>, RequestError> {
+    match token {
+        Some(_) if !controller.https && !allow_plain_http_token => {
+            let error = RequestError::PlainHttpToken {
+                url: url.to_owned(),
+            };
+            warn!(controller = %controller, error = %error, "LINSTOR: bearer token not sent over plain HTTP");
+            Err(error)
+        }
+        other => Ok(other),
+    }
+}
+
+/// Reads at most `limit` bytes of `response`'s body; more is an error
+/// (checked against Content-Length first, then while reading).
+async fn read_bounded(
+    mut response: reqwest::Response,
+    url: &str,
+    limit: usize,
+) -> Result<Vec<u8>, RequestError> {
+    let too_large = || RequestError::TooLarge {
+        url: url.to_owned(),
+        limit,
+    };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| RequestError::Network {
+        url: url.to_owned(),
+        message: error_chain(&e),
+    })? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// One request, no retry.
@@ -355,9 +438,9 @@ async fn send_to(
         .get(reqwest::header::WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = response.bytes().await.map_err(network)?;
+    let bytes = read_bounded(response, url, MAX_RESPONSE_BYTES).await?;
     if status.is_success() {
-        return Ok((url.to_owned(), bytes.to_vec()));
+        return Ok((url.to_owned(), bytes));
     }
     let rcs = apicallrc::parse_list(&bytes).unwrap_or_default();
     for rc in &rcs {
@@ -389,6 +472,88 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serves one answer per connection: `head` then `body_bytes` of 'x'.
+    async fn answering(head: &'static str, body_bytes: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = stream.read(&mut request).await;
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let chunk = vec![b'x'; 64 * 1024];
+                    let mut sent = 0;
+                    while sent < body_bytes {
+                        let n = chunk.len().min(body_bytes - sent);
+                        if stream.write_all(&chunk[..n]).await.is_err() {
+                            return;
+                        }
+                        sent += n;
+                    }
+                });
+            }
+        });
+        format!("http://{addr}/v1/nodes")
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_up_to_the_limit() {
+        let http = reqwest::Client::new();
+        let limit = 1024 * 1024;
+        // Declared too large: refused before reading.
+        let url = answering("HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n", 0).await;
+        let response = http.get(&url).send().await.unwrap();
+        let error = read_bounded(response, &url, limit).await.unwrap_err();
+        assert!(matches!(error, RequestError::TooLarge { .. }), "{error}");
+        assert_eq!(error.result_label(), "too_large");
+        // Not declared (read until close): refused once past the limit.
+        let url = answering("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", 2 * limit).await;
+        let response = http.get(&url).send().await.unwrap();
+        let error = read_bounded(response, &url, limit).await.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("answer larger than 1048576 bytes"),
+            "{error}"
+        );
+        // Within the limit: the whole body.
+        let url = answering("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", 1000).await;
+        let response = http.get(&url).send().await.unwrap();
+        assert_eq!(
+            read_bounded(response, &url, limit).await.unwrap().len(),
+            1000
+        );
+    }
+
+    #[test]
+    fn a_token_goes_to_https_controllers_only() {
+        let plain = Controller {
+            https: false,
+            host: "ctrl".into(),
+            port: 3370,
+        };
+        let tls = Controller {
+            https: true,
+            ..plain.clone()
+        };
+        let url = "http://ctrl:3370/v1/nodes";
+        assert!(matches!(
+            refuse_plain_token(Some("t"), &plain, false, url),
+            Err(RequestError::PlainHttpToken { .. })
+        ));
+        assert_eq!(
+            refuse_plain_token(Some("t"), &tls, false, url).unwrap(),
+            Some("t")
+        );
+        assert_eq!(
+            refuse_plain_token(Some("t"), &plain, true, url).unwrap(),
+            Some("t")
+        );
+        assert_eq!(refuse_plain_token(None, &plain, false, url).unwrap(), None);
+    }
 
     #[test]
     fn token_files() {

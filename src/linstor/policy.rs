@@ -287,8 +287,9 @@ fn kind(value: &Value) -> &'static str {
 }
 
 fn nameless(kind: &str, value: &Value) -> PolicyProblem {
-    let mut text = value.to_string();
-    text.truncate(80);
+    // The first 80 characters (not bytes: a cut inside a UTF-8 character
+    // panicked; found by the fuzz campaign).
+    let text: String = value.to_string().chars().take(80).collect();
     PolicyProblem {
         object: format!("{kind} without a name"),
         key: "name".to_owned(),
@@ -334,6 +335,19 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_nameless_entry_with_a_long_non_ascii_value_is_cut_between_characters() {
+        // `{"props":{"x":"` is 15 bytes, then 64 × 'a': the 'é' spans bytes
+        // 79 and 80 (a fuzz campaign crash: the cut went through it).
+        let value = format!("{}é and more", "a".repeat(64));
+        let definitions = json!([{"props": {"x": value}}]);
+        let policies = from_responses(&json!([]), &definitions).unwrap();
+        let problem = &policies.problems[0];
+        assert_eq!(problem.object, "resource-definition without a name");
+        assert_eq!(problem.value.chars().count(), 80);
+        assert!(problem.value.ends_with('é'), "{}", problem.value);
     }
 
     #[test]

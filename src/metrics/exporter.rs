@@ -30,7 +30,7 @@ use super::gzip::{Deflater, Part};
 use super::layout::{Layout, Rendered, Slot, Totals};
 use super::schedule::{Refresh, ScrapeClock};
 use super::MetricsError;
-use super::{render_agent_head_with, render_version, AgentInput, DrbdVersions};
+use super::{render_agent_head_all, render_version, AgentInput, DrbdVersions};
 use crate::drbd::{wait_shutdown, ChangedSince, DrbdState, Shared, StreamStats};
 use crate::linstor::SharedLinstorStatus;
 use crate::state::Resource;
@@ -255,6 +255,8 @@ pub struct Exporter {
     linstor: Option<SharedLinstorStatus>,
     /// The network watcher's status, rendered into the agent part.
     network: Option<crate::netlink::SharedNetwork>,
+    /// The API's refusal counters, rendered into the agent part.
+    api: Option<std::sync::Arc<crate::api::ApiCounters>>,
 }
 
 impl Exporter {
@@ -277,7 +279,15 @@ impl Exporter {
             throttle: None,
             linstor: None,
             network: None,
+            api: None,
         }
+    }
+
+    /// Renders `drbd_agent_api_refused_total` from `counters` on every
+    /// scrape (without it the family is absent).
+    pub fn with_api(mut self, counters: std::sync::Arc<crate::api::ApiCounters>) -> Self {
+        self.api = Some(counters);
+        self
     }
 
     /// Renders the `drbd_agent_throttle_*` families from `status` on every
@@ -510,7 +520,7 @@ impl Exporter {
             Some(status) => Some(status.read().await),
             None => None,
         };
-        let head = render_agent_head_with(
+        let head = render_agent_head_all(
             &AgentInput {
                 version: &self.facts.version,
                 git_commit: &self.facts.git_commit,
@@ -523,6 +533,7 @@ impl Exporter {
             throttle.as_deref(),
             linstor.as_deref(),
             network.as_deref(),
+            self.api.as_deref(),
         )?;
         drop(throttle);
         drop(linstor);

@@ -19,6 +19,7 @@
 //! Families come out sorted by name.
 
 mod agent;
+mod api;
 mod drbd;
 mod exporter;
 mod exposition;
@@ -125,10 +126,25 @@ pub fn render_agent_head_with(
     linstor: Option<&LinstorStatus>,
     network: Option<&crate::netlink::NetworkStatus>,
 ) -> Result<String, MetricsError> {
-    if throttle.is_none() && linstor.is_none() && network.is_none() {
+    render_agent_head_all(input, throttle, linstor, network, None)
+}
+
+/// [`render_agent_head_with`] plus, with the API's counters,
+/// `drbd_agent_api_refused_total`.
+pub fn render_agent_head_all(
+    input: &AgentInput<'_>,
+    throttle: Option<&ThrottleStatus>,
+    linstor: Option<&LinstorStatus>,
+    network: Option<&crate::netlink::NetworkStatus>,
+    api: Option<&crate::api::ApiCounters>,
+) -> Result<String, MetricsError> {
+    if throttle.is_none() && linstor.is_none() && network.is_none() && api.is_none() {
         return render_agent(input);
     }
     let mut families = family::render_each(agent::defs(), input)?;
+    if let Some(api) = api {
+        families.extend(family::render_each(api::defs(), api)?);
+    }
     if let Some(throttle) = throttle {
         families.extend(family::render_each(throttle::defs(), throttle)?);
     }

@@ -15,7 +15,7 @@ use super::family::{Def, Kind, Spec};
 use crate::throttle::ThrottleStatus;
 
 /// The fetch results, in output order (every one has a series per peer).
-const RESULTS: [&str; 7] = [
+const RESULTS: [&str; 8] = [
     "ok",
     "unreachable",
     "timeout",
@@ -23,6 +23,7 @@ const RESULTS: [&str; 7] = [
     "bad-status",
     "garbage",
     "no-address",
+    crate::pressure::fetch::PLAIN_HTTP_TOKEN_REFUSED,
 ];
 
 /// The pressure families.

@@ -9,7 +9,7 @@
 //! - `convert` — netlink messages to table types; `watch` — the driver.
 
 pub mod cause;
-mod convert;
+pub mod convert;
 pub mod path;
 pub mod table;
 pub mod tracker;

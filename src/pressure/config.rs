@@ -11,6 +11,12 @@
 //! bravo = "10.1.0.2:9943"
 //! ```
 //!
+//! The token crosses only TLS: with `ca-file` set in token mode the peers'
+//! API (`[api] web-config` with `tls_server_config`) is asked over
+//! `https://`, verified against that CA. Without it the fetch over plain
+//! HTTP is refused (counted as `plain-http-token-refused`), unless
+//! `allow-plain-http-token = true`.
+//!
 //! Or with mutual TLS instead of the token (`port` is then the port of the
 //! agents' own TLS listener for `/v1/pressure`, 9944 by default):
 //!
@@ -80,6 +86,11 @@ pub struct PressureConfig {
     pub stale_after: Duration,
     /// Node name → `host:port` of its agent.
     pub peers: BTreeMap<String, String>,
+    /// `auth = "token"` with `ca-file`: the peers' API speaks HTTPS,
+    /// verified against this CA (the token then crosses TLS only).
+    pub token_ca_file: Option<PathBuf>,
+    /// `allow-plain-http-token`: send the token over plain HTTP.
+    pub allow_plain_http_token: bool,
 }
 
 impl Default for PressureConfig {
@@ -93,6 +104,8 @@ impl Default for PressureConfig {
             interval: DEFAULT_INTERVAL,
             stale_after: DEFAULT_STALE_AFTER,
             peers: BTreeMap::new(),
+            token_ca_file: None,
+            allow_plain_http_token: false,
         }
     }
 }
@@ -111,6 +124,7 @@ pub struct RawPressure {
     key: Option<PathBuf>,
     interval: Option<HumanDuration>,
     stale_after: Option<HumanDuration>,
+    allow_plain_http_token: Option<bool>,
     #[serde(default)]
     peers: BTreeMap<String, PeerAddress>,
 }
@@ -153,6 +167,7 @@ impl RawPressure {
             key: later.key.or(self.key),
             interval: later.interval.or(self.interval),
             stale_after: later.stale_after.or(self.stale_after),
+            allow_plain_http_token: later.allow_plain_http_token.or(self.allow_plain_http_token),
             peers,
         }
     }
@@ -199,6 +214,11 @@ impl RawPressure {
             interval: self.interval.map_or(d.interval, |i| i.0),
             stale_after: self.stale_after.map_or(d.stale_after, |i| i.0),
             peers: self.peers.into_iter().map(|(k, v)| (k, v.0)).collect(),
+            token_ca_file: match auth {
+                PressureAuth::Token => self.ca_file,
+                PressureAuth::Mtls => None,
+            },
+            allow_plain_http_token: self.allow_plain_http_token.unwrap_or(false),
         };
         if config.port == 0 {
             return Err(("pressure.port", "port must not be 0".to_owned()));
@@ -229,7 +249,6 @@ impl RawPressure {
 fn check_unused_keys(auth: PressureAuth, raw: &RawPressure) -> Result<(), (&'static str, String)> {
     let unused: &[(&'static str, bool)] = match auth {
         PressureAuth::Token => &[
-            ("pressure.ca-file", raw.ca_file.is_some()),
             ("pressure.certificate", raw.certificate.is_some()),
             ("pressure.key", raw.key.is_some()),
         ],

@@ -54,6 +54,9 @@ pub fn peers_to_ask(
         .collect()
 }
 
+/// The `result` of a fetch not made because the token would cross plain HTTP.
+pub const PLAIN_HTTP_TOKEN_REFUSED: &str = "plain-http-token-refused";
+
 /// The outcome of one fetch, as counted.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fetched {
@@ -64,8 +67,12 @@ pub enum Fetched {
 /// How the fetcher authenticates to the peers.
 #[derive(Debug, Clone)]
 pub enum PeerAuth {
-    /// `http://` with the shared bearer token.
+    /// `http://` with the shared bearer token (`allow-plain-http-token`).
     Token(Arc<str>),
+    /// `https://` with the shared bearer token (`ca-file` in token mode).
+    TokenTls(Arc<str>),
+    /// A token over plain HTTP, not allowed: nothing is sent.
+    TokenRefused,
     /// `https://` with the client built by [`super::tls::client`] (which
     /// holds this agent's certificate and trusts the CA only).
     Mtls,
@@ -95,10 +102,24 @@ pub async fn fetch_with(
             let request = client.get(&url).bearer_auth(token);
             (url, request)
         }
+        PeerAuth::TokenTls(token) => {
+            let url = format!("https://{address}/v1/pressure");
+            let request = client.get(&url).bearer_auth(token);
+            (url, request)
+        }
         PeerAuth::Mtls => {
             let url = format!("https://{address}/v1/pressure");
             let request = client.get(&url);
             (url, request)
+        }
+        PeerAuth::TokenRefused => {
+            return fail(
+                PLAIN_HTTP_TOKEN_REFUSED,
+                format!(
+                    "http://{address}/v1/pressure: not asked: the token goes over TLS only \
+                     (set [pressure] ca-file for https://, or allow-plain-http-token = true)"
+                ),
+            )
         }
     };
     let response = match request.send().await {
@@ -186,6 +207,14 @@ pub fn plain_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
+}
+
+/// The HTTPS client for token authentication: trusts `ca_file` only.
+pub fn token_tls_client(
+    ca_file: &std::path::Path,
+    timeout: Duration,
+) -> Result<reqwest::Client, super::tls::TlsError> {
+    super::tls::ca_only_client(ca_file, timeout)
 }
 
 /// Fetches with `client` and `auth` until `stop`.

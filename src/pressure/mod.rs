@@ -122,7 +122,7 @@ pub struct PeerReport {
     /// Why the last fetch failed (`None` after a good one).
     pub last_error: Option<String>,
     /// Fetches by result (`ok`, `unreachable`, `timeout`, `unauthorized`,
-    /// `bad-status`, `garbage`, `no-address`).
+    /// `bad-status`, `garbage`, `no-address`, `plain-http-token-refused`).
     pub fetches: BTreeMap<&'static str, u64>,
 }
 

@@ -461,13 +461,21 @@ fn mtls_config() {
         e.contains("pressure.token-file") && e.contains("agent.toml:4"),
         "{e}"
     );
-    let e = load("[pressure]\nenabled = true\ntoken-file = \"/t\"\nca-file = \"/ca.pem\"\n")
+    let e = load("[pressure]\nenabled = true\ntoken-file = \"/t\"\ncertificate = \"/me.pem\"\n")
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("pressure.ca-file") && e.contains("agent.toml:4"),
+        e.contains("pressure.certificate") && e.contains("agent.toml:4"),
         "{e}"
     );
+    // In token mode `ca-file` means: ask the peers' API over HTTPS.
+    let config =
+        load("[pressure]\nenabled = true\ntoken-file = \"/t\"\nca-file = \"/ca.pem\"\n").unwrap();
+    assert_eq!(
+        config.pressure.token_ca_file.as_deref(),
+        Some(std::path::Path::new("/ca.pem"))
+    );
+    assert!(!config.pressure.allow_plain_http_token);
     // An unknown method is a parse error at its line.
     let e = load("[pressure]\nauth = \"basic\"\n")
         .unwrap_err()

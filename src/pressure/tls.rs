@@ -146,6 +146,26 @@ pub fn client(files: &MtlsFiles, timeout: Duration) -> Result<reqwest::Client, T
         })
 }
 
+/// An HTTPS client that trusts `ca_file` only and presents no certificate
+/// (token authentication to the peers' TLS API).
+pub fn ca_only_client(ca_file: &Path, timeout: Duration) -> Result<reqwest::Client, TlsError> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .https_only(true)
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none());
+    for cert in certificates(ca_file)? {
+        let cert = reqwest::Certificate::from_der(&cert).map_err(|e| pem_error(ca_file, e))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(|e| TlsError::Invalid {
+        what: "pressure HTTPS client".to_owned(),
+        message: e.to_string(),
+    })
+}
+
 /// Binds `[::]:port`, or `0.0.0.0:port` on a kernel without IPv6.
 /// Synchronous (called while the daemon starts); must run in a runtime.
 pub fn bind(port: u16) -> Result<TcpListener, TlsError> {

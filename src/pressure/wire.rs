@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::Limits;
 use crate::config::Config;
@@ -80,12 +80,20 @@ pub fn start(
                 report: report.clone(),
                 access: Access::Token(token.clone()),
             });
-            (
-                plain_client(timeout)?,
-                PeerAuth::Token(token),
-                Some(router),
-                None,
-            )
+            let (client, auth) = match &pressure.token_ca_file {
+                Some(ca_file) => (
+                    super::fetch::token_tls_client(ca_file, timeout)?,
+                    PeerAuth::TokenTls(token),
+                ),
+                None if pressure.allow_plain_http_token => {
+                    (plain_client(timeout)?, PeerAuth::Token(token))
+                }
+                None => {
+                    warn!("pressure: auth = \"token\" without ca-file: the token would cross plain HTTP, peers are not asked (set ca-file, or allow-plain-http-token = true)");
+                    (plain_client(timeout)?, PeerAuth::TokenRefused)
+                }
+            };
+            (client, auth, Some(router), None)
         }
     };
     let peers = SharedPeers::default();
