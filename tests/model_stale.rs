@@ -64,6 +64,7 @@ fn config(drbdsetup: PathBuf) -> Config {
         },
         api: ApiConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
+            ..ApiConfig::default()
         },
         state: Default::default(),
         throttle: Default::default(),
