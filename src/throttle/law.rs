@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::law_model::{JumpTrigger, ModelLaw, ModelReport, Signals};
 use super::rate::KibPerSec;
 
 /// Half-width of the hold band around the target, as a share of it.
@@ -192,6 +193,16 @@ pub enum Reason {
     RateUnused { achieved_kib_per_sec: f64 },
     /// A sample over the band, not yet confirmed by the next one.
     Unconfirmed { latency_ms: f64 },
+    /// The queue model's predicted operating point, jumped to at once.
+    ModelJump {
+        trigger: JumpTrigger,
+        kib_per_sec: f64,
+    },
+    /// The model's operating point, corrected by the latency seen: moved
+    /// half way to it (or held, within 3 %).
+    ModelTrim { latency_ms: f64, setpoint_ms: f64 },
+    /// No model yet: the load grows so that it can be fitted.
+    Probing { latency_ms: f64 },
 }
 
 impl fmt::Display for Reason {
@@ -213,6 +224,24 @@ impl fmt::Display for Reason {
             } => write!(f, "rate unused (achieved {achieved_kib_per_sec:.0}KiB/s)"),
             Self::Unconfirmed { latency_ms } => {
                 write!(f, "latency {latency_ms:.2}ms over target once")
+            }
+            Self::ModelJump {
+                trigger,
+                kib_per_sec,
+            } => write!(
+                f,
+                "model operating point {kib_per_sec:.0}KiB/s ({})",
+                trigger.as_str()
+            ),
+            Self::ModelTrim {
+                latency_ms,
+                setpoint_ms,
+            } => write!(
+                f,
+                "latency {latency_ms:.2}ms, model set point {setpoint_ms:.2}ms"
+            ),
+            Self::Probing { latency_ms } => {
+                write!(f, "latency {latency_ms:.2}ms, probing for the model")
             }
         }
     }
@@ -254,6 +283,8 @@ pub struct Controller {
     /// The feed-forward fired in this step (its baseline is already set).
     #[serde(skip)]
     ff_fired: bool,
+    /// The model-based half of the law.
+    model: ModelLaw,
 }
 
 impl Controller {
@@ -262,12 +293,26 @@ impl Controller {
         Self::default()
     }
 
+    /// The previous law (feedback only, no queue model): kept as the
+    /// fallback and for comparison.
+    pub fn feedback_only() -> Self {
+        Self {
+            model: ModelLaw::feedback_only(),
+            ..Self::default()
+        }
+    }
+
     /// A controller that resumes from `rate` (clamped on the first step).
     pub fn starting_at(rate: KibPerSec) -> Self {
         Self {
             rate: Some(rate.as_f64()),
             ..Self::default()
         }
+    }
+
+    /// The queue model's state after the last step.
+    pub fn model_report(&self) -> ModelReport {
+        self.model.report
     }
 
     /// The current setpoint, if a step has run or a start was given.
@@ -346,6 +391,28 @@ impl Controller {
             .filter(|v| v.is_finite())
             .map(|v| v.max(0.0));
 
+        // The queue model first; the feedback rules below when it has no
+        // usable fit.
+        let signals = Signals {
+            current,
+            target_ms: target,
+            latency_ms: latency,
+            ceiling,
+            hard_miss: latency.is_some_and(|l| l >= HARD_MISS * target),
+            fallback_noise: self.relative_spread(),
+        };
+        if let Some((rate, reason)) = self.model.step(&signals, obs) {
+            self.unused = 0;
+            match (reason, latency) {
+                // What was smoothed before the jump is stale after it.
+                (Reason::ModelJump { .. }, _) | (_, None) => self.smoothed = None,
+                (_, Some(sample)) => {
+                    self.track(sample);
+                }
+            }
+            return (rate, reason);
+        }
+
         // Feed-forward: the application asks for more than a moment ago;
         // give it the resync's share before the latency shows it.
         if let (Some(fg), Some(recent)) = (foreground, self.foreground) {
@@ -398,15 +465,7 @@ impl Controller {
                 Reason::HardMiss { latency_ms: sample },
             );
         }
-        let smoothed = match self.smoothed {
-            Some(old) => {
-                let spread = (sample - old).abs();
-                self.spread = SPREAD_SMOOTHING * spread + (1.0 - SPREAD_SMOOTHING) * self.spread;
-                SMOOTHING * sample + (1.0 - SMOOTHING) * old
-            }
-            None => sample,
-        };
-        self.smoothed = Some(smoothed);
+        let smoothed = self.track(sample);
         // The target is a limit for every interval, not a mean: aim under
         // it by twice the typical deviation of one sample.
         let margin =
@@ -456,6 +515,29 @@ impl Controller {
                 latency_ms: smoothed,
             },
         )
+    }
+
+    /// Folds `sample` into the smoothed latency and its spread.
+    fn track(&mut self, sample: f64) -> f64 {
+        let smoothed = match self.smoothed {
+            Some(old) => {
+                let spread = (sample - old).abs();
+                self.spread = SPREAD_SMOOTHING * spread + (1.0 - SPREAD_SMOOTHING) * self.spread;
+                SMOOTHING * sample + (1.0 - SMOOTHING) * old
+            }
+            None => sample,
+        };
+        self.smoothed = Some(smoothed);
+        smoothed
+    }
+
+    /// The spread as a relative standard deviation (mean absolute
+    /// deviation × 1.25 for a normal), 0.1 while unknown.
+    fn relative_spread(&self) -> f64 {
+        match self.smoothed {
+            Some(l) if l > 0.0 && self.spread > 0.0 => 1.25 * self.spread / l,
+            _ => 0.1,
+        }
     }
 
     /// Anti-windup: no growth while DRBD keeps resyncing far below the

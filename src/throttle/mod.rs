@@ -79,6 +79,8 @@ pub mod backing;
 mod glob;
 mod journal;
 mod law;
+mod law_model;
+pub mod model;
 mod options;
 mod policy;
 mod rate;
@@ -91,6 +93,10 @@ pub use allocate::{allocate, Allocation, Claim};
 pub use glob::glob_match;
 pub use journal::{Journal, JournalError, JournalIoError, JournalStore, Loaded, JOURNAL_FILE};
 pub use law::*;
+pub use law_model::{
+    foreground_load, operating_rate, setpoint, JumpTrigger, ModelReport, NOISE_SIGMAS, TOLERANCE,
+};
+pub use model::{Fit, QueueModel, Rejected, Unfit};
 pub use options::{
     extract_peer_options, is_ours, parse_kib, restore_args, throttle_args, PeerKey, PeerOptions,
     ShowError, DEFAULT_C_MAX_RATE, DEFAULT_C_MIN_RATE,

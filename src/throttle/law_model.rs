@@ -1,0 +1,317 @@
+//! The model-based half of the law: the operating point the queue model
+//! ([`super::model`]) predicts, a set point from the measured noise, and
+//! the jumps and trims that use them. When the model has no usable fit the
+//! law falls back to the feedback rules in `law.rs`.
+
+use serde::Serialize;
+
+use super::model::{Fit, QueueModel, Unfit};
+use super::{Observation, Reason};
+
+/// Samples may exceed the target by this factor …
+pub const TOLERANCE: f64 = 1.1;
+/// … in at most about 2 % of intervals: the set point is the highest
+/// latency whose samples stay under `TOLERANCE × target` with this many
+/// standard deviations of noise, and never above the target.
+pub const NOISE_SIGMAS: f64 = 2.05;
+/// The set point is never lower than this share of the target.
+pub const MIN_SETPOINT: f64 = 0.6;
+/// Weight of the newest sample in the bias (observed ÷ modelled latency).
+pub const BIAS_SMOOTHING: f64 = 0.3;
+/// A sample this far off the model (ratio, either way) means the plant has
+/// changed: the model starts again.
+pub const MISMATCH: f64 = 3.0;
+/// Trims move this share of the way to the predicted point …
+pub const TRIM_GAIN: f64 = 0.5;
+/// … and not at all when it is within this share of the current rate.
+pub const TRIM_DEADBAND: f64 = 0.03;
+/// Probing (no fit yet): the total load grows by this share first, the
+/// share doubling each interval, while the latency stays under
+/// `PROBE_BELOW × set point`; at most `MAX_PROBES` intervals.
+pub const PROBE_FIRST: f64 = 0.1;
+pub const PROBE_BELOW: f64 = 0.8;
+pub const MAX_PROBES: u32 = 8;
+/// Nonsense samples in a row that make the model start again.
+pub const MAX_REJECTED: u32 = 3;
+
+/// What woke the model to jump to its predicted point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JumpTrigger {
+    TakingCharge,
+    HardMiss,
+    ForegroundStep,
+}
+
+impl JumpTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TakingCharge => "taking charge",
+            Self::HardMiss => "hard miss",
+            Self::ForegroundStep => "foreground step",
+        }
+    }
+}
+
+/// The model's state, as reported (status API, metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct ModelReport {
+    /// The model steered the last step.
+    pub in_use: bool,
+    /// Why it did not (`None` when it did, or for the feedback-only law).
+    pub fallback: Option<Unfit>,
+    /// The fit in use (possibly kept from earlier while a newer one is
+    /// only uncertain).
+    pub fit: Option<Fit>,
+    /// Smoothed observed ÷ modelled latency.
+    pub bias: Option<f64>,
+    /// The latency aimed at, ms.
+    pub setpoint_ms: Option<f64>,
+}
+
+/// The model-based law's memory.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub(super) struct ModelLaw {
+    /// The previous law only (bench comparison): never steer.
+    pub feedback_only: bool,
+    model: QueueModel,
+    fit: Option<Fit>,
+    bias: Option<f64>,
+    probes: u32,
+    jumped: bool,
+    /// Smoothed foreground load, KiB/s (steps are measured against it).
+    foreground_level: Option<f64>,
+    pub report: ModelReport,
+}
+
+/// What one step of the signals means for the model-based law.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Signals {
+    pub current: f64,
+    pub target_ms: f64,
+    pub latency_ms: Option<f64>,
+    /// The ceiling in force (foreground steps smaller than
+    /// `FF_MIN_SHARE` of it are not steps).
+    pub ceiling: f64,
+    pub hard_miss: bool,
+    /// Spread-based noise estimate (relative) when no fit gives one.
+    pub fallback_noise: f64,
+}
+
+/// The set point for `noise` (relative standard deviation of a sample):
+/// samples stay under `TOLERANCE × target` but for ~2 %, and the mean at
+/// or under the target.
+pub fn setpoint(target_ms: f64, noise: f64) -> f64 {
+    let noise = if noise.is_finite() {
+        noise.max(0.0)
+    } else {
+        1.0
+    };
+    let share = (TOLERANCE / (1.0 + NOISE_SIGMAS * noise)).clamp(MIN_SETPOINT, 1.0);
+    target_ms * share
+}
+
+/// The resync rate that puts the total load where the model, corrected by
+/// `bias`, reaches `setpoint_ms`, given the application's `foreground`.
+pub fn operating_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -> f64 {
+    fit.load_for(setpoint_ms / bias) - foreground
+}
+
+/// Foreground load on the bottleneck: the application's here plus the
+/// peers' replicated writes (a Secondary SyncTarget).
+pub fn foreground_load(obs: &Observation) -> Option<f64> {
+    let valid = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0);
+    match (
+        valid(obs.foreground_kib_per_sec),
+        valid(obs.replicated_write_kib_per_sec),
+    ) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+    }
+}
+
+impl ModelLaw {
+    /// The previous law's memory: never steers.
+    pub fn feedback_only() -> Self {
+        Self {
+            feedback_only: true,
+            ..Self::default()
+        }
+    }
+
+    fn restart(&mut self) {
+        self.model.reset();
+        self.fit = None;
+        self.bias = None;
+        self.probes = 0;
+        self.jumped = false;
+    }
+
+    /// Takes the step's sample; the rate to set and why, or `None` for the
+    /// feedback law to decide.
+    pub fn step(&mut self, sig: &Signals, obs: &Observation) -> Option<(f64, Reason)> {
+        self.report = ModelReport::default();
+        if self.feedback_only {
+            return None;
+        }
+        let foreground = foreground_load(obs);
+        let foreground_step = self.foreground_step(foreground, sig.ceiling);
+        let latency = sig.latency_ms?;
+        let resync = obs.resync_kib_per_sec.unwrap_or(0.0);
+        let load = foreground.map(|fg| fg + resync);
+        let accepted = match load {
+            Some(load) => self.model.observe(load, latency).is_ok(),
+            None => false,
+        };
+        if !accepted {
+            if self.model.rejected_in_a_row() >= MAX_REJECTED {
+                self.restart();
+            }
+            self.report.fallback = Some(Unfit::InvalidInput);
+            return None;
+        }
+        let load = load.unwrap_or(0.0);
+        let fresh = self.model.fit();
+        match fresh {
+            Ok(fit) => self.fit = Some(fit),
+            // A fit only less certain than before (the load has been steady
+            // for long) keeps the last one; the bias corrects it.
+            Err(Unfit::Uncertain | Unfit::NoLoadSpread) if self.fit.is_some() => {}
+            Err(_) => self.fit = None,
+        }
+        let Some(fit) = self.fit else {
+            self.report.fallback = fresh.err();
+            return self.probe(sig, load, foreground, foreground_step, latency);
+        };
+        let modelled = fit.latency_at(load);
+        let bias = if modelled.is_finite() {
+            let ratio = latency / modelled;
+            if !(ratio.is_finite() && ratio < MISMATCH && ratio > 1.0 / MISMATCH) {
+                // The curve no longer describes the plant.
+                self.restart();
+                self.report.fallback = Some(Unfit::NotConvex);
+                return None;
+            }
+            match self.bias {
+                Some(old) => BIAS_SMOOTHING * ratio + (1.0 - BIAS_SMOOTHING) * old,
+                None => ratio,
+            }
+        } else {
+            // Beyond the fitted capacity: the sample says the capacity is
+            // lower than fitted; the fit has it already, keep the bias.
+            self.bias.unwrap_or(1.0)
+        };
+        self.bias = Some(bias);
+        let noise = fit.noise * (1.0 + BIAS_SMOOTHING / (2.0 - BIAS_SMOOTHING)).sqrt();
+        let set = setpoint(sig.target_ms, noise);
+        self.report = ModelReport {
+            in_use: true,
+            fallback: None,
+            fit: Some(fit),
+            bias: Some(bias),
+            setpoint_ms: Some(set),
+        };
+        let fg_now = foreground.unwrap_or(0.0);
+        let trigger = if sig.hard_miss {
+            Some(JumpTrigger::HardMiss)
+        } else if foreground_step {
+            Some(JumpTrigger::ForegroundStep)
+        } else if !self.jumped {
+            Some(JumpTrigger::TakingCharge)
+        } else {
+            None
+        };
+        let predicted = operating_rate(&fit, bias, set, fg_now);
+        if let Some(trigger) = trigger {
+            self.jumped = true;
+            let rate = if trigger == JumpTrigger::HardMiss {
+                predicted.min(sig.current * (1.0 - super::law::MIN_CUT))
+            } else {
+                predicted
+            };
+            return Some((
+                rate,
+                Reason::ModelJump {
+                    trigger,
+                    kib_per_sec: rate,
+                },
+            ));
+        }
+        let level = self.foreground_level.unwrap_or(fg_now);
+        let mut wanted = operating_rate(&fit, bias, set, level);
+        // Anti-windup: no rise above what DRBD can use.
+        let resyncing = obs.out_of_sync_kib.is_none_or(|oos| oos > 0);
+        if let Some(achieved) = obs
+            .resync_kib_per_sec
+            .filter(|a| a.is_finite() && resyncing)
+        {
+            wanted = wanted.min(sig.current.max(achieved * super::law::UNUSED_RATIO));
+        }
+        // Over the set point now: never rise on it.
+        if latency > set * TOLERANCE {
+            wanted = wanted.min(sig.current);
+        }
+        let reason = Reason::ModelTrim {
+            latency_ms: latency,
+            setpoint_ms: set,
+        };
+        if (wanted - sig.current).abs() <= TRIM_DEADBAND * sig.current {
+            return Some((sig.current, reason));
+        }
+        let step = (wanted - sig.current) * TRIM_GAIN;
+        Some(((sig.current + step).min(sig.current * 2.0), reason))
+    }
+
+    /// Whether the foreground load moved (either way) by more than
+    /// `FF_REL` of its level and `FF_MIN_SHARE` of the ceiling; updates the
+    /// level (to the new load at once after a step).
+    fn foreground_step(&mut self, foreground: Option<f64>, ceiling: f64) -> bool {
+        use super::law::{FF_MIN_SHARE, FF_REL, FF_SMOOTHING};
+        let Some(fg) = foreground else {
+            return false;
+        };
+        let Some(level) = self.foreground_level else {
+            self.foreground_level = Some(fg);
+            return false;
+        };
+        let moved = (fg - level).abs();
+        let step = moved > FF_REL * level && moved > FF_MIN_SHARE * ceiling;
+        self.foreground_level = Some(if step {
+            fg
+        } else {
+            FF_SMOOTHING * fg + (1.0 - FF_SMOOTHING) * level
+        });
+        step
+    }
+
+    /// No fit yet: grow the total load geometrically while the latency
+    /// stays well under the set point, so the model sees the curve.
+    fn probe(
+        &mut self,
+        sig: &Signals,
+        load: f64,
+        foreground: Option<f64>,
+        foreground_step: bool,
+        latency: f64,
+    ) -> Option<(f64, Reason)> {
+        let set = setpoint(sig.target_ms, sig.fallback_noise);
+        if self.jumped
+            || self.probes >= MAX_PROBES
+            || sig.hard_miss
+            || foreground_step
+            || latency >= PROBE_BELOW * set
+        {
+            return None;
+        }
+        let share = PROBE_FIRST * f64::from(1u32 << self.probes.min(4));
+        self.probes += 1;
+        let fg = foreground.unwrap_or(0.0);
+        let wanted = (load * (1.0 + share.min(1.0)) - fg).max(sig.current);
+        Some((
+            wanted,
+            Reason::Probing {
+                latency_ms: latency,
+            },
+        ))
+    }
+}
