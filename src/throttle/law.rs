@@ -563,7 +563,7 @@ impl Controller {
 /// The cut for a sample far over the target: at least halve, and at least
 /// in proportion to the overshoot (latency 10× the target → a tenth of the
 /// rate). In M/M/1 terms the idle share must grow by L/target.
-fn hard_cut(current: f64, target: f64, latency: f64) -> f64 {
+pub(super) fn hard_cut(current: f64, target: f64, latency: f64) -> f64 {
     current * (1.0 - MAX_CUT).min(target / latency)
 }
 

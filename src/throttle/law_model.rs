@@ -10,10 +10,10 @@ use super::{Observation, Reason};
 
 /// Samples may exceed the target by this factor …
 pub const TOLERANCE: f64 = 1.1;
-/// … in at most about 2 % of intervals: the set point is the highest
+/// … in at most about 1 % of intervals: the set point is the highest
 /// latency whose samples stay under `TOLERANCE × target` with this many
 /// standard deviations of noise, and never above the target.
-pub const NOISE_SIGMAS: f64 = 2.05;
+pub const NOISE_SIGMAS: f64 = 2.33;
 /// The set point is never lower than this share of the target.
 pub const MIN_SETPOINT: f64 = 0.6;
 /// Weight of the newest sample in the bias (observed ÷ modelled latency).
@@ -79,6 +79,9 @@ pub(super) struct ModelLaw {
     bias: Option<f64>,
     probes: u32,
     jumped: bool,
+    /// A hard miss cut last step: jump to the predicted point next (the
+    /// foreground measured in an overload is what was served, not asked).
+    after_miss: bool,
     /// Smoothed foreground load, KiB/s (steps are measured against it).
     foreground_level: Option<f64>,
     pub report: ModelReport,
@@ -117,6 +120,26 @@ pub fn operating_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -
     fit.load_for(setpoint_ms / bias) - foreground
 }
 
+/// Prediction errors this large are taken as this large (a jump still
+/// happens, to a lower point).
+pub const MAX_PREDICTION_ERROR: f64 = 0.5;
+/// A jump aims this many prediction errors under the set point.
+pub const JUMP_SIGMAS: f64 = 2.0;
+
+/// [`operating_rate`] for a jump: the set point lowered by the model's own
+/// prediction error there, so that an uncertain fit jumps short and the
+/// trim covers the rest.
+pub fn jump_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -> f64 {
+    let at = fit.load_for(setpoint_ms / bias);
+    let error = fit.latency_error_at(at);
+    let error = if error.is_finite() {
+        error.clamp(0.0, MAX_PREDICTION_ERROR)
+    } else {
+        MAX_PREDICTION_ERROR
+    };
+    operating_rate(fit, bias, setpoint_ms / (1.0 + JUMP_SIGMAS * error), foreground)
+}
+
 /// Foreground load on the bottleneck: the application's here plus the
 /// peers' replicated writes (a Secondary SyncTarget).
 pub fn foreground_load(obs: &Observation) -> Option<f64> {
@@ -145,6 +168,7 @@ impl ModelLaw {
         self.bias = None;
         self.probes = 0;
         self.jumped = false;
+        self.after_miss = false;
     }
 
     /// Takes the step's sample; the rate to set and why, or `None` for the
@@ -221,11 +245,18 @@ impl ModelLaw {
         } else {
             None
         };
-        let predicted = operating_rate(&fit, bias, set, fg_now);
+        let trigger = match trigger {
+            None if std::mem::take(&mut self.after_miss) => Some(JumpTrigger::HardMiss),
+            other => other,
+        };
+        let predicted = jump_rate(&fit, bias, set, fg_now);
         if let Some(trigger) = trigger {
             self.jumped = true;
-            let rate = if trigger == JumpTrigger::HardMiss {
-                predicted.min(sig.current * (1.0 - super::law::MIN_CUT))
+            let rate = if sig.hard_miss {
+                // Overloaded: what was served understates the demand; cut
+                // at least as the feedback law would, jump back next step.
+                self.after_miss = true;
+                predicted.min(super::law::hard_cut(sig.current, sig.target_ms, latency))
             } else {
                 predicted
             };
@@ -306,7 +337,12 @@ impl ModelLaw {
         let share = PROBE_FIRST * f64::from(1u32 << self.probes.min(4));
         self.probes += 1;
         let fg = foreground.unwrap_or(0.0);
-        let wanted = (load * (1.0 + share.min(1.0)) - fg).max(sig.current);
+        let mut wanted = load * (1.0 + share.min(1.0)) - fg;
+        // A curve too uncertain to steer by still bounds the probe.
+        if let Ok(rough) = self.model.estimate() {
+            wanted = wanted.min(operating_rate(&rough, 1.0, set, fg));
+        }
+        let wanted = wanted.max(sig.current);
         Some((
             wanted,
             Reason::Probing {

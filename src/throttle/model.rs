@@ -106,6 +106,11 @@ pub struct Fit {
     pub noise: f64,
     /// Samples the fit rests on (forgetting counted).
     pub samples: f64,
+    /// For the prediction error: the samples' weighted mean load (KiB/s),
+    /// and the variances of the line's mean and slope.
+    pub mean_load: f64,
+    pub mean_variance: f64,
+    pub slope_variance: f64,
 }
 
 impl Fit {
@@ -118,6 +123,14 @@ impl Fit {
         } else {
             f64::INFINITY
         }
+    }
+
+    /// Relative standard error of the predicted latency at total load `x`
+    /// (the line's error at `x` times the latency; infinite past the pole).
+    pub fn latency_error_at(&self, load_kib_per_sec: f64) -> f64 {
+        let off = load_kib_per_sec - self.mean_load;
+        let variance = self.mean_variance + off * off * self.slope_variance;
+        variance.max(0.0).sqrt() * self.latency_at(load_kib_per_sec)
     }
 
     /// The total load at which the curve reaches `latency_ms`, KiB/s (0 when
@@ -203,6 +216,16 @@ impl QueueModel {
 
     /// The curve through the samples, or why there is none.
     pub fn fit(&self) -> Result<Fit, Unfit> {
+        let fit = self.estimate()?;
+        if fit.capacity_error > MAX_CAPACITY_ERROR {
+            return Err(Unfit::Uncertain);
+        }
+        Ok(fit)
+    }
+
+    /// The curve through the samples however uncertain it is (still not
+    /// for too few samples, no spread or a curve that is not a queue).
+    pub fn estimate(&self) -> Result<Fit, Unfit> {
         if self.count < MIN_SAMPLES || self.weight <= 0.0 {
             return Err(Unfit::TooFewSamples);
         }
@@ -226,7 +249,7 @@ impl QueueModel {
         // relative noise of one sample.
         let residual = (self.inverse_inverse - slope * self.load_inverse).max(0.0);
         let dof = (self.count - 2.0).max(1.0);
-        let variance = residual / self.weight * self.count / dof;
+        let variance = residual / dof;
         let noise = variance.sqrt().max(MIN_NOISE);
         // Parameter variances for var(y_i) = σ²/w_i.
         let sigma2 = noise * noise;
@@ -243,6 +266,9 @@ impl QueueModel {
             capacity_error: var_capacity.sqrt() / capacity,
             noise,
             samples: self.count,
+            mean_load: self.mean_load,
+            mean_variance: var_mean,
+            slope_variance: var_slope,
         };
         let finite = [
             fit.service_ms,
@@ -250,14 +276,13 @@ impl QueueModel {
             fit.service_error,
             fit.capacity_error,
             fit.noise,
+            fit.mean_variance,
+            fit.slope_variance,
         ]
         .iter()
         .all(|v| v.is_finite());
         if !finite {
             return Err(Unfit::NotConvex);
-        }
-        if fit.capacity_error > MAX_CAPACITY_ERROR {
-            return Err(Unfit::Uncertain);
         }
         Ok(fit)
     }
