@@ -257,10 +257,6 @@ fn run_law(p: &Plant, mut controller: Controller) -> Result<Vec<Judged>, BenchEr
             }
         }
         let decision = controller.step(&policy, &obs);
-        if std::env::var_os("FAMILY_TRACE").is_some() {
-            let m = controller.model_report();
-            eprintln!("t={:.0} lat={:.3} tgt={:.3} set={:?} fit={:?} bias={:?} rate={} reason={}", w.start_s, out.last().map_or(0.0, |j| j.latency_ms), p.target_ms(), m.setpoint_ms, m.fit.map(|f| (f.service_ms, f.capacity_kib_per_sec/1024.0, f.noise, f.capacity_error)), m.bias, decision.rate.get()/1024, decision.reason);
-        }
         set = decision.rate.as_f64();
         b.sim
             .set_target_options(b.resync, constant_options(decision.rate.get(), 0))

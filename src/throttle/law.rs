@@ -400,6 +400,7 @@ impl Controller {
             ceiling,
             hard_miss: latency.is_some_and(|l| l >= HARD_MISS * target),
             fallback_noise: self.relative_spread(),
+            sample_spread: self.smoothed.is_some().then(|| self.relative_spread()),
         };
         if let Some((rate, reason)) = self.model.step(&signals, obs) {
             self.unused = 0;

@@ -17,7 +17,7 @@ pub const NOISE_SIGMAS: f64 = 2.33;
 /// The set point is never lower than this share of the target.
 pub const MIN_SETPOINT: f64 = 0.6;
 /// Weight of the newest sample in the bias (observed ÷ modelled latency).
-pub const BIAS_SMOOTHING: f64 = 0.3;
+pub const BIAS_SMOOTHING: f64 = 0.15;
 /// A sample this far off the model (ratio, either way) means the plant has
 /// changed: the model starts again.
 pub const MISMATCH: f64 = 3.0;
@@ -25,10 +25,11 @@ pub const MISMATCH: f64 = 3.0;
 pub const TRIM_GAIN: f64 = 0.5;
 /// … and not at all when it is within this share of the current rate.
 pub const TRIM_DEADBAND: f64 = 0.03;
-/// Probing (no fit yet): the total load grows by this share first, the
-/// share doubling each interval, while the latency stays under
-/// `PROBE_BELOW × set point`; at most `MAX_PROBES` intervals.
+/// Probing (no fit yet): the total load grows by this share first, by
+/// one more such share each interval up to `PROBE_MAX`, while the latency
+/// stays under `PROBE_BELOW × set point`; at most `MAX_PROBES` intervals.
 pub const PROBE_FIRST: f64 = 0.1;
+pub const PROBE_MAX: f64 = 0.3;
 pub const PROBE_BELOW: f64 = 0.8;
 pub const MAX_PROBES: u32 = 8;
 /// Nonsense samples in a row that make the model start again.
@@ -99,6 +100,9 @@ pub(super) struct Signals {
     pub hard_miss: bool,
     /// Spread-based noise estimate (relative) when no fit gives one.
     pub fallback_noise: f64,
+    /// The samples' measured spread around their smoothed level
+    /// (relative standard deviation), once known.
+    pub sample_spread: Option<f64>,
 }
 
 /// The set point for `noise` (relative standard deviation of a sample):
@@ -137,7 +141,12 @@ pub fn jump_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -> f64
     } else {
         MAX_PREDICTION_ERROR
     };
-    operating_rate(fit, bias, setpoint_ms / (1.0 + JUMP_SIGMAS * error), foreground)
+    operating_rate(
+        fit,
+        bias,
+        setpoint_ms / (1.0 + JUMP_SIGMAS * error),
+        foreground,
+    )
 }
 
 /// Foreground load on the bottleneck: the application's here plus the
@@ -226,7 +235,11 @@ impl ModelLaw {
             self.bias.unwrap_or(1.0)
         };
         self.bias = Some(bias);
-        let noise = fit.noise * (1.0 + BIAS_SMOOTHING / (2.0 - BIAS_SMOOTHING)).sqrt();
+        // The margin covers the fit's residual noise (with the bias
+        // filter's own error) and what the samples really spread around
+        // their level (the resync's achieved rate moves too).
+        let noise = (fit.noise * (1.0 + BIAS_SMOOTHING / (2.0 - BIAS_SMOOTHING)).sqrt())
+            .max(sig.sample_spread.unwrap_or(0.0));
         let set = setpoint(sig.target_ms, noise);
         self.report = ModelReport {
             in_use: true,
@@ -268,8 +281,10 @@ impl ModelLaw {
                 },
             ));
         }
-        let level = self.foreground_level.unwrap_or(fg_now);
-        let mut wanted = operating_rate(&fit, bias, set, level);
+        // This interval's foreground, as the latency sample is this
+        // interval's (a smoothed level lags a step, and after an overload
+        // it remembers what was served, not asked).
+        let mut wanted = operating_rate(&fit, bias, set, fg_now);
         // Anti-windup: no rise above what DRBD can use.
         let resyncing = obs.out_of_sync_kib.is_none_or(|oos| oos > 0);
         if let Some(achieved) = obs
@@ -334,10 +349,10 @@ impl ModelLaw {
         {
             return None;
         }
-        let share = PROBE_FIRST * f64::from(1u32 << self.probes.min(4));
+        let share = (PROBE_FIRST * f64::from(self.probes + 1)).min(PROBE_MAX);
         self.probes += 1;
         let fg = foreground.unwrap_or(0.0);
-        let mut wanted = load * (1.0 + share.min(1.0)) - fg;
+        let mut wanted = load * (1.0 + share) - fg;
         // A curve too uncertain to steer by still bounds the probe.
         if let Ok(rough) = self.model.estimate() {
             wanted = wanted.min(operating_rate(&rough, 1.0, set, fg));
