@@ -302,6 +302,12 @@ impl Controller {
         }
     }
 
+    /// This controller without the queue model (the previous law).
+    pub fn without_model(mut self) -> Self {
+        self.model = ModelLaw::feedback_only();
+        self
+    }
+
     /// A controller that resumes from `rate` (clamped on the first step).
     pub fn starting_at(rate: KibPerSec) -> Self {
         Self {
@@ -400,7 +406,6 @@ impl Controller {
             ceiling,
             hard_miss: latency.is_some_and(|l| l >= HARD_MISS * target),
             fallback_noise: self.relative_spread(),
-            sample_spread: self.smoothed.is_some().then(|| self.relative_spread()),
         };
         if let Some((rate, reason)) = self.model.step(&signals, obs) {
             self.unused = 0;

@@ -18,13 +18,17 @@ pub const NOISE_SIGMAS: f64 = 2.33;
 pub const MIN_SETPOINT: f64 = 0.6;
 /// Weight of the newest sample in the bias (observed ÷ modelled latency).
 pub const BIAS_SMOOTHING: f64 = 0.15;
+/// Weight of the newest sample in the recent residual variance.
+pub const RESIDUAL_SMOOTHING: f64 = 0.05;
 /// A sample this far off the model (ratio, either way) means the plant has
 /// changed: the model starts again.
 pub const MISMATCH: f64 = 3.0;
 /// Trims move this share of the way to the predicted point …
 pub const TRIM_GAIN: f64 = 0.5;
-/// … and not at all when it is within this share of the current rate.
+/// … and not at all when it is within this share of the current rate
+/// (or `TRIM_DEADBAND_PER_NOISE` × the relative noise, if wider).
 pub const TRIM_DEADBAND: f64 = 0.03;
+pub const TRIM_DEADBAND_PER_NOISE: f64 = 0.5;
 /// Probing (no fit yet): the total load grows by this share first, by
 /// one more such share each interval up to `PROBE_MAX`, while the latency
 /// stays under `PROBE_BELOW × set point`; at most `MAX_PROBES` intervals.
@@ -83,6 +87,8 @@ pub(super) struct ModelLaw {
     /// A hard miss cut last step: jump to the predicted point next (the
     /// foreground measured in an overload is what was served, not asked).
     after_miss: bool,
+    /// Recent variance of ln(observed ÷ (bias × modelled latency)).
+    residual_variance: Option<f64>,
     /// Smoothed foreground load, KiB/s (steps are measured against it).
     foreground_level: Option<f64>,
     pub report: ModelReport,
@@ -100,9 +106,6 @@ pub(super) struct Signals {
     pub hard_miss: bool,
     /// Spread-based noise estimate (relative) when no fit gives one.
     pub fallback_noise: f64,
-    /// The samples' measured spread around their smoothed level
-    /// (relative standard deviation), once known.
-    pub sample_spread: Option<f64>,
 }
 
 /// The set point for `noise` (relative standard deviation of a sample):
@@ -175,6 +178,7 @@ impl ModelLaw {
         self.model.reset();
         self.fit = None;
         self.bias = None;
+        self.residual_variance = None;
         self.probes = 0;
         self.jumped = false;
         self.after_miss = false;
@@ -190,9 +194,19 @@ impl ModelLaw {
         let foreground = foreground_load(obs);
         let foreground_step = self.foreground_step(foreground, sig.ceiling);
         let latency = sig.latency_ms?;
-        let resync = obs.resync_kib_per_sec.unwrap_or(0.0);
+        // A negative or NaN resync rate (counters going backwards) makes
+        // the load NaN: the model rejects (and counts) it.
+        let resync = match obs.resync_kib_per_sec {
+            Some(r) if r.is_finite() && r >= 0.0 => r,
+            Some(_) => f64::NAN,
+            None => 0.0,
+        };
         let load = foreground.map(|fg| fg + resync);
+        // A hard miss is an overload: the queue is at its limit, off the
+        // curve (and what was served understates the demand) — it triggers
+        // a jump but is no sample of the curve.
         let accepted = match load {
+            Some(load) if sig.hard_miss && load.is_finite() && load >= 0.0 => true,
             Some(load) => self.model.observe(load, latency).is_ok(),
             None => false,
         };
@@ -235,11 +249,11 @@ impl ModelLaw {
             self.bias.unwrap_or(1.0)
         };
         self.bias = Some(bias);
-        // The margin covers the fit's residual noise (with the bias
-        // filter's own error) and what the samples really spread around
-        // their level (the resync's achieved rate moves too).
-        let noise = (fit.noise * (1.0 + BIAS_SMOOTHING / (2.0 - BIAS_SMOOTHING)).sqrt())
-            .max(sig.sample_spread.unwrap_or(0.0));
+        // The margin covers the fit's residual noise and what the recent
+        // samples really spread around the bias-corrected curve, both
+        // with the bias filter's own error.
+        let recent = self.track_residual(latency / modelled, bias);
+        let noise = fit.noise.max(recent) * (1.0 + BIAS_SMOOTHING / (2.0 - BIAS_SMOOTHING)).sqrt();
         let set = setpoint(sig.target_ms, noise);
         self.report = ModelReport {
             in_use: true,
@@ -301,11 +315,28 @@ impl ModelLaw {
             latency_ms: latency,
             setpoint_ms: set,
         };
-        if (wanted - sig.current).abs() <= TRIM_DEADBAND * sig.current {
+        // Noisier samples make a noisier prediction: hold a wider band.
+        let deadband = TRIM_DEADBAND.max(TRIM_DEADBAND_PER_NOISE * noise);
+        if (wanted - sig.current).abs() <= deadband * sig.current {
             return Some((sig.current, reason));
         }
         let step = (wanted - sig.current) * TRIM_GAIN;
         Some(((sig.current + step).min(sig.current * 2.0), reason))
+    }
+
+    /// Folds the log of `ratio / bias` into the recent residual variance;
+    /// returns its standard deviation (0 while unknown or past the pole).
+    fn track_residual(&mut self, ratio: f64, bias: f64) -> f64 {
+        let r = (ratio / bias).ln();
+        if !r.is_finite() {
+            return self.residual_variance.unwrap_or(0.0).sqrt();
+        }
+        let v = match self.residual_variance {
+            Some(old) => RESIDUAL_SMOOTHING * r * r + (1.0 - RESIDUAL_SMOOTHING) * old,
+            None => r * r,
+        };
+        self.residual_variance = Some(v);
+        v.sqrt()
     }
 
     /// Whether the foreground load moved (either way) by more than

@@ -194,7 +194,19 @@ impl QueueModel {
             return Err(Rejected::Load);
         }
         self.rejected_in_a_row = 0;
-        let (x, y, w) = (load_kib_per_sec, 1.0 / latency_ms, latency_ms * latency_ms);
+        // Weight by the latency the curve so far expects here (within a
+        // factor 2 of the sample): weighting by the noisy sample itself
+        // would favour the samples that came out high.
+        let expected = match self.estimate() {
+            Ok(f) => f.latency_at(load_kib_per_sec),
+            Err(_) => latency_ms,
+        };
+        let expected = if expected.is_finite() {
+            expected.clamp(latency_ms / 2.0, latency_ms * 2.0)
+        } else {
+            latency_ms
+        };
+        let (x, y, w) = (load_kib_per_sec, 1.0 / latency_ms, expected * expected);
         let lambda = FORGETTING;
         self.weight *= lambda;
         self.count = self.count * lambda + 1.0;
@@ -244,13 +256,16 @@ impl QueueModel {
         }
         let falls = -slope;
         let capacity = intercept / falls;
-        let service = 1.0 / intercept;
         // Residuals are relative (weights L²): their mean square is the
         // relative noise of one sample.
         let residual = (self.inverse_inverse - slope * self.load_inverse).max(0.0);
         let dof = (self.count - 2.0).max(1.0);
         let variance = residual / dof;
         let noise = variance.sqrt().max(MIN_NOISE);
+        // Mean-one relative noise ε on L puts E[1/L] at (1 + σ²)/L: the
+        // whole line is that much too high, S that much too low (C, a
+        // ratio of the two, is not affected).
+        let service = (1.0 + noise * noise) / intercept;
         // Parameter variances for var(y_i) = σ²/w_i.
         let sigma2 = noise * noise;
         let var_mean = sigma2 / self.weight;
