@@ -13,8 +13,8 @@ use drbd_agent::api::{bind, router_with_metrics, serve, ApiState, Limits};
 use drbd_agent::drbd::{apply_line, Line, Shared};
 use drbd_agent::metrics::{throttle_family_names, Exporter, Facts};
 use drbd_agent::throttle::{
-    ControlState, Decision, KibPerSec, Mode, PeerStatus, Reason, SharedThrottleStatus,
-    ThrottleStatus,
+    ControlState, Decision, KibPerSec, Mode, ModelReport, PeerStatus, Reason, SharedThrottleStatus,
+    ThrottleStatus, Unfit,
 };
 use tokio::sync::watch;
 
@@ -52,6 +52,13 @@ fn throttle_status() -> ThrottleStatus {
         reverts: 2,
         failures: 1,
         signal: None,
+        model: Some(ModelReport {
+            in_use: false,
+            fallback: Some(Unfit::Uncertain),
+            fit: None,
+            bias: None,
+            setpoint_ms: None,
+        }),
     };
     let fresh = PeerStatus {
         resource: r#"we"ird\name"#.to_owned(),
@@ -151,6 +158,9 @@ async fn throttle_series_over_http_sorted_and_promtool_clean() {
             "drbd_agent_throttle_floor_bytes_per_second{name=\"r0\",peer_node_id=\"1\",volume=\"0\"} 4194304\n",
             "drbd_agent_throttle_state{name=\"r0\",peer_node_id=\"1\",volume=\"0\",state=\"increasing\"} 1\n",
             "drbd_agent_throttle_state{name=\"r0\",peer_node_id=\"1\",volume=\"0\",state=\"holding\"} 0\n",
+            "drbd_agent_throttle_model_in_use{name=\"r0\",peer_node_id=\"1\",volume=\"0\"} 0\n",
+            "drbd_agent_throttle_model_fallback{name=\"r0\",peer_node_id=\"1\",volume=\"0\",reason=\"uncertain\"} 1\n",
+            "drbd_agent_throttle_model_fallback{name=\"r0\",peer_node_id=\"1\",volume=\"0\",reason=\"not-convex\"} 0\n",
             "drbd_agent_throttle_peer_reverts_total{name=\"r0\",peer_node_id=\"1\",volume=\"0\"} 2\n",
             "drbd_agent_throttle_peer_failures_total{name=\"we\\\"ird\\\\name\",peer_node_id=\"2\",volume=\"3\"} 0\n",
             "drbd_agent_throttle_reverts_total 2\n",
@@ -166,6 +176,8 @@ async fn throttle_series_over_http_sorted_and_promtool_clean() {
             "drbd_agent_throttle_latency_seconds",
             "drbd_agent_throttle_floor_bytes_per_second",
             "drbd_agent_throttle_state",
+            "drbd_agent_throttle_model_in_use",
+            "drbd_agent_throttle_model_fallback",
         ] {
             assert!(
                 !text.contains(&format!("{family}{{name=\"we")),
