@@ -337,7 +337,11 @@ impl Controller {
         let (wanted, reason) = if obs.elapsed.is_zero() {
             (current, Reason::NoTimeElapsed)
         } else {
-            self.law(current, target, latency, hi, obs)
+            let tolerance = match policy.statistic {
+                Statistic::Mean => super::law_model::MEAN_TOLERANCE,
+                Statistic::P99 => super::law_model::P99_TOLERANCE,
+            };
+            self.law(current, (target, tolerance), latency, hi, obs)
         };
 
         self.prev_queue = obs.app_queue_depth.filter(|q| q.is_finite());
@@ -387,7 +391,7 @@ impl Controller {
     fn law(
         &mut self,
         current: f64,
-        target: f64,
+        (target, tolerance): (f64, f64),
         latency: Option<f64>,
         ceiling: f64,
         obs: &Observation,
@@ -405,6 +409,7 @@ impl Controller {
             latency_ms: latency,
             ceiling,
             hard_miss: latency.is_some_and(|l| l >= HARD_MISS * target),
+            tolerance,
             fallback_noise: self.relative_spread(),
         };
         if let Some((rate, reason)) = self.model.step(&signals, obs) {

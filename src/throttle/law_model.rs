@@ -8,11 +8,17 @@ use serde::Serialize;
 use super::model::{Fit, QueueModel, Unfit};
 use super::{Observation, Reason};
 
-/// Samples may exceed the target by this factor …
-pub const TOLERANCE: f64 = 1.1;
+/// With a mean target, single intervals may exceed the target by this
+/// factor (the mean stays at or under it) …
+pub const MEAN_TOLERANCE: f64 = 1.1;
 /// … in at most about 1 % of intervals: the set point is the highest
-/// latency whose samples stay under `TOLERANCE × target` with this many
+/// latency whose samples stay under `tolerance × target` with this many
 /// standard deviations of noise, and never above the target.
+///
+/// A p99 target is already a bound on each interval's tail, and where it is
+/// estimated from the mean (× 4.6) the estimate's own error is not in the
+/// samples' noise: its tolerance is under 1.
+pub const P99_TOLERANCE: f64 = 0.93;
 pub const NOISE_SIGMAS: f64 = 2.33;
 /// The set point is never lower than this share of the target.
 pub const MIN_SETPOINT: f64 = 0.6;
@@ -25,6 +31,8 @@ pub const RESIDUAL_SMOOTHING: f64 = 0.05;
 pub const MISMATCH: f64 = 3.0;
 /// Trims move this share of the way to the predicted point …
 pub const TRIM_GAIN: f64 = 0.5;
+/// … or this share when the point is below the current rate.
+pub const TRIM_GAIN_DOWN: f64 = 0.8;
 /// … and not at all when it is within this share of the current rate
 /// (or `TRIM_DEADBAND_PER_NOISE` × the relative noise, if wider).
 pub const TRIM_DEADBAND: f64 = 0.03;
@@ -104,20 +112,23 @@ pub(super) struct Signals {
     /// `FF_MIN_SHARE` of it are not steps).
     pub ceiling: f64,
     pub hard_miss: bool,
+    /// How far one interval may exceed the target ([`MEAN_TOLERANCE`] for
+    /// a mean target, [`P99_TOLERANCE`] for a p99 target).
+    pub tolerance: f64,
     /// Spread-based noise estimate (relative) when no fit gives one.
     pub fallback_noise: f64,
 }
 
 /// The set point for `noise` (relative standard deviation of a sample):
-/// samples stay under `TOLERANCE × target` but for ~2 %, and the mean at
+/// samples stay under `tolerance × target` but for ~1 %, and the mean at
 /// or under the target.
-pub fn setpoint(target_ms: f64, noise: f64) -> f64 {
+pub fn setpoint(target_ms: f64, noise: f64, tolerance: f64) -> f64 {
     let noise = if noise.is_finite() {
         noise.max(0.0)
     } else {
         1.0
     };
-    let share = (TOLERANCE / (1.0 + NOISE_SIGMAS * noise)).clamp(MIN_SETPOINT, 1.0);
+    let share = (tolerance / (1.0 + NOISE_SIGMAS * noise)).clamp(MIN_SETPOINT, 1.0);
     target_ms * share
 }
 
@@ -254,7 +265,7 @@ impl ModelLaw {
         // with the bias filter's own error.
         let recent = self.track_residual(latency / modelled, bias);
         let noise = fit.noise.max(recent) * (1.0 + BIAS_SMOOTHING / (2.0 - BIAS_SMOOTHING)).sqrt();
-        let set = setpoint(sig.target_ms, noise);
+        let set = setpoint(sig.target_ms, noise, sig.tolerance);
         self.report = ModelReport {
             in_use: true,
             fallback: None,
@@ -308,7 +319,7 @@ impl ModelLaw {
             wanted = wanted.min(sig.current.max(achieved * super::law::UNUSED_RATIO));
         }
         // Over the set point now: never rise on it.
-        if latency > set * TOLERANCE {
+        if latency > set * sig.tolerance {
             wanted = wanted.min(sig.current);
         }
         let reason = Reason::ModelTrim {
@@ -320,7 +331,14 @@ impl ModelLaw {
         if (wanted - sig.current).abs() <= deadband * sig.current {
             return Some((sig.current, reason));
         }
-        let step = (wanted - sig.current) * TRIM_GAIN;
+        // Down faster than up: an excess costs the application, a
+        // shortfall only resync time.
+        let gain = if wanted < sig.current {
+            TRIM_GAIN_DOWN
+        } else {
+            TRIM_GAIN
+        };
+        let step = (wanted - sig.current) * gain;
         Some(((sig.current + step).min(sig.current * 2.0), reason))
     }
 
@@ -371,7 +389,7 @@ impl ModelLaw {
         foreground_step: bool,
         latency: f64,
     ) -> Option<(f64, Reason)> {
-        let set = setpoint(sig.target_ms, sig.fallback_noise);
+        let set = setpoint(sig.target_ms, sig.fallback_noise, sig.tolerance);
         if self.jumped
             || self.probes >= MAX_PROBES
             || sig.hard_miss
