@@ -25,7 +25,8 @@ use serde::Serialize;
 /// Weight kept by the older samples per new sample (memory ≈ 1 / (1 − λ)
 /// = 200 intervals).
 pub const FORGETTING: f64 = 0.995;
-/// At least this many samples (forgetting counted) before a fit.
+/// At least this many samples (forgetting counted: the first three weigh
+/// just under 3, so a fit needs four) before a fit.
 pub const MIN_SAMPLES: f64 = 3.0;
 /// A fit whose capacity is less certain than this (relative standard
 /// error) is not used.
@@ -260,12 +261,12 @@ impl QueueModel {
         // relative noise of one sample.
         let residual = (self.inverse_inverse - slope * self.load_inverse).max(0.0);
         let dof = (self.count - 2.0).max(1.0);
-        let variance = residual / dof;
+        let variance = (residual / dof).max(0.0);
         let noise = variance.sqrt().max(MIN_NOISE);
         // Mean-one relative noise ε on L puts E[1/L] at (1 + σ²)/L: the
         // whole line is that much too high, S that much too low (C, a
         // ratio of the two, is not affected).
-        let service = (1.0 + noise * noise) / intercept;
+        let service = (1.0 + variance) / intercept;
         // Parameter variances for var(y_i) = σ²/w_i.
         let sigma2 = noise * noise;
         let var_mean = sigma2 / self.weight;
@@ -369,11 +370,18 @@ mod tests {
     }
 
     #[test]
-    fn two_far_apart_points_with_noise_are_uncertain() {
+    fn noisy_points_in_a_narrow_band_are_no_fit() {
         let mut m = QueueModel::new();
         m.observe(10_000.0, 1.2).unwrap();
         m.observe(11_000.0, 1.0).unwrap();
         m.observe(12_000.0, 1.3).unwrap();
-        assert!(matches!(m.fit(), Err(Unfit::Uncertain | Unfit::NotConvex)));
+        // Three samples weigh just under 3 with forgetting.
+        assert_eq!(m.fit(), Err(Unfit::TooFewSamples));
+        m.observe(10_500.0, 1.1).unwrap();
+        let fit = m.fit();
+        assert!(
+            matches!(fit, Err(Unfit::Uncertain | Unfit::NotConvex)),
+            "{fit:?}"
+        );
     }
 }
