@@ -200,10 +200,11 @@ fn expected_max(w: f64, d: f64, sigma: f64) -> f64 {
 
 /// The family: a spread of S, C, noise, load and role (each value of each
 /// parameter several times, in different combinations; none of them the
-/// built-in scenarios' disk).
+/// built-in scenarios' disk), and two stress plants with 1 s noise of
+/// ≈ 25 %.
 pub fn plants() -> Vec<Plant> {
     // (role, S ms, C MiB/s, noise, app before, app after, headroom)
-    let rows: [(Role, f64, f64, f64, f64, f64, f64); 18] = [
+    let rows: [(Role, f64, f64, f64, f64, f64, f64); 20] = [
         (Role::Secondary, 0.3, 100.0, 0.05, 0.2, 0.2, 0.5),
         (Role::Primary, 1.0, 350.0, 0.15, 0.5, 0.5, 0.5),
         (Role::Secondary, 3.0, 1000.0, 0.25, 0.8, 0.8, 0.5),
@@ -222,6 +223,9 @@ pub fn plants() -> Vec<Plant> {
         (Role::Primary, 0.5, 100.0, 0.15, 0.7, 0.4, 0.5),
         (Role::Secondary, 1.0, 600.0, 0.15, 0.8, 0.2, 0.5),
         (Role::Primary, 1.0, 350.0, 0.25, 0.2, 0.8, 0.5),
+        // Stress: per-tick noise 0.8 (≈ 25 % on a 1 s window).
+        (Role::Secondary, 1.0, 350.0, 0.8, 0.5, 0.5, 0.5),
+        (Role::Primary, 0.5, 600.0, 0.8, 0.3, 0.6, 0.5),
     ];
     rows.iter()
         .enumerate()
