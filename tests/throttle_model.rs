@@ -302,3 +302,35 @@ fn nonsense_falls_back_to_the_feedback_law() {
     let next = closed_loop(&mut c, &p, (s, cap, 0.05), |_| 0.4 * cap, 1, 4);
     assert!(c.model_report().fit.is_none(), "{next:?}");
 }
+
+/// A sample far off the curve (here a quarter of the latency it predicts)
+/// is not fitted and the feedback law decides; three in a row start the
+/// model again.
+#[test]
+fn far_off_samples_are_not_fitted_and_three_restart_the_model() {
+    let (s, cap, target) = (1.0, 200.0 * MIB, 5.0);
+    let p = policy(target);
+    let mut c = Controller::new();
+    let trace = closed_loop(&mut c, &p, (s, cap, 0.02), |_| 0.4 * cap, 30, 5);
+    let fit = c.model_report().fit.expect("a fit after 30 intervals");
+    let rate = trace.last().unwrap().1.rate.as_f64();
+    let app = 0.4 * cap;
+    let far = Observation {
+        elapsed: Duration::from_secs(1),
+        app_write_latency_ms: Some(fit.latency_at(app + rate) / 4.0),
+        foreground_kib_per_sec: Some(app),
+        resync_kib_per_sec: Some(rate),
+        out_of_sync_kib: Some(1 << 40),
+        uptodate_replicas: 2,
+        ..Observation::default()
+    };
+    for n in 1..=3 {
+        c.step(&p, &far);
+        let report = c.model_report();
+        assert_eq!(report.fallback, Some(Unfit::Mismatch), "{n}: {report:?}");
+        assert!(!report.in_use);
+    }
+    // The model forgot its fit: the next sensible sample cannot steer.
+    closed_loop(&mut c, &p, (s, cap, 0.02), |_| app, 1, 6);
+    assert!(c.model_report().fit.is_none(), "{:?}", c.model_report());
+}

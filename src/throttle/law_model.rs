@@ -26,9 +26,11 @@ pub const MIN_SETPOINT: f64 = 0.6;
 pub const BIAS_SMOOTHING: f64 = 0.15;
 /// Weight of the newest sample in the recent residual variance.
 pub const RESIDUAL_SMOOTHING: f64 = 0.05;
-/// A sample this far off the model (ratio, either way) means the plant has
-/// changed: the model starts again.
+/// A sample this far off the model (ratio, either way) is not fitted;
+/// `MAX_MISMATCHES` of them in a row mean the plant has changed: the model
+/// starts again.
 pub const MISMATCH: f64 = 3.0;
+pub const MAX_MISMATCHES: u32 = 3;
 /// Trims move this share of the way to the predicted point …
 pub const TRIM_GAIN: f64 = 0.5;
 /// … or this share when the point is below the current rate.
@@ -92,6 +94,8 @@ pub(super) struct ModelLaw {
     bias: Option<f64>,
     probes: u32,
     jumped: bool,
+    /// Samples far off the curve in a row.
+    mismatches: u32,
     /// A hard miss cut last step: jump to the predicted point next (the
     /// foreground measured in an overload is what was served, not asked).
     after_miss: bool,
@@ -193,6 +197,7 @@ impl ModelLaw {
         self.probes = 0;
         self.jumped = false;
         self.after_miss = false;
+        self.mismatches = 0;
     }
 
     /// Takes the step's sample; the rate to set and why, or `None` for the
@@ -216,6 +221,23 @@ impl ModelLaw {
         // A hard miss is an overload: the queue is at its limit, off the
         // curve (and what was served understates the demand) — it triggers
         // a jump but is no sample of the curve.
+        // A sample far off the curve in force (a stalled disk, a plant
+        // that changed) is not fitted; several in a row start the model
+        // again.
+        let sensible = |x: &f64| x.is_finite() && *x >= 0.0 && latency > 0.0 && !sig.hard_miss;
+        if let (Some(fit), Some(x)) = (self.fit, load.filter(sensible)) {
+            let modelled = fit.latency_at(x) * self.bias.unwrap_or(1.0);
+            let ratio = latency / modelled;
+            if modelled.is_finite() && !(ratio < MISMATCH && ratio > 1.0 / MISMATCH) {
+                self.mismatches += 1;
+                if self.mismatches >= MAX_MISMATCHES {
+                    self.restart();
+                }
+                self.report.fallback = Some(Unfit::Mismatch);
+                return None;
+            }
+        }
+        self.mismatches = 0;
         let accepted = match load {
             Some(load) if sig.hard_miss && load.is_finite() && load >= 0.0 => true,
             Some(load) => self.model.observe(load, latency).is_ok(),
@@ -243,13 +265,7 @@ impl ModelLaw {
         };
         let modelled = fit.latency_at(load);
         let bias = if modelled.is_finite() {
-            let ratio = latency / modelled;
-            if !(ratio.is_finite() && ratio < MISMATCH && ratio > 1.0 / MISMATCH) {
-                // The curve no longer describes the plant.
-                self.restart();
-                self.report.fallback = Some(Unfit::NotConvex);
-                return None;
-            }
+            let ratio = (latency / modelled).clamp(1.0 / MISMATCH, MISMATCH);
             match self.bias {
                 Some(old) => BIAS_SMOOTHING * ratio + (1.0 - BIAS_SMOOTHING) * old,
                 None => ratio,

@@ -63,6 +63,9 @@ pub enum Unfit {
     Uncertain,
     /// The last sample was nonsense (zero, NaN, negative).
     InvalidInput,
+    /// The last sample was far off the fitted curve (not fitted; several
+    /// in a row start the model again).
+    Mismatch,
 }
 
 impl Unfit {
@@ -73,16 +76,18 @@ impl Unfit {
             Self::NotConvex => "not-convex",
             Self::Uncertain => "uncertain",
             Self::InvalidInput => "invalid-input",
+            Self::Mismatch => "mismatch",
         }
     }
 
     /// Every value, for metrics that list them all.
-    pub const ALL: [Unfit; 5] = [
+    pub const ALL: [Unfit; 6] = [
         Self::TooFewSamples,
         Self::NoLoadSpread,
         Self::NotConvex,
         Self::Uncertain,
         Self::InvalidInput,
+        Self::Mismatch,
     ];
 }
 
