@@ -237,6 +237,7 @@ fn run_law(p: &Plant, mut controller: Controller) -> Result<Vec<Judged>, BenchEr
         let mut obs = Observation {
             elapsed: Duration::from_secs(1),
             backing_write_latency_ms: back.write_latency_ms,
+            backing_write_kib_per_sec: Some(back.write_bytes_per_sec / 1024.0),
             out_of_sync_kib: Some(u64::MAX / 2),
             resync_kib_per_sec: Some(achieved),
             uptodate_replicas: 1,

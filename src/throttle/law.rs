@@ -110,6 +110,11 @@ pub struct Observation {
     /// Backing device write latency, mean ms (resync I/O included); the
     /// latency signal when the DRBD device gives none but the app is busy.
     pub backing_write_latency_ms: Option<f64>,
+    /// Backing device write throughput, KiB/s (the resync's writes and
+    /// the replicated ones, over the same interval as its latency): the
+    /// queue model's load on a Secondary SyncTarget, where `dbdt1` may be
+    /// seconds old.
+    pub backing_write_kib_per_sec: Option<f64>,
     /// Writes arriving from peers on this node's backing device, KiB/s (a
     /// Secondary SyncTarget's share of the Primary's load; see
     /// [`replicated_write_kib`](super::backing::replicated_write_kib)). Makes

@@ -180,6 +180,24 @@ pub fn foreground_load(obs: &Observation) -> Option<f64> {
     }
 }
 
+/// On a Secondary SyncTarget (writes arriving from peers), the load and
+/// the foreground from the backing device's own throughput: `dbdt1` may be
+/// seconds older than the interval, and the replicated writes estimated
+/// with it then carry the resync's change. The resync's share is the larger
+/// of the rate in force and `dbdt1`, at most what was written. `None`
+/// elsewhere.
+pub fn secondary_load(obs: &Observation, current: f64) -> Option<(f64, f64)> {
+    let valid = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0);
+    valid(obs.replicated_write_kib_per_sec).filter(|r| *r > 0.0)?;
+    let written = valid(obs.backing_write_kib_per_sec)?;
+    let app = valid(obs.foreground_kib_per_sec).unwrap_or(0.0);
+    let total = written + app;
+    // Just after a cut the resync still writes at about its old rate (which
+    // `dbdt1` shows), just after a rise at about the new one: the larger.
+    let resync = valid(obs.resync_kib_per_sec).unwrap_or(0.0).max(current);
+    Some((total, total - resync.clamp(0.0, written)))
+}
+
 impl ModelLaw {
     /// The previous law's memory: never steers.
     pub fn feedback_only() -> Self {
@@ -217,7 +235,10 @@ impl ModelLaw {
             Some(_) => f64::NAN,
             None => 0.0,
         };
-        let load = foreground.map(|fg| fg + resync);
+        let (load, foreground) = match secondary_load(obs, sig.current) {
+            Some((load, fg)) => (Some(load), Some(fg)),
+            None => (foreground.map(|fg| fg + resync), foreground),
+        };
         // A hard miss is an overload: the queue is at its limit, off the
         // curve (and what was served understates the demand) — it triggers
         // a jump but is no sample of the curve.
