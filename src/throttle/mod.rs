@@ -88,6 +88,7 @@ pub mod backing;
 mod glob;
 mod journal;
 mod law;
+mod law_bounds;
 mod law_model;
 pub mod model;
 mod options;
