@@ -98,6 +98,8 @@ pub enum BenchCommand {
         /// A built-in scenario (steady, steps, bursts, diurnal,
         /// network-bound, three-resyncs) or a scenario file (a path with a
         /// `/` or ending in .toml); repeatable; default all built-ins.
+        /// `family`: the family of plants of a different kind (S, C,
+        /// noise, load and role spread), its own table.
         #[arg(long)]
         scenario: Vec<String>,
         /// Print the results as JSON.

@@ -13,8 +13,8 @@ use drbd_agent::api::{bind, router_with_metrics, serve, ApiState, Limits};
 use drbd_agent::drbd::{apply_line, Line, Shared};
 use drbd_agent::metrics::{throttle_family_names, Exporter, Facts};
 use drbd_agent::throttle::{
-    ControlState, Decision, KibPerSec, Mode, PeerStatus, Reason, SharedThrottleStatus,
-    ThrottleStatus,
+    ControlState, Decision, KibPerSec, Mode, ModelReport, PeerStatus, QueueModel, Reason,
+    SharedThrottleStatus, ThrottleStatus,
 };
 use tokio::sync::watch;
 
@@ -29,6 +29,15 @@ const LEGACY: [&str; 2] = [
 
 fn kib(v: u64) -> KibPerSec {
     KibPerSec::new(v).unwrap()
+}
+
+/// The queue model's fit of a 1 ms, 100 MiB/s queue from exact samples.
+fn exact_fit() -> drbd_agent::throttle::Fit {
+    let mut m = QueueModel::new();
+    for load in [10_240.0, 40_960.0, 71_680.0, 92_160.0] {
+        m.observe(load, 1.0 / (1.0 - load / 102_400.0)).unwrap();
+    }
+    m.fit().unwrap()
 }
 
 /// Two followed peer devices: one in charge with a latency, one of an
@@ -52,6 +61,13 @@ fn throttle_status() -> ThrottleStatus {
         reverts: 2,
         failures: 1,
         signal: None,
+        model: Some(ModelReport {
+            in_use: true,
+            fallback: None,
+            fit: Some(exact_fit()),
+            bias: Some(1.0),
+            setpoint_ms: Some(9.5),
+        }),
     };
     let fresh = PeerStatus {
         resource: r#"we"ird\name"#.to_owned(),
@@ -151,6 +167,10 @@ async fn throttle_series_over_http_sorted_and_promtool_clean() {
             "drbd_agent_throttle_floor_bytes_per_second{name=\"r0\",peer_node_id=\"1\",volume=\"0\"} 4194304\n",
             "drbd_agent_throttle_state{name=\"r0\",peer_node_id=\"1\",volume=\"0\",state=\"increasing\"} 1\n",
             "drbd_agent_throttle_state{name=\"r0\",peer_node_id=\"1\",volume=\"0\",state=\"holding\"} 0\n",
+            "drbd_agent_throttle_model_in_use{name=\"r0\",peer_node_id=\"1\",volume=\"0\"} 1\n",
+            "drbd_agent_throttle_model_fallback{name=\"r0\",peer_node_id=\"1\",volume=\"0\",reason=\"uncertain\"} 0\n",
+            "drbd_agent_throttle_model_fallback{name=\"r0\",peer_node_id=\"1\",volume=\"0\",reason=\"not-convex\"} 0\n",
+            "drbd_agent_throttle_model_setpoint_seconds{name=\"r0\",peer_node_id=\"1\",volume=\"0\"} 0.0095\n",
             "drbd_agent_throttle_peer_reverts_total{name=\"r0\",peer_node_id=\"1\",volume=\"0\"} 2\n",
             "drbd_agent_throttle_peer_failures_total{name=\"we\\\"ird\\\\name\",peer_node_id=\"2\",volume=\"3\"} 0\n",
             "drbd_agent_throttle_reverts_total 2\n",
@@ -166,6 +186,8 @@ async fn throttle_series_over_http_sorted_and_promtool_clean() {
             "drbd_agent_throttle_latency_seconds",
             "drbd_agent_throttle_floor_bytes_per_second",
             "drbd_agent_throttle_state",
+            "drbd_agent_throttle_model_in_use",
+            "drbd_agent_throttle_model_fallback",
         ] {
             assert!(
                 !text.contains(&format!("{family}{{name=\"we")),

@@ -33,7 +33,8 @@ fn obs(latency: f64, foreground: f64) -> Observation {
 
 #[test]
 fn starts_at_the_floor_and_grows_by_at_most_a_quarter() {
-    let mut c = Controller::new();
+    // The feedback law (the fallback when the model has no fit).
+    let mut c = Controller::feedback_only();
     let d = c.step(&policy(), &obs(1.0, 10_000.0));
     assert_eq!(d.rate, k(250 + 250 / 4 + 1), "{d:?}"); // 312.5 rounds up
     assert_eq!(d.state, ControlState::Increasing);
@@ -180,7 +181,7 @@ fn no_time_no_change() {
 
 #[test]
 fn unused_rate_stops_growing() {
-    let mut c = Controller::starting_at(k(10_000));
+    let mut c = Controller::starting_at(k(10_000)).without_model();
     let mut o = obs(1.0, 10_000.0);
     o.resync_kib_per_sec = Some(1_000.0);
     o.out_of_sync_kib = Some(1 << 30);

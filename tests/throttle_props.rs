@@ -58,6 +58,7 @@ fn any_obs() -> impl Strategy<Value = Observation> {
                     reduced_redundancy_for: Duration::from_secs(reduced),
                     configured_c_max_rate: cmax.and_then(KibPerSec::new),
                     network_headroom_kib_per_sec: None,
+                    backing_write_kib_per_sec: backing.map(|b| b * 100.0),
                 }
             },
         )

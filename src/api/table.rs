@@ -237,10 +237,31 @@ fn grid<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]
     }
 }
 
-const THROTTLE_HEADER: [&str; 10] = [
-    "RESOURCE", "PEER", "VOLUME", "RATE-SET", "LATENCY", "TARGET", "STATE", "REVERTS", "FAILURES",
-    "POLICY",
+const THROTTLE_HEADER: [&str; 11] = [
+    "RESOURCE", "PEER", "VOLUME", "RATE-SET", "LATENCY", "TARGET", "STATE", "MODEL", "REVERTS",
+    "FAILURES", "POLICY",
 ];
+
+/// The queue model cell: `S=1.00ms,C=350MiB/s` while it steers, the
+/// fallback reason while the feedback law decides, `-` before a step.
+fn model_cell(peer: &Value) -> String {
+    let Some(model) = peer.get("model").filter(|m| !m.is_null()) else {
+        return "-".to_owned();
+    };
+    if model.get("in_use") == Some(&Value::Bool(true)) {
+        let fit = model.get("fit").unwrap_or(&Value::Null);
+        let service = fit.get("service_ms").and_then(Value::as_f64);
+        let capacity = fit.get("capacity_kib_per_sec").and_then(Value::as_f64);
+        return match (service, capacity) {
+            (Some(s), Some(c)) => format!("S={s:.2}ms,C={:.0}MiB/s", c / 1024.0),
+            _ => "in-use".to_owned(),
+        };
+    }
+    match model.get("fallback") {
+        Some(Value::String(reason)) => format!("feedback:{reason}"),
+        _ => "feedback".to_owned(),
+    }
+}
 
 /// The policy column: mode, and where the target, floor and ceiling came
 /// from (`target:rd min:local max:default`).
@@ -310,7 +331,7 @@ fn throttle_section(out: &mut String, throttle: &Value, resources: &Value) {
     if let Some(Value::String(error)) = throttle.get("last_error") {
         out.push_str(&format!("last throttle error: {error}\n"));
     }
-    let rows: Vec<[String; 10]> = entries(throttle, "peers")
+    let rows: Vec<[String; 11]> = entries(throttle, "peers")
         .into_iter()
         .map(|(_, peer)| {
             let resource = text(&peer, "resource");
@@ -332,6 +353,7 @@ fn throttle_section(out: &mut String, throttle: &Value, resources: &Value) {
                 millis(decision.get("latency_ms")),
                 millis(peer.get("latency_target_ms")),
                 text(decision, "state"),
+                model_cell(&peer),
                 text(&peer, "reverts"),
                 text(&peer, "failures"),
                 policy_cell(&peer),
@@ -451,7 +473,9 @@ mod tests {
                                 "latency_target": "resource-definition", "min_rate": "local-policy",
                                 "max_rate": "default"}},
                         "decision": {"rate": "40MiB/s", "state": "backing-off",
-                            "floor": "4MiB/s", "ceiling": "100MiB/s", "latency_ms": 12.345}},
+                            "floor": "4MiB/s", "ceiling": "100MiB/s", "latency_ms": 12.345},
+                        "model": {"in_use": true, "fallback": null, "bias": 1.0, "setpoint_ms": 9.5,
+                            "fit": {"service_ms": 1.0, "capacity_kib_per_sec": 358400.0}}},
                     "r9/2/3": {"resource": "r9", "peer_node_id": 2, "volume": 3,
                         "rate_set_kib": null, "decision": null, "latency_target_ms": 0.5,
                         "reverts": 0, "failures": 0}
@@ -475,8 +499,8 @@ mod tests {
         assert_eq!(
             cells(lines[at + 2]),
             [
-                "RESOURCE", "PEER", "VOLUME", "RATE-SET", "LATENCY", "TARGET", "STATE", "REVERTS",
-                "FAILURES", "POLICY"
+                "RESOURCE", "PEER", "VOLUME", "RATE-SET", "LATENCY", "TARGET", "STATE", "MODEL",
+                "REVERTS", "FAILURES", "POLICY"
             ]
         );
         assert_eq!(
@@ -489,6 +513,7 @@ mod tests {
                 "12.35ms",
                 "10.00ms",
                 "backing-off",
+                "S=1.00ms,C=350MiB/s",
                 "2",
                 "1",
                 "enforce:target=rd,min=local,max=default"
@@ -497,7 +522,7 @@ mod tests {
         // Not in charge, no step yet, peer not in the model: the node id.
         assert_eq!(
             cells(lines[at + 4]),
-            ["r9", "2", "3", "-", "-", "0.50ms", "-", "0", "0", "-"]
+            ["r9", "2", "3", "-", "-", "0.50ms", "-", "-", "0", "0", "-"]
         );
         assert_eq!(lines.len(), at + 5);
     }

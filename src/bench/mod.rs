@@ -8,6 +8,8 @@
 //! ([`run_scenario`], [`Report`], [`render_table`]). Printing is the
 //! binary's job.
 
+pub mod family;
+pub mod family_run;
 pub mod file;
 pub mod metrics;
 pub mod oracle;

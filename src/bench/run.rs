@@ -303,6 +303,7 @@ fn observe(
         app_queue_depth: Some(queue),
         foreground_kib_per_sec: Some(foreground),
         backing_write_latency_ms: backing.write_latency_ms,
+        backing_write_kib_per_sec: Some(backing.write_bytes_per_sec / 1024.0),
         // The bench's agent is on the Primary: the app's I/O is local.
         replicated_write_kib_per_sec: None,
         rs_in_flight_kib: None,

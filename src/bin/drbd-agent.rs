@@ -67,6 +67,15 @@ fn generate_assets(dir: &Path) -> Result<()> {
 
 fn bench_throttle(names: &[String], json: bool) -> Result<()> {
     use drbd_agent::bench;
+    if names.iter().any(|n| n == "family") {
+        let report = bench::family_run::run_family()?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", bench::family_run::render_family(&report));
+        }
+        return Ok(());
+    }
     let scenarios = bench::select(names)?;
     let report = bench::run_all(&scenarios)?;
     if json {

@@ -9,11 +9,14 @@
 //!   charge, e.g. in observe mode), the observed latency (absent while
 //!   unknown, never NaN), the target, the floor and the controller state
 //!   (absent before the first step), reverts and failures.
+//! - Per peer device, the queue model (absent before the first step): in
+//!   use 0/1, the fallback reason (one series per reason), and with a fit
+//!   its S, C and set point.
 //! - Node counters: reverts, actuation failures, restores, journal errors.
 
 use super::family::{Def, FamilyWriter, Kind, Spec};
 use super::MetricsError;
-use crate::throttle::{ControlState, Mode, PeerStatus, ThrottleStatus};
+use crate::throttle::{ControlState, Mode, PeerStatus, ThrottleStatus, Unfit};
 
 /// Bytes per KiB: the status holds KiB/s, the metrics bytes/s.
 const KIB: f64 = 1024.0;
@@ -25,6 +28,9 @@ const PEER_LABELS: &[&str] = &["name", "peer_node_id", "volume"];
 
 /// The label names of `drbd_agent_throttle_state`.
 const STATE_LABELS: &[&str] = &["name", "peer_node_id", "volume", "state"];
+
+/// The label names of `drbd_agent_throttle_model_fallback`.
+const FALLBACK_LABELS: &[&str] = &["name", "peer_node_id", "volume", "reason"];
 
 /// Every mode, in output order.
 const MODES: [Mode; 2] = [Mode::Enforce, Mode::Observe];
@@ -189,6 +195,57 @@ pub fn defs() -> Vec<Def<ThrottleStatus>> {
                 Ok(())
             },
         },
+        peer_family!(
+            "drbd_agent_throttle_model_in_use",
+            "1 while the queue model steers the rate of a SyncTarget peer device, 0 while the feedback law does; absent before its first step.",
+            Kind::Gauge,
+            |p: &PeerStatus| p.model.map(|m| if m.in_use { 1.0 } else { 0.0 })
+        ),
+        Def {
+            spec: spec(
+                "drbd_agent_throttle_model_fallback",
+                "Why the feedback law decided instead of the queue model, one series per reason, 1 for the current (all 0 while the model steers); absent before the first step.",
+                Kind::Gauge,
+                FALLBACK_LABELS,
+            ),
+            fill: |status, w| {
+                for peer in status.peers.values() {
+                    let Some(model) = peer.model else {
+                        continue;
+                    };
+                    let node = peer.peer_node_id.to_string();
+                    let volume = peer.volume.to_string();
+                    for reason in Unfit::ALL {
+                        w.add_bool(
+                            &[&peer.resource, &node, &volume, reason.as_str()],
+                            model.fallback == Some(reason),
+                        )?;
+                    }
+                }
+                Ok(())
+            },
+        },
+        peer_family!(
+            "drbd_agent_throttle_model_service_seconds",
+            "The queue model's no-load latency S of the bottleneck; absent without a fit.",
+            Kind::Gauge,
+            |p: &PeerStatus| p.model.and_then(|m| m.fit).map(|f| f.service_ms / 1000.0)
+        ),
+        peer_family!(
+            "drbd_agent_throttle_model_capacity_bytes_per_second",
+            "The queue model's capacity C of the bottleneck (application and resync together); absent without a fit.",
+            Kind::Gauge,
+            |p: &PeerStatus| p
+                .model
+                .and_then(|m| m.fit)
+                .map(|f| f.capacity_kib_per_sec * KIB)
+        ),
+        peer_family!(
+            "drbd_agent_throttle_model_setpoint_seconds",
+            "The latency the queue model aims at (the target less the measured noise margin); absent while the model does not steer.",
+            Kind::Gauge,
+            |p: &PeerStatus| p.model.and_then(|m| m.setpoint_ms).map(|ms| ms / 1000.0)
+        ),
         peer_family!(
             "drbd_agent_throttle_peer_reverts_total",
             "Times the options read back from a peer device were not the throttle's.",

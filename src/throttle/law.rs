@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use super::law_bounds::bounds;
+use super::law_model::{JumpTrigger, ModelLaw, ModelReport, Signals};
 use super::rate::KibPerSec;
 
 /// Half-width of the hold band around the target, as a share of it.
@@ -109,6 +111,11 @@ pub struct Observation {
     /// Backing device write latency, mean ms (resync I/O included); the
     /// latency signal when the DRBD device gives none but the app is busy.
     pub backing_write_latency_ms: Option<f64>,
+    /// Backing device write throughput, KiB/s (the resync's writes and
+    /// the replicated ones, over the same interval as its latency): the
+    /// queue model's load on a Secondary SyncTarget, where `dbdt1` may be
+    /// seconds old.
+    pub backing_write_kib_per_sec: Option<f64>,
     /// Writes arriving from peers on this node's backing device, KiB/s (a
     /// Secondary SyncTarget's share of the Primary's load; see
     /// [`replicated_write_kib`](super::backing::replicated_write_kib)). Makes
@@ -192,6 +199,16 @@ pub enum Reason {
     RateUnused { achieved_kib_per_sec: f64 },
     /// A sample over the band, not yet confirmed by the next one.
     Unconfirmed { latency_ms: f64 },
+    /// The queue model's predicted operating point, jumped to at once.
+    ModelJump {
+        trigger: JumpTrigger,
+        kib_per_sec: f64,
+    },
+    /// The model's operating point, corrected by the latency seen: moved
+    /// half way to it (or held, within 3 %).
+    ModelTrim { latency_ms: f64, setpoint_ms: f64 },
+    /// No model yet: the load grows so that it can be fitted.
+    Probing { latency_ms: f64 },
 }
 
 impl fmt::Display for Reason {
@@ -213,6 +230,24 @@ impl fmt::Display for Reason {
             } => write!(f, "rate unused (achieved {achieved_kib_per_sec:.0}KiB/s)"),
             Self::Unconfirmed { latency_ms } => {
                 write!(f, "latency {latency_ms:.2}ms over target once")
+            }
+            Self::ModelJump {
+                trigger,
+                kib_per_sec,
+            } => write!(
+                f,
+                "model operating point {kib_per_sec:.0}KiB/s ({})",
+                trigger.as_str()
+            ),
+            Self::ModelTrim {
+                latency_ms,
+                setpoint_ms,
+            } => write!(
+                f,
+                "latency {latency_ms:.2}ms, model set point {setpoint_ms:.2}ms"
+            ),
+            Self::Probing { latency_ms } => {
+                write!(f, "latency {latency_ms:.2}ms, probing for the model")
             }
         }
     }
@@ -254,6 +289,8 @@ pub struct Controller {
     /// The feed-forward fired in this step (its baseline is already set).
     #[serde(skip)]
     ff_fired: bool,
+    /// The model-based half of the law.
+    model: ModelLaw,
 }
 
 impl Controller {
@@ -262,12 +299,32 @@ impl Controller {
         Self::default()
     }
 
+    /// The previous law (feedback only, no queue model): kept as the
+    /// fallback and for comparison.
+    pub fn feedback_only() -> Self {
+        Self {
+            model: ModelLaw::feedback_only(),
+            ..Self::default()
+        }
+    }
+
+    /// This controller without the queue model (the previous law).
+    pub fn without_model(mut self) -> Self {
+        self.model = ModelLaw::feedback_only();
+        self
+    }
+
     /// A controller that resumes from `rate` (clamped on the first step).
     pub fn starting_at(rate: KibPerSec) -> Self {
         Self {
             rate: Some(rate.as_f64()),
             ..Self::default()
         }
+    }
+
+    /// The queue model's state after the last step.
+    pub fn model_report(&self) -> ModelReport {
+        self.model.report
     }
 
     /// The current setpoint, if a step has run or a start was given.
@@ -286,7 +343,11 @@ impl Controller {
         let (wanted, reason) = if obs.elapsed.is_zero() {
             (current, Reason::NoTimeElapsed)
         } else {
-            self.law(current, target, latency, hi, obs)
+            let tolerance = match policy.statistic {
+                Statistic::Mean => super::law_model::MEAN_TOLERANCE,
+                Statistic::P99 => super::law_model::P99_TOLERANCE,
+            };
+            self.law(current, (target, tolerance), latency, hi, obs)
         };
 
         self.prev_queue = obs.app_queue_depth.filter(|q| q.is_finite());
@@ -336,7 +397,7 @@ impl Controller {
     fn law(
         &mut self,
         current: f64,
-        target: f64,
+        (target, tolerance): (f64, f64),
         latency: Option<f64>,
         ceiling: f64,
         obs: &Observation,
@@ -345,6 +406,29 @@ impl Controller {
             .foreground_kib_per_sec
             .filter(|v| v.is_finite())
             .map(|v| v.max(0.0));
+
+        // The queue model first; the feedback rules below when it has no
+        // usable fit.
+        let signals = Signals {
+            current,
+            target_ms: target,
+            latency_ms: latency,
+            ceiling,
+            hard_miss: latency.is_some_and(|l| l >= HARD_MISS * target),
+            tolerance,
+            fallback_noise: self.relative_spread(),
+        };
+        if let Some((rate, reason)) = self.model.step(&signals, obs) {
+            self.unused = 0;
+            match (reason, latency) {
+                // What was smoothed before the jump is stale after it.
+                (Reason::ModelJump { .. }, _) | (_, None) => self.smoothed = None,
+                (_, Some(sample)) => {
+                    self.track(sample);
+                }
+            }
+            return (rate, reason);
+        }
 
         // Feed-forward: the application asks for more than a moment ago;
         // give it the resync's share before the latency shows it.
@@ -398,15 +482,7 @@ impl Controller {
                 Reason::HardMiss { latency_ms: sample },
             );
         }
-        let smoothed = match self.smoothed {
-            Some(old) => {
-                let spread = (sample - old).abs();
-                self.spread = SPREAD_SMOOTHING * spread + (1.0 - SPREAD_SMOOTHING) * self.spread;
-                SMOOTHING * sample + (1.0 - SMOOTHING) * old
-            }
-            None => sample,
-        };
-        self.smoothed = Some(smoothed);
+        let smoothed = self.track(sample);
         // The target is a limit for every interval, not a mean: aim under
         // it by twice the typical deviation of one sample.
         let margin =
@@ -458,6 +534,29 @@ impl Controller {
         )
     }
 
+    /// Folds `sample` into the smoothed latency and its spread.
+    fn track(&mut self, sample: f64) -> f64 {
+        let smoothed = match self.smoothed {
+            Some(old) => {
+                let spread = (sample - old).abs();
+                self.spread = SPREAD_SMOOTHING * spread + (1.0 - SPREAD_SMOOTHING) * self.spread;
+                SMOOTHING * sample + (1.0 - SMOOTHING) * old
+            }
+            None => sample,
+        };
+        self.smoothed = Some(smoothed);
+        smoothed
+    }
+
+    /// The spread as a relative standard deviation (mean absolute
+    /// deviation × 1.25 for a normal), 0.1 while unknown.
+    fn relative_spread(&self) -> f64 {
+        match self.smoothed {
+            Some(l) if l > 0.0 && self.spread > 0.0 => 1.25 * self.spread / l,
+            _ => 0.1,
+        }
+    }
+
     /// Anti-windup: no growth while DRBD keeps resyncing far below the
     /// setpoint (the bottleneck is elsewhere).
     fn limit_unused(&mut self, current: f64, wanted: f64, obs: &Observation) -> f64 {
@@ -481,43 +580,8 @@ impl Controller {
 /// The cut for a sample far over the target: at least halve, and at least
 /// in proportion to the overshoot (latency 10× the target → a tenth of the
 /// rate). In M/M/1 terms the idle share must grow by L/target.
-fn hard_cut(current: f64, target: f64, latency: f64) -> f64 {
+pub(super) fn hard_cut(current: f64, target: f64, latency: f64) -> f64 {
     current * (1.0 - MAX_CUT).min(target / latency)
-}
-
-/// The floor and ceiling for this step. The floor doubles every
-/// `floor_doubling` at reduced redundancy (every half of it with at most
-/// one UpToDate replica left), up to `floor_cap`; it never exceeds the
-/// ceiling.
-pub fn bounds(policy: &LawPolicy, obs: &Observation) -> (KibPerSec, KibPerSec) {
-    let ceiling = match obs.configured_c_max_rate {
-        Some(configured) => policy.max_rate.min(configured),
-        None => policy.max_rate,
-    };
-    // The NIC is the bottleneck: the resync gets what replication leaves.
-    let ceiling = match obs
-        .network_headroom_kib_per_sec
-        .filter(|h| h.is_finite() && *h >= 0.0)
-    {
-        Some(headroom) => {
-            ceiling.min(KibPerSec::saturating_from_f64(headroom).max(policy.min_rate))
-        }
-        None => ceiling,
-    };
-    let period = if obs.uptodate_replicas <= 1 {
-        policy.floor_doubling.as_secs_f64() / 2.0
-    } else {
-        policy.floor_doubling.as_secs_f64()
-    };
-    let doublings = if period > 0.0 {
-        (obs.reduced_redundancy_for.as_secs_f64() / period).clamp(0.0, 40.0)
-    } else {
-        0.0
-    };
-    let risen = policy.min_rate.as_f64() * doublings.exp2();
-    let cap = policy.floor_cap.max(policy.min_rate).as_f64();
-    let floor = KibPerSec::saturating_from_f64(risen.min(cap)).max(policy.min_rate);
-    (floor.min(ceiling), ceiling)
 }
 
 /// The latency the target is compared with, if any is usable.

@@ -59,12 +59,21 @@
 //! compares a p99 with the target, estimated as 4.6 × mean when only the
 //! mean is known (exponential tail).
 //!
-//! Why not an explicit M/M/1 capacity fit (ρ* = 1 − ρ_app − 4.6·S/L)? It
-//! needs the bare service time S, which a busy disk never shows; the
-//! one-for-one feed-forward keeps the load constant without it, and the
-//! feedback finds the operating point. Against the M/M/1 toy plant in
-//! `tests/throttle_closed_loop.rs` the rate settles within 10 % of the
-//! oracle with 10 % noise at 20–50 % app load.
+//! # The queue model (in front of all of the above)
+//!
+//! The feedback law climbs at most 25 % an interval and aims 15–30 % under
+//! the target. [`model`] fits the shared bottleneck online instead: each
+//! interval's (foreground + replicated + resync load, latency) is a sample
+//! of `L = S / (1 − x/C)`, a straight line in `1/L` fitted with
+//! forgetting. `law_model.rs` uses the fit: a set point from the measured
+//! noise (the target itself on a quiet disk), a jump to the predicted
+//! operating point when taking charge, after a foreground step (either way)
+//! and after a hard miss, and trims towards the bias-corrected point in
+//! between; before the first fit it probes by growing the load 10 %, 20 %,
+//! 30 % … an interval. Without a usable fit (too few samples, no load
+//! spread, not a queue, too uncertain, nonsense input) the rules 2–6 above
+//! decide, and [`ModelReport::fallback`] says why. [`Controller::feedback_only`]
+//! is the law without the model (for comparison).
 //!
 //! # Several resyncs on one disk or NIC
 //!
@@ -79,6 +88,9 @@ pub mod backing;
 mod glob;
 mod journal;
 mod law;
+mod law_bounds;
+mod law_model;
+pub mod model;
 mod options;
 mod policy;
 mod rate;
@@ -91,6 +103,11 @@ pub use allocate::{allocate, Allocation, Claim};
 pub use glob::glob_match;
 pub use journal::{Journal, JournalError, JournalIoError, JournalStore, Loaded, JOURNAL_FILE};
 pub use law::*;
+pub use law_model::{
+    foreground_load, operating_rate, setpoint, JumpTrigger, ModelReport, MEAN_TOLERANCE,
+    NOISE_SIGMAS,
+};
+pub use model::{Fit, QueueModel, Rejected, Unfit};
 pub use options::{
     extract_peer_options, is_ours, parse_kib, restore_args, throttle_args, PeerKey, PeerOptions,
     ShowError, DEFAULT_C_MAX_RATE, DEFAULT_C_MIN_RATE,

@@ -29,6 +29,7 @@ use super::actuator::Actuator;
 use super::backing::{Backing, BackingSampler};
 use super::journal::{Journal, JournalStore, Loaded};
 use super::law::{Controller, Decision};
+use super::law_model::ModelReport;
 use super::options::{is_ours, PeerKey};
 use super::policy::{Mode, PolicyOrigins, ThrottleConfig};
 use super::rate::KibPerSec;
@@ -89,6 +90,9 @@ pub struct PeerStatus {
     pub failures: u64,
     /// Which signal steered it last (a peer's pressure or the local ones).
     pub signal: Option<crate::pressure::Signal>,
+    /// The queue model after the last step (fit, set point, or why the
+    /// feedback law decided instead).
+    pub model: Option<ModelReport>,
 }
 
 /// The policy in force for one peer device (the target is in
@@ -455,6 +459,11 @@ impl Throttler {
                 }
                 peer.decision = Some(decision);
                 peer.signal = Some(signal);
+                let model = state.controller.model_report();
+                if peer.model.map(|m| m.in_use) != Some(model.in_use) {
+                    info!(resource = %key.resource, peer = key.peer_node_id, volume = key.volume, in_use = model.in_use, fallback = ?model.fallback, "throttle queue model");
+                }
+                peer.model = Some(model);
             }
             if policy.mode == Mode::Enforce {
                 self.enforce(key, decision.rate).await;

@@ -107,6 +107,7 @@ pub fn observation(
             (rates.read_bytes_per_sec + rates.write_bytes_per_sec) / 1024.0,
         ),
         backing_write_latency_ms: backing.and_then(|b| b.write_latency_ms),
+        backing_write_kib_per_sec: backing.map(|b| b.write_bytes_per_sec / 1024.0),
         replicated_write_kib_per_sec: replicated_write_kib(backing, target.resync_kib_per_sec),
         rs_in_flight_kib: target.rs_in_flight_kib,
         pending: target.pending,

@@ -1,0 +1,454 @@
+//! The model-based half of the law: the operating point the queue model
+//! ([`super::model`]) predicts, a set point from the measured noise, and
+//! the jumps and trims that use them. When the model has no usable fit the
+//! law falls back to the feedback rules in `law.rs`.
+
+use serde::Serialize;
+
+use super::model::{Fit, QueueModel, Unfit};
+use super::{Observation, Reason};
+
+/// With a mean target, single intervals may exceed the target by this
+/// factor (the mean stays at or under it) …
+pub const MEAN_TOLERANCE: f64 = 1.1;
+/// … in at most about 1 % of intervals: the set point is the highest
+/// latency whose samples stay under `tolerance × target` with this many
+/// standard deviations of noise, and never above the target.
+///
+/// A p99 target is already a bound on each interval's tail, and where it is
+/// estimated from the mean (× 4.6) the estimate's own error is not in the
+/// samples' noise: its tolerance is under 1.
+pub const P99_TOLERANCE: f64 = 0.93;
+pub const NOISE_SIGMAS: f64 = 2.33;
+/// The set point is never lower than this share of the target.
+pub const MIN_SETPOINT: f64 = 0.6;
+/// Weight of the newest sample in the bias (observed ÷ modelled latency).
+pub const BIAS_SMOOTHING: f64 = 0.15;
+/// Weight of the newest sample in the recent residual variance.
+pub const RESIDUAL_SMOOTHING: f64 = 0.05;
+/// A sample this far off the model (ratio, either way) is not fitted;
+/// `MAX_MISMATCHES` of them in a row mean the plant has changed: the model
+/// starts again.
+pub const MISMATCH: f64 = 3.0;
+pub const MAX_MISMATCHES: u32 = 3;
+/// Trims move this share of the way to the predicted point …
+pub const TRIM_GAIN: f64 = 0.5;
+/// … or this share when the point is below the current rate.
+pub const TRIM_GAIN_DOWN: f64 = 0.8;
+/// … and not at all when it is within this share of the current rate
+/// (or `TRIM_DEADBAND_PER_NOISE` × the relative noise, if wider).
+pub const TRIM_DEADBAND: f64 = 0.03;
+pub const TRIM_DEADBAND_PER_NOISE: f64 = 0.5;
+/// Probing (no fit yet): the total load grows by this share first, by
+/// one more such share each interval up to `PROBE_MAX`, while the latency
+/// stays under `PROBE_BELOW × set point`; at most `MAX_PROBES` intervals.
+pub const PROBE_FIRST: f64 = 0.1;
+pub const PROBE_MAX: f64 = 0.3;
+pub const PROBE_BELOW: f64 = 0.8;
+pub const MAX_PROBES: u32 = 8;
+/// Nonsense samples in a row that make the model start again.
+pub const MAX_REJECTED: u32 = 3;
+
+/// What woke the model to jump to its predicted point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JumpTrigger {
+    TakingCharge,
+    HardMiss,
+    ForegroundStep,
+}
+
+impl JumpTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TakingCharge => "taking charge",
+            Self::HardMiss => "hard miss",
+            Self::ForegroundStep => "foreground step",
+        }
+    }
+}
+
+/// The model's state, as reported (status API, metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct ModelReport {
+    /// The model steered the last step.
+    pub in_use: bool,
+    /// Why it did not (`None` when it did, or for the feedback-only law).
+    pub fallback: Option<Unfit>,
+    /// The fit in use (possibly kept from earlier while a newer one is
+    /// only uncertain).
+    pub fit: Option<Fit>,
+    /// Smoothed observed ÷ modelled latency.
+    pub bias: Option<f64>,
+    /// The latency aimed at, ms.
+    pub setpoint_ms: Option<f64>,
+}
+
+/// The model-based law's memory.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub(super) struct ModelLaw {
+    /// The previous law only (bench comparison): never steer.
+    pub feedback_only: bool,
+    model: QueueModel,
+    fit: Option<Fit>,
+    bias: Option<f64>,
+    probes: u32,
+    jumped: bool,
+    /// Samples far off the curve in a row.
+    mismatches: u32,
+    /// A hard miss cut last step: jump to the predicted point next (the
+    /// foreground measured in an overload is what was served, not asked).
+    after_miss: bool,
+    /// Recent variance of ln(observed ÷ (bias × modelled latency)).
+    residual_variance: Option<f64>,
+    /// Smoothed foreground load, KiB/s (steps are measured against it).
+    foreground_level: Option<f64>,
+    pub report: ModelReport,
+}
+
+/// What one step of the signals means for the model-based law.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Signals {
+    pub current: f64,
+    pub target_ms: f64,
+    pub latency_ms: Option<f64>,
+    /// The ceiling in force (foreground steps smaller than
+    /// `FF_MIN_SHARE` of it are not steps).
+    pub ceiling: f64,
+    pub hard_miss: bool,
+    /// How far one interval may exceed the target ([`MEAN_TOLERANCE`] for
+    /// a mean target, [`P99_TOLERANCE`] for a p99 target).
+    pub tolerance: f64,
+    /// Spread-based noise estimate (relative) when no fit gives one.
+    pub fallback_noise: f64,
+}
+
+/// The set point for `noise` (relative standard deviation of a sample):
+/// samples stay under `tolerance × target` but for ~1 %, and the mean at
+/// or under the target.
+pub fn setpoint(target_ms: f64, noise: f64, tolerance: f64) -> f64 {
+    let noise = if noise.is_finite() {
+        noise.max(0.0)
+    } else {
+        1.0
+    };
+    let share = (tolerance / (1.0 + NOISE_SIGMAS * noise)).clamp(MIN_SETPOINT, 1.0);
+    target_ms * share
+}
+
+/// The resync rate that puts the total load where the model, corrected by
+/// `bias`, reaches `setpoint_ms`, given the application's `foreground`.
+pub fn operating_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -> f64 {
+    fit.load_for(setpoint_ms / bias) - foreground
+}
+
+/// Prediction errors this large are taken as this large (a jump still
+/// happens, to a lower point).
+pub const MAX_PREDICTION_ERROR: f64 = 0.5;
+/// A jump aims this many prediction errors under the set point.
+pub const JUMP_SIGMAS: f64 = 2.0;
+
+/// [`operating_rate`] for a jump: the set point lowered by the model's own
+/// prediction error there, so that an uncertain fit jumps short and the
+/// trim covers the rest.
+pub fn jump_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -> f64 {
+    let at = fit.load_for(setpoint_ms / bias);
+    let error = fit.latency_error_at(at);
+    let error = if error.is_finite() {
+        error.clamp(0.0, MAX_PREDICTION_ERROR)
+    } else {
+        MAX_PREDICTION_ERROR
+    };
+    operating_rate(
+        fit,
+        bias,
+        setpoint_ms / (1.0 + JUMP_SIGMAS * error),
+        foreground,
+    )
+}
+
+/// Foreground load on the bottleneck: the application's here plus the
+/// peers' replicated writes (a Secondary SyncTarget).
+pub fn foreground_load(obs: &Observation) -> Option<f64> {
+    let valid = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0);
+    match (
+        valid(obs.foreground_kib_per_sec),
+        valid(obs.replicated_write_kib_per_sec),
+    ) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+    }
+}
+
+/// On a Secondary SyncTarget (writes arriving from peers), the load and
+/// the foreground from the backing device's own throughput: `dbdt1` may be
+/// seconds older than the interval, and the replicated writes estimated
+/// with it then carry the resync's change. The resync's share is the larger
+/// of the rate in force and `dbdt1`, at most what was written. `None`
+/// elsewhere.
+pub fn secondary_load(obs: &Observation, current: f64) -> Option<(f64, f64)> {
+    let valid = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0);
+    valid(obs.replicated_write_kib_per_sec).filter(|r| *r > 0.0)?;
+    let written = valid(obs.backing_write_kib_per_sec)?;
+    let app = valid(obs.foreground_kib_per_sec).unwrap_or(0.0);
+    let total = written + app;
+    // Just after a cut the resync still writes at about its old rate (which
+    // `dbdt1` shows), just after a rise at about the new one: the larger.
+    let resync = valid(obs.resync_kib_per_sec).unwrap_or(0.0).max(current);
+    Some((total, total - resync.clamp(0.0, written)))
+}
+
+impl ModelLaw {
+    /// The previous law's memory: never steers.
+    pub fn feedback_only() -> Self {
+        Self {
+            feedback_only: true,
+            ..Self::default()
+        }
+    }
+
+    fn restart(&mut self) {
+        self.model.reset();
+        self.fit = None;
+        self.bias = None;
+        self.residual_variance = None;
+        self.probes = 0;
+        self.jumped = false;
+        self.after_miss = false;
+        self.mismatches = 0;
+    }
+
+    /// Takes the step's sample; the rate to set and why, or `None` for the
+    /// feedback law to decide.
+    pub fn step(&mut self, sig: &Signals, obs: &Observation) -> Option<(f64, Reason)> {
+        self.report = ModelReport::default();
+        if self.feedback_only {
+            return None;
+        }
+        let foreground = foreground_load(obs);
+        let foreground_step = self.foreground_step(foreground, sig.ceiling);
+        let latency = sig.latency_ms?;
+        // A negative or NaN resync rate (counters going backwards) makes
+        // the load NaN: the model rejects (and counts) it.
+        let resync = match obs.resync_kib_per_sec {
+            Some(r) if r.is_finite() && r >= 0.0 => r,
+            Some(_) => f64::NAN,
+            None => 0.0,
+        };
+        let (load, foreground) = match secondary_load(obs, sig.current) {
+            Some((load, fg)) => (Some(load), Some(fg)),
+            None => (foreground.map(|fg| fg + resync), foreground),
+        };
+        // A hard miss is an overload: the queue is at its limit, off the
+        // curve (and what was served understates the demand) — it triggers
+        // a jump but is no sample of the curve.
+        // A sample far off the curve in force (a stalled disk, a plant
+        // that changed) is not fitted; several in a row start the model
+        // again.
+        let sensible = |x: &f64| x.is_finite() && *x >= 0.0 && latency > 0.0 && !sig.hard_miss;
+        if let (Some(fit), Some(x)) = (self.fit, load.filter(sensible)) {
+            let modelled = fit.latency_at(x) * self.bias.unwrap_or(1.0);
+            let ratio = latency / modelled;
+            if modelled.is_finite() && !(ratio < MISMATCH && ratio > 1.0 / MISMATCH) {
+                self.mismatches += 1;
+                if self.mismatches >= MAX_MISMATCHES {
+                    self.restart();
+                }
+                self.report.fallback = Some(Unfit::Mismatch);
+                return None;
+            }
+        }
+        self.mismatches = 0;
+        let accepted = match load {
+            Some(load) if sig.hard_miss && load.is_finite() && load >= 0.0 => true,
+            Some(load) => self.model.observe(load, latency).is_ok(),
+            None => false,
+        };
+        if !accepted {
+            if self.model.rejected_in_a_row() >= MAX_REJECTED {
+                self.restart();
+            }
+            self.report.fallback = Some(Unfit::InvalidInput);
+            return None;
+        }
+        let load = load.unwrap_or(0.0);
+        let fresh = self.model.fit();
+        match fresh {
+            Ok(fit) => self.fit = Some(fit),
+            // A fit only less certain than before (the load has been steady
+            // for long) keeps the last one; the bias corrects it.
+            Err(Unfit::Uncertain | Unfit::NoLoadSpread) if self.fit.is_some() => {}
+            Err(_) => self.fit = None,
+        }
+        let Some(fit) = self.fit else {
+            self.report.fallback = fresh.err();
+            return self.probe(sig, load, foreground, foreground_step, latency);
+        };
+        let modelled = fit.latency_at(load);
+        let bias = if modelled.is_finite() {
+            let ratio = (latency / modelled).clamp(1.0 / MISMATCH, MISMATCH);
+            match self.bias {
+                Some(old) => BIAS_SMOOTHING * ratio + (1.0 - BIAS_SMOOTHING) * old,
+                None => ratio,
+            }
+        } else {
+            // Beyond the fitted capacity: the sample says the capacity is
+            // lower than fitted; the fit has it already, keep the bias.
+            self.bias.unwrap_or(1.0)
+        };
+        self.bias = Some(bias);
+        // The margin covers the fit's residual noise and what the recent
+        // samples really spread around the bias-corrected curve, both
+        // with the bias filter's own error.
+        let recent = self.track_residual(latency / modelled, bias);
+        let noise = fit.noise.max(recent) * (1.0 + BIAS_SMOOTHING / (2.0 - BIAS_SMOOTHING)).sqrt();
+        let set = setpoint(sig.target_ms, noise, sig.tolerance);
+        self.report = ModelReport {
+            in_use: true,
+            fallback: None,
+            fit: Some(fit),
+            bias: Some(bias),
+            setpoint_ms: Some(set),
+        };
+        let fg_now = foreground.unwrap_or(0.0);
+        let trigger = if sig.hard_miss {
+            Some(JumpTrigger::HardMiss)
+        } else if foreground_step {
+            Some(JumpTrigger::ForegroundStep)
+        } else if !self.jumped {
+            Some(JumpTrigger::TakingCharge)
+        } else {
+            None
+        };
+        let trigger = match trigger {
+            None if std::mem::take(&mut self.after_miss) => Some(JumpTrigger::HardMiss),
+            other => other,
+        };
+        let predicted = jump_rate(&fit, bias, set, fg_now);
+        if let Some(trigger) = trigger {
+            self.jumped = true;
+            let rate = if sig.hard_miss {
+                // Overloaded: what was served understates the demand; cut
+                // at least as the feedback law would, jump back next step.
+                self.after_miss = true;
+                predicted.min(super::law::hard_cut(sig.current, sig.target_ms, latency))
+            } else {
+                predicted
+            };
+            return Some((
+                rate,
+                Reason::ModelJump {
+                    trigger,
+                    kib_per_sec: rate,
+                },
+            ));
+        }
+        // This interval's foreground, as the latency sample is this
+        // interval's (a smoothed level lags a step, and after an overload
+        // it remembers what was served, not asked).
+        let mut wanted = operating_rate(&fit, bias, set, fg_now);
+        // Anti-windup: no rise above what DRBD can use.
+        let resyncing = obs.out_of_sync_kib.is_none_or(|oos| oos > 0);
+        if let Some(achieved) = obs
+            .resync_kib_per_sec
+            .filter(|a| a.is_finite() && resyncing)
+        {
+            wanted = wanted.min(sig.current.max(achieved * super::law::UNUSED_RATIO));
+        }
+        // Over the set point now: never rise on it.
+        if latency > set * sig.tolerance {
+            wanted = wanted.min(sig.current);
+        }
+        let reason = Reason::ModelTrim {
+            latency_ms: latency,
+            setpoint_ms: set,
+        };
+        // Noisier samples make a noisier prediction: hold a wider band.
+        let deadband = TRIM_DEADBAND.max(TRIM_DEADBAND_PER_NOISE * noise);
+        if (wanted - sig.current).abs() <= deadband * sig.current {
+            return Some((sig.current, reason));
+        }
+        // Down faster than up: an excess costs the application, a
+        // shortfall only resync time.
+        let gain = if wanted < sig.current {
+            TRIM_GAIN_DOWN
+        } else {
+            TRIM_GAIN
+        };
+        let step = (wanted - sig.current) * gain;
+        Some(((sig.current + step).min(sig.current * 2.0), reason))
+    }
+
+    /// Folds the log of `ratio / bias` into the recent residual variance;
+    /// returns its standard deviation (0 while unknown or past the pole).
+    fn track_residual(&mut self, ratio: f64, bias: f64) -> f64 {
+        let r = (ratio / bias).ln();
+        if !r.is_finite() {
+            return self.residual_variance.unwrap_or(0.0).sqrt();
+        }
+        let v = match self.residual_variance {
+            Some(old) => RESIDUAL_SMOOTHING * r * r + (1.0 - RESIDUAL_SMOOTHING) * old,
+            None => r * r,
+        };
+        self.residual_variance = Some(v);
+        v.sqrt()
+    }
+
+    /// Whether the foreground load moved (either way) by more than
+    /// `FF_REL` of its level and `FF_MIN_SHARE` of the ceiling; updates the
+    /// level (to the new load at once after a step).
+    fn foreground_step(&mut self, foreground: Option<f64>, ceiling: f64) -> bool {
+        use super::law::{FF_MIN_SHARE, FF_REL, FF_SMOOTHING};
+        let Some(fg) = foreground else {
+            return false;
+        };
+        let Some(level) = self.foreground_level else {
+            self.foreground_level = Some(fg);
+            return false;
+        };
+        let moved = (fg - level).abs();
+        let step = moved > FF_REL * level && moved > FF_MIN_SHARE * ceiling;
+        self.foreground_level = Some(if step {
+            fg
+        } else {
+            FF_SMOOTHING * fg + (1.0 - FF_SMOOTHING) * level
+        });
+        step
+    }
+
+    /// No fit yet: grow the total load geometrically while the latency
+    /// stays well under the set point, so the model sees the curve.
+    fn probe(
+        &mut self,
+        sig: &Signals,
+        load: f64,
+        foreground: Option<f64>,
+        foreground_step: bool,
+        latency: f64,
+    ) -> Option<(f64, Reason)> {
+        let set = setpoint(sig.target_ms, sig.fallback_noise, sig.tolerance);
+        if self.jumped
+            || self.probes >= MAX_PROBES
+            || sig.hard_miss
+            || foreground_step
+            || latency >= PROBE_BELOW * set
+        {
+            return None;
+        }
+        let share = (PROBE_FIRST * f64::from(self.probes + 1)).min(PROBE_MAX);
+        self.probes += 1;
+        let fg = foreground.unwrap_or(0.0);
+        let mut wanted = load * (1.0 + share) - fg;
+        // A curve too uncertain to steer by still bounds the probe.
+        if let Ok(rough) = self.model.estimate() {
+            wanted = wanted.min(operating_rate(&rough, 1.0, set, fg));
+        }
+        let wanted = wanted.max(sig.current);
+        Some((
+            wanted,
+            Reason::Probing {
+                latency_ms: latency,
+            },
+        ))
+    }
+}

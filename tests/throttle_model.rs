@@ -1,0 +1,336 @@
+//! The queue model of the throttle (`throttle::model`) and the law's use of
+//! it: the fit recovers known curves, the law jumps to the predicted
+//! operating point and stays in bounds, nonsense makes it fall back.
+
+use std::time::Duration;
+
+use drbd_agent::throttle::{
+    bounds, setpoint, Controller, KibPerSec, LawPolicy, Observation, QueueModel, Reason, Rejected,
+    Statistic, Unfit, MEAN_TOLERANCE,
+};
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const MIB: f64 = 1024.0;
+
+fn k(v: u64) -> KibPerSec {
+    KibPerSec::new(v).unwrap()
+}
+
+fn policy(target_ms: f64) -> LawPolicy {
+    LawPolicy {
+        latency_target: Duration::from_secs_f64(target_ms / 1000.0),
+        statistic: Statistic::Mean,
+        min_rate: k(250),
+        max_rate: k(4 << 20),
+        floor_doubling: Duration::from_secs(600),
+        floor_cap: k(25_600),
+    }
+}
+
+/// S / (1 − x/C), capped like a full queue.
+fn curve(service_ms: f64, capacity: f64, load: f64) -> f64 {
+    service_ms / (1.0 - (load / capacity).min(0.99))
+}
+
+/// Log-normal noise of mean 1 and log standard deviation `sigma`.
+fn lognormal(rng: &mut StdRng, sigma: f64) -> f64 {
+    let z: f64 = (0..12).map(|_| rng.random::<f64>()).sum::<f64>() - 6.0;
+    (sigma * z - sigma * sigma / 2.0).exp()
+}
+
+/// One interval of a toy queue: the app's and the resync's KiB/s in, the
+/// observation out (latency with log-normal noise of mean 1).
+fn obs(
+    rng: &mut StdRng,
+    service_ms: f64,
+    capacity: f64,
+    noise: f64,
+    app: f64,
+    resync: f64,
+) -> Observation {
+    let latency = curve(service_ms, capacity, app + resync) * lognormal(rng, noise);
+    Observation {
+        elapsed: Duration::from_secs(1),
+        app_write_latency_ms: Some(latency),
+        foreground_kib_per_sec: Some(app),
+        out_of_sync_kib: Some(1 << 40),
+        resync_kib_per_sec: Some(resync),
+        uptodate_replicas: 2,
+        ..Observation::default()
+    }
+}
+
+/// Runs the controller on the toy queue; app load per interval from
+/// `app(t)`; returns (resync rate in force, decision) per interval.
+fn closed_loop(
+    c: &mut Controller,
+    p: &LawPolicy,
+    (service_ms, capacity, noise): (f64, f64, f64),
+    app: impl Fn(usize) -> f64,
+    steps: usize,
+    seed: u64,
+) -> Vec<(f64, drbd_agent::throttle::Decision)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rate = p.min_rate.as_f64();
+    let mut out = Vec::new();
+    for t in 0..steps {
+        let o = obs(&mut rng, service_ms, capacity, noise, app(t), rate);
+        let d = c.step(p, &o);
+        out.push((rate, d));
+        rate = d.rate.as_f64();
+    }
+    out
+}
+
+/// The resync rate that puts the toy queue exactly at the target.
+fn oracle(service_ms: f64, capacity: f64, target_ms: f64, app: f64) -> f64 {
+    capacity * (1.0 - service_ms / target_ms) - app
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// S and C come back within 10 % from 400 noisy samples spread over
+    /// 10–90 % of the capacity (≈ 200 remembered).
+    #[test]
+    fn fit_recovers_service_time_and_capacity(
+        service_ms in 0.3f64..3.0,
+        capacity_mib in 100.0f64..1000.0,
+        noise in 0.05f64..0.25,
+        seed in any::<u64>(),
+    ) {
+        let capacity = capacity_mib * MIB;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut m = QueueModel::new();
+        for i in 0..400 {
+            let load = capacity * (0.1 + 0.8 * (i % 9) as f64 / 8.0);
+            let latency = curve(service_ms, capacity, load) * lognormal(&mut rng, noise);
+            m.observe(load, latency).unwrap();
+        }
+        let f = m.fit().unwrap();
+        prop_assert!((f.service_ms / service_ms - 1.0).abs() < 0.1, "{f:?}");
+        prop_assert!((f.capacity_kib_per_sec / capacity - 1.0).abs() < 0.1, "{f:?}");
+        // The fit's noise is the samples' (within a factor 2).
+        prop_assert!(f.noise > noise / 2.0 && f.noise < noise * 2.0, "{f:?}");
+    }
+
+    /// Whatever the samples (sensible, wild or nonsense), the model-based
+    /// law never leaves [floor, ceiling] and never sets 0.
+    #[test]
+    fn model_law_stays_in_bounds(
+        samples in proptest::collection::vec(
+            (
+                prop_oneof![0.01f64..500.0, Just(0.0), Just(f64::NAN), Just(-1.0), Just(f64::INFINITY)],
+                prop_oneof![0.0f64..2e6, Just(-5e3), Just(f64::NAN)],
+                prop_oneof![0.0f64..5e6, Just(-5e3), Just(f64::NAN)],
+            ),
+            1..60,
+        ),
+        target_ms in 0.5f64..50.0,
+        max_rate in 1_000u64..5_000_000,
+    ) {
+        let mut p = policy(target_ms);
+        p.max_rate = k(max_rate);
+        let mut c = Controller::new();
+        for (latency, app, resync) in samples {
+            let o = Observation {
+                elapsed: Duration::from_secs(1),
+                app_write_latency_ms: Some(latency),
+                foreground_kib_per_sec: Some(app),
+                resync_kib_per_sec: Some(resync),
+                out_of_sync_kib: Some(1 << 30),
+                uptodate_replicas: 2,
+                ..Observation::default()
+            };
+            let (floor, ceiling) = bounds(&p, &o);
+            let d = c.step(&p, &o);
+            prop_assert!(d.rate >= floor && d.rate <= ceiling, "{d:?}");
+            prop_assert!(d.rate.get() >= 1);
+        }
+    }
+
+    /// On a curve with no noise, the set point is the target itself and
+    /// never above it; noisier samples lower it.
+    #[test]
+    fn setpoint_is_under_the_target_and_falls_with_noise(
+        target in 0.1f64..100.0,
+        a in 0.0f64..1.0,
+        b in 0.0f64..1.0,
+    ) {
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        for tolerance in [1.0, MEAN_TOLERANCE] {
+            prop_assert!(setpoint(target, lo, tolerance) <= target);
+            prop_assert!(setpoint(target, hi, tolerance) <= setpoint(target, lo, tolerance));
+            prop_assert!(setpoint(target, f64::NAN, tolerance) > 0.0);
+        }
+        // A p99 target is a per-interval bound: any noise lowers it.
+        if lo > 0.001 {
+            prop_assert!(setpoint(target, lo, 1.0) < target);
+        }
+    }
+}
+
+#[test]
+fn model_rejects_nonsense_samples() {
+    let mut m = QueueModel::new();
+    assert_eq!(m.observe(1_000.0, 0.0), Err(Rejected::Latency));
+    assert_eq!(m.observe(1_000.0, -1.0), Err(Rejected::Latency));
+    assert_eq!(m.observe(1_000.0, f64::NAN), Err(Rejected::Latency));
+    assert_eq!(m.observe(-1.0, 1.0), Err(Rejected::Load));
+    assert_eq!(m.observe(f64::NAN, 1.0), Err(Rejected::Load));
+    assert_eq!(m.samples(), 0.0);
+    assert_eq!(m.fit(), Err(Unfit::TooFewSamples));
+}
+
+/// Taking charge on a 200 MiB/s, 1 ms queue at half load with a 5 ms
+/// target: within 6 intervals the rate is within 85–105 % of the oracle,
+/// and the model's fit is the queue's.
+#[test]
+fn takes_charge_at_the_predicted_operating_point() {
+    let (s, cap, target) = (1.0, 200.0 * MIB, 5.0);
+    let app = 0.5 * cap;
+    let best = oracle(s, cap, target, app);
+    let mut c = Controller::new();
+    let trace = closed_loop(&mut c, &policy(target), (s, cap, 0.0), |_| app, 40, 1);
+    let settled = trace
+        .iter()
+        .position(|(_, d)| {
+            let r = d.rate.as_f64();
+            r >= 0.85 * best && r <= 1.05 * best
+        })
+        .unwrap();
+    assert!(settled <= 6, "settled after {settled}: {trace:?}");
+    for (rate, _) in &trace[settled + 1..] {
+        assert!(
+            *rate >= 0.85 * best && *rate <= 1.05 * best,
+            "{rate} vs {best}"
+        );
+    }
+    let report = c.model_report();
+    assert!(report.in_use, "{report:?}");
+    let fit = report.fit.unwrap();
+    assert!((fit.service_ms - s).abs() < 0.05 * s, "{fit:?}");
+    assert!(
+        (fit.capacity_kib_per_sec - cap).abs() < 0.05 * cap,
+        "{fit:?}"
+    );
+    // The feedback law alone is still far below after as many intervals.
+    let mut old = Controller::feedback_only();
+    let before = closed_loop(&mut old, &policy(target), (s, cap, 0.0), |_| app, 7, 1);
+    assert!(before.last().unwrap().1.rate.as_f64() < 0.5 * best);
+}
+
+/// A foreground step up and one down: the rate is within ±15 % of the new
+/// oracle within 3 intervals of each.
+#[test]
+fn foreground_steps_move_to_the_new_point_at_once() {
+    let (s, cap, target) = (0.5, 400.0 * MIB, 4.0);
+    let app = |t: usize| match t {
+        0..=39 => 0.3 * cap,
+        40..=79 => 0.7 * cap,
+        _ => 0.2 * cap,
+    };
+    let mut c = Controller::new();
+    let trace = closed_loop(&mut c, &policy(target), (s, cap, 0.05), app, 120, 7);
+    for (step, level) in [(40usize, 0.7), (80, 0.2)] {
+        let best = oracle(s, cap, target, level * cap);
+        let near = |t: usize| {
+            let r = trace[t].1.rate.as_f64();
+            r >= 0.85 * best && r <= 1.15 * best
+        };
+        let first = (step..step + 3).find(|&t| near(t));
+        assert!(
+            first.is_some(),
+            "step at {step}: {:?}",
+            &trace[step..step + 5]
+        );
+        let reasons: Vec<Reason> = trace[step..step + 3]
+            .iter()
+            .map(|(_, d)| d.reason)
+            .collect();
+        assert!(
+            reasons
+                .iter()
+                .any(|r| matches!(r, Reason::ModelJump { .. })),
+            "{reasons:?}"
+        );
+    }
+}
+
+/// Nonsense samples in the middle of a run: that step is the feedback
+/// law's, the report says why; three in a row make the model start again.
+#[test]
+fn nonsense_falls_back_to_the_feedback_law() {
+    let (s, cap, target) = (1.0, 200.0 * MIB, 5.0);
+    let mut c = Controller::new();
+    let p = policy(target);
+    let trace = closed_loop(&mut c, &p, (s, cap, 0.05), |_| 0.4 * cap, 30, 3);
+    assert!(c.model_report().in_use);
+    let rate = trace.last().unwrap().1.rate.as_f64();
+    let bad = [
+        (Some(0.0), Some(1_000.0)),
+        (Some(f64::NAN), Some(1_000.0)),
+        (Some(3.0), Some(-5_000.0)), // counters went backwards
+        (Some(0.0), Some(1_000.0)),
+    ];
+    for (latency, resync) in bad {
+        let o = Observation {
+            elapsed: Duration::from_secs(1),
+            app_write_latency_ms: latency,
+            foreground_kib_per_sec: Some(0.4 * cap),
+            resync_kib_per_sec: resync,
+            out_of_sync_kib: Some(1 << 40),
+            uptodate_replicas: 2,
+            ..Observation::default()
+        };
+        let d = c.step(&p, &o);
+        let report = c.model_report();
+        assert!(!report.in_use, "{report:?}");
+        assert!(
+            !matches!(
+                d.reason,
+                Reason::ModelJump { .. } | Reason::ModelTrim { .. } | Reason::Probing { .. }
+            ),
+            "{d:?}"
+        );
+        assert!(d.rate.as_f64() <= rate * 1.3, "{d:?}");
+    }
+    // Three rejected in a row (the NaN latency is no sample at all): the
+    // model has forgotten its fit.
+    let next = closed_loop(&mut c, &p, (s, cap, 0.05), |_| 0.4 * cap, 1, 4);
+    assert!(c.model_report().fit.is_none(), "{next:?}");
+}
+
+/// A sample far off the curve (here a quarter of the latency it predicts)
+/// is not fitted and the feedback law decides; three in a row start the
+/// model again.
+#[test]
+fn far_off_samples_are_not_fitted_and_three_restart_the_model() {
+    let (s, cap, target) = (1.0, 200.0 * MIB, 5.0);
+    let p = policy(target);
+    let mut c = Controller::new();
+    let trace = closed_loop(&mut c, &p, (s, cap, 0.02), |_| 0.4 * cap, 30, 5);
+    let fit = c.model_report().fit.expect("a fit after 30 intervals");
+    let rate = trace.last().unwrap().1.rate.as_f64();
+    let app = 0.4 * cap;
+    let far = Observation {
+        elapsed: Duration::from_secs(1),
+        app_write_latency_ms: Some(fit.latency_at(app + rate) / 4.0),
+        foreground_kib_per_sec: Some(app),
+        resync_kib_per_sec: Some(rate),
+        out_of_sync_kib: Some(1 << 40),
+        uptodate_replicas: 2,
+        ..Observation::default()
+    };
+    for n in 1..=3 {
+        c.step(&p, &far);
+        let report = c.model_report();
+        assert_eq!(report.fallback, Some(Unfit::Mismatch), "{n}: {report:?}");
+        assert!(!report.in_use);
+    }
+    // The model forgot its fit: the next sensible sample cannot steer.
+    closed_loop(&mut c, &p, (s, cap, 0.02), |_| app, 1, 6);
+    assert!(c.model_report().fit.is_none(), "{:?}", c.model_report());
+}
