@@ -70,8 +70,13 @@ fn deb_listing(deb: &str) -> BTreeMap<String, String> {
 const UNIT: &str = "drbd-agent.service";
 
 /// What both packages ship, with the .deb's and the .rpm's paths.
-const SHIPPED: [(&str, &str, &str); 11] = [
+const SHIPPED: [(&str, &str, &str); 12] = [
     ("/usr/sbin/drbd-agent", "/usr/sbin/drbd-agent", "-rwxr-xr-x"),
+    (
+        "/usr/share/doc/drbd-agent/examples/web.yml",
+        "/usr/share/doc/drbd-agent/examples/web.yml",
+        "-rw-r--r--",
+    ),
     (
         "/etc/drbd-agent/agent.toml",
         "/etc/drbd-agent/agent.toml",
