@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::free_port;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -50,12 +52,6 @@ fn tls_keys(dir: &Path, name: &str, signer: &Ca, trusted: &Ca) -> String {
         write(format!("{name}.pem"), cert.pem()),
         write(format!("{name}.key"), key.serialize_pem()),
     )
-}
-
-/// A port free on loopback right now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 fn signal(addr: SocketAddr) -> Option<Value> {

@@ -19,10 +19,26 @@ pub const LEGACY_FINDINGS: [&str; 2] = [
     "drbd_peerdevice_sent_bytes counter metrics should have \"_total\" suffix",
 ];
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1 and `[::]`, chosen below
+/// Linux's ephemeral range (32768–60999), so that no socket another test
+/// binds to port 0 or connects from can take it before the agent binds it.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(2_654_435_761);
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(7_919)) % 12_000) as u16;
+        // One at a time: a dual-stack `[::]` bind conflicts with 127.0.0.1.
+        let v4 = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        let v6 = v4
+            && (std::net::TcpListener::bind(("::", port)).is_ok()
+                || !std::path::Path::new("/proc/net/if_inet6").exists());
+        if v6 {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999")
 }
 
 /// A child process killed (and reaped) when dropped; on a panicking thread
