@@ -161,7 +161,8 @@ impl Daemon {
         let exporter = Exporter::new(Facts::of_this_build())
             .with_throttle(throttle.clone())
             .with_network(network.clone())
-            .with_api(gate.counters.clone());
+            .with_api(gate.counters.clone())
+            .with_enum_series(config.metrics.enum_series);
         let exporter = Arc::new(if config.linstor.enabled {
             tokio::spawn(linstor::run(
                 ReporterOptions {

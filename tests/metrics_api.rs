@@ -140,6 +140,8 @@ async fn exposition_families_sorted_and_complete() {
         "drbd_peerdevice_resync_done_ratio",
         "drbd_peerdevice_resync_eta_seconds",
         "drbd_peerdevice_resync_rate_bytes_per_second",
+        // One series per reason that holds (`[metrics] enum-series`).
+        "drbd_peerdevice_resync_suspended",
     ];
     for name in family_names() {
         assert_eq!(

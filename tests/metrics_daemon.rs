@@ -59,6 +59,7 @@ async fn daemon_metrics_with_drbd_version() {
         throttle: Default::default(),
         linstor: Default::default(),
         pressure: Default::default(),
+        metrics: Default::default(),
         sources: Vec::new(),
     };
     let daemon = Daemon::start(&config).await.unwrap();

@@ -287,9 +287,10 @@ fn prometheus_scrapes_the_simulated_cluster() {
         prometheus.one(r#"drbd_resource_role{name="r0",drbd_resource_role="Primary"}"#),
         Some(1.0)
     );
+    // One series per current state (`[metrics] enum-series = "current"`).
     assert_eq!(
         prometheus.one(r#"drbd_resource_role{name="r0",drbd_resource_role="Secondary"}"#),
-        Some(0.0)
+        None
     );
     assert_eq!(
         prometheus.one(
@@ -365,7 +366,9 @@ fn prometheus_scrapes_the_simulated_cluster() {
     );
     // In the same scrape the resync-only series are gone.
     let ended = look(&prometheus, ended_at);
-    assert_eq!(ended.sync_source, Some(0.0), "{ended:?}");
+    // The old state's series left the exposition, and Prometheus marked it
+    // stale in that scrape: no value at that instant.
+    assert_eq!(ended.sync_source, None, "{ended:?}");
     assert_eq!((ended.ratio, ended.rate), (None, None), "{ended:?}");
     assert_eq!(
         prometheus.one_at(
@@ -407,9 +410,10 @@ fn prometheus_scrapes_the_simulated_cluster() {
             r#"drbd_resource_role{name="r1",drbd_resource_role="Secondary"}"#,
             at,
         );
+        // Exactly one of the two series, 1 (the other is stale or absent).
         match (primary, secondary) {
-            (Some(1.0), Some(0.0)) => "Primary",
-            (Some(0.0), Some(1.0)) => "Secondary",
+            (Some(1.0), None) => "Primary",
+            (None, Some(1.0)) => "Secondary",
             other => panic!("r1 role series {other:?}"),
         }
     };

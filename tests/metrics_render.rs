@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use drbd_agent::drbd::{apply_line, DrbdState, Line, StreamStats};
 use drbd_agent::events2::parse_line;
-use drbd_agent::metrics::{render_drbd, DrbdInput};
+use drbd_agent::metrics::{render_drbd, render_drbd_in, DrbdInput, EnumSeries};
 use drbd_agent::state::Model;
 
 const STORY: &str = include_str!("data/events2/resync-3node.statistics.txt");
@@ -79,8 +79,43 @@ fn full_story() -> Vec<&'static str> {
     STORY.lines().collect()
 }
 
+/// The one-hot form (`[metrics] enum-series = "all"`), which most tests
+/// here check value by value.
 fn render(model: &Model) -> String {
+    render_drbd_in(
+        &DrbdInput::new(model, &StreamStats::default()),
+        EnumSeries::All,
+    )
+    .unwrap()
+}
+
+/// The default form (`enum-series = "current"`).
+fn render_current(model: &Model) -> String {
     render_drbd(&DrbdInput::new(model, &StreamStats::default())).unwrap()
+}
+
+/// The families whose value label names a state: one series per value in
+/// the one-hot form, one for the current value otherwise.
+const ENUM_FAMILIES: &[&str] = &[
+    "drbd_resource_role",
+    "drbd_connection_state",
+    "drbd_device_state",
+    "drbd_peerdevice_replication_state",
+    "drbd_peerdevice_peer_disk_state",
+    "drbd_peerdevice_resync_suspended",
+];
+
+fn family_of(series: &str) -> &str {
+    series.split_once('{').map_or(series, |(name, _)| name)
+}
+
+/// What the current form must be: the one-hot form's series, where the
+/// state families keep only their series of value 1.
+fn expected_current(all: &str) -> BTreeMap<String, f64> {
+    samples(all)
+        .into_iter()
+        .filter(|(series, value)| !ENUM_FAMILIES.contains(&family_of(series)) || *value == 1.0)
+        .collect()
 }
 
 /// Sample lines: the series as printed (name and labels) → value.
@@ -599,4 +634,72 @@ fn generation_moves_with_model_changes_only() {
     state.flush();
     assert_eq!(state.generation, before + 2);
     assert!(state.model.resources().is_empty());
+}
+
+#[test]
+fn current_form_is_the_one_hot_form_without_its_zeros_at_every_step() {
+    let story = full_story();
+    for end in (1..=story.len()).step_by(7).chain([story.len()]) {
+        let model = model_of(&story[..end]);
+        let all = render(&model);
+        let current = render_current(&model);
+        assert_eq!(
+            samples(&current),
+            expected_current(&all),
+            "after {end} lines"
+        );
+        // Every family keeps its header while it has series; types agree.
+        let types_all = types(&all);
+        for (family, kind) in types(&current) {
+            assert_eq!(types_all.get(&family), Some(&kind), "{family}");
+        }
+    }
+}
+
+#[test]
+fn current_form_has_one_series_per_object_and_state_family() {
+    let mut lines = full_story();
+    lines.push("change resource name:r0 role:Tertiary");
+    lines.push("change connection name:r0 peer-node-id:1 conn-name:bravo connection:Levitating");
+    lines.push(
+        "change peer-device name:r0 peer-node-id:1 conn-name:bravo volume:0 resync-suspended:user,dependency,gremlins",
+    );
+    let text = render_current(&model_of(&lines));
+    let series = samples(&text);
+    let of = |family: &str| -> Vec<(String, f64)> {
+        series
+            .iter()
+            .filter(|(s, _)| family_of(s) == family)
+            .map(|(s, v)| (s.clone(), *v))
+            .collect()
+    };
+    assert_eq!(
+        of("drbd_resource_role"),
+        vec![(
+            r#"drbd_resource_role{name="r0",drbd_resource_role="Tertiary"}"#.to_owned(),
+            1.0
+        )]
+    );
+    let states = of("drbd_connection_state");
+    assert_eq!(states.len(), 2, "one per connection: {states:?}");
+    assert!(states
+        .iter()
+        .any(|(s, _)| s.contains(r#"conn_name="bravo""#) && s.contains("Levitating")));
+    assert!(states.iter().all(|(_, v)| *v == 1.0));
+    let reasons: Vec<String> = of("drbd_peerdevice_resync_suspended")
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(
+        reasons,
+        ["dependency", "gremlins", "user"]
+            .iter()
+            .map(|r| format!("drbd_peerdevice_resync_suspended{{{BRAVO},reason=\"{r}\"}}"))
+            .collect::<Vec<_>>()
+    );
+    // Charlie's resync is not suspended: no series.
+    assert!(!text.contains(r#"drbd_peerdevice_resync_suspended{name="r0",conn_name="charlie""#));
+    assert_eq!(of("drbd_device_state").len(), 1);
+    assert_eq!(of("drbd_peerdevice_replication_state").len(), 2);
+    assert_eq!(of("drbd_peerdevice_peer_disk_state").len(), 2);
 }

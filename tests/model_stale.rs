@@ -70,6 +70,7 @@ fn config(drbdsetup: PathBuf) -> Config {
         throttle: Default::default(),
         linstor: Default::default(),
         pressure: Default::default(),
+        metrics: Default::default(),
         sources: Vec::new(),
     }
 }

@@ -265,9 +265,10 @@ fn link_down_is_blamed_rename_and_delete_followed() {
         Some(1.0),
         "{metrics}"
     );
+    // A cause's series exists from its first occurrence on.
     assert_eq!(
         sample_value(&metrics, &series("unknown")),
-        Some(0.0),
+        None,
         "{metrics}"
     );
     assert_eq!(

@@ -373,6 +373,7 @@ fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
         throttle: Default::default(),
         linstor: Default::default(),
         pressure: Default::default(),
+        metrics: Default::default(),
         sources: Vec::new(),
     };
     init_logging(Some("info"));

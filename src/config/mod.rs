@@ -52,6 +52,8 @@ pub struct Config {
     pub linstor: LinstorConfig,
     /// `[pressure]`: cross-node pressure (validated; merged key by key).
     pub pressure: crate::pressure::PressureConfig,
+    /// `[metrics]`: the form of /metrics.
+    pub metrics: MetricsConfig,
     /// The files the configuration was read from, in merge order.
     pub sources: Vec<PathBuf>,
 }
@@ -81,6 +83,15 @@ pub struct ApiConfig {
     pub web_config: Option<PathBuf>,
     /// `status`: `"same"` (as `/metrics`) or `"local"` (loopback only).
     pub status: crate::api::StatusAccess,
+}
+
+/// `[metrics]`: the form of /metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `enum-series`: `"current"` (one series for the state that holds,
+    /// flags that hold, counters by cause from their first occurrence) or
+    /// `"all"` (one series per possible value, 0 for the others).
+    pub enum_series: crate::metrics::EnumSeries,
 }
 
 /// `[state]`: where the agent keeps what must survive a restart.

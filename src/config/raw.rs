@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use super::{ApiConfig, Config, DrbdConfig, HumanDuration, LinstorConfig, StateConfig};
+use super::{
+    ApiConfig, Config, DrbdConfig, HumanDuration, LinstorConfig, MetricsConfig, StateConfig,
+};
 use crate::pressure::RawPressure;
 use crate::throttle::ThrottleConfig;
 
@@ -33,6 +35,14 @@ pub(super) struct RawConfig {
     /// `[pressure]`, resolved in `Config::from_sources`.
     #[serde(default)]
     pressure: RawPressure,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawMetrics {
+    enum_series: Option<EnumSeriesValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,6 +158,9 @@ impl RawConfig {
             // Merged key by key from the tables, see `Config::from_sources`.
             throttle: None,
             pressure: self.pressure.overridden_by(later.pressure),
+            metrics: RawMetrics {
+                enum_series: later.metrics.enum_series.or(self.metrics.enum_series),
+            },
         }
     }
 
@@ -195,6 +208,12 @@ impl RawConfig {
             throttle: ThrottleConfig::default(),
             linstor: self.linstor.resolve(),
             pressure: Default::default(),
+            metrics: MetricsConfig {
+                enum_series: self
+                    .metrics
+                    .enum_series
+                    .map_or_else(Default::default, |e| e.0),
+            },
             sources: Vec::new(),
         }
     }
@@ -256,6 +275,21 @@ checked_string!(
         other => Err(format!(
             "status {other:?}: write \"same\" (as /metrics) or \"local\" (loopback clients only)"
         )),
+    }
+);
+
+checked_string!(
+    EnumSeriesValue,
+    crate::metrics::EnumSeries,
+    "\"current\" or \"all\"",
+    |value| {
+        match value {
+        "current" => Ok(crate::metrics::EnumSeries::Current),
+        "all" => Ok(crate::metrics::EnumSeries::All),
+        other => Err(format!(
+            "enum-series {other:?}: write \"current\" (one series for the value that holds) or \"all\" (one series per possible value)"
+        )),
+    }
     }
 );
 

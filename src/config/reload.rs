@@ -14,7 +14,7 @@ use super::Config;
 /// effect after a restart, in file order. `[throttle]`, `drbd.drbdsetup`
 /// and `drbd.drbdadm` are not among them.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 9] = [
+    let checks: [(&'static str, bool); 10] = [
         ("node-name", old.node_name != new.node_name),
         ("log-level", old.log_level != new.log_level),
         (
@@ -36,6 +36,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
             old.state.directory != new.state.directory,
         ),
         ("pressure", old.pressure != new.pressure),
+        (
+            "metrics.enum-series",
+            old.metrics.enum_series != new.metrics.enum_series,
+        ),
     ];
     let (a, b) = (&old.linstor, &new.linstor);
     let linstor: [(&'static str, bool); 12] = [

@@ -26,11 +26,12 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use super::exposition::{DrbdPart, Exposition};
+use super::family::EnumSeries;
 use super::gzip::{Deflater, Part};
 use super::layout::{Layout, Rendered, Slot, Totals};
 use super::schedule::{Refresh, ScrapeClock};
 use super::MetricsError;
-use super::{render_agent_head_all, render_version, AgentInput, DrbdVersions};
+use super::{render_agent_head_in, render_version, AgentInput, DrbdVersions};
 use crate::drbd::{wait_shutdown, ChangedSince, DrbdState, Shared, StreamStats};
 use crate::linstor::SharedLinstorStatus;
 use crate::state::Resource;
@@ -85,6 +86,8 @@ impl Facts {
 /// The cached DRBD part.
 #[derive(Debug, Default)]
 struct Cache {
+    /// The form of the layout built on first use.
+    enum_series: EnumSeries,
     layout: Option<Arc<Layout>>,
     /// The model generation `part` was built for.
     seen: Option<u64>,
@@ -100,7 +103,7 @@ impl Cache {
         if let Some(layout) = &self.layout {
             return Ok(layout.clone());
         }
-        let layout = Arc::new(Layout::new()?);
+        let layout = Arc::new(Layout::with_enum_series(self.enum_series)?);
         self.layout = Some(layout.clone());
         Ok(layout)
     }
@@ -188,42 +191,36 @@ fn differences<'m, 'c>(
 /// A resource to render and its previous render.
 type ToRender = (Resource, Option<Arc<Rendered>>);
 
-/// Renders resources (reusing their unchanged families), on a blocking
-/// thread when there are many. The compressor is reused across calls.
+/// Renders resources, on a blocking thread when there are many. A render
+/// equal to the cached one keeps the cached `Arc`, and with it the
+/// compressed pieces of its block (`DrbdPart::new`).
 async fn render_resources(
     layout: &Arc<Layout>,
     resources: Vec<ToRender>,
-    deflater: &mut Option<Deflater>,
-) -> Result<Vec<(String, Rendered)>, MetricsError> {
+) -> Result<Vec<(String, Arc<Rendered>)>, MetricsError> {
     fn render_all(
         layout: &Layout,
         resources: Vec<ToRender>,
-        deflater: &mut Deflater,
-    ) -> Result<Vec<(String, Rendered)>, MetricsError> {
+    ) -> Result<Vec<(String, Arc<Rendered>)>, MetricsError> {
         resources
             .into_iter()
             .map(|(resource, previous)| {
-                let rendered =
-                    layout.render_resource_since(&resource, previous.as_deref(), deflater)?;
+                let fresh = layout.render_resource(&resource)?;
+                let rendered = match previous {
+                    Some(old) if *old == fresh => old,
+                    _ => Arc::new(fresh),
+                };
                 Ok((resource.name.clone(), rendered))
             })
             .collect()
     }
-    let mut owned = deflater.take().unwrap_or_default();
     if resources.len() <= INLINE_RENDERS {
-        let result = render_all(layout, resources, &mut owned);
-        *deflater = Some(owned);
-        return result;
+        return render_all(layout, resources);
     }
     let layout = layout.clone();
-    let (result, owned) = tokio::task::spawn_blocking(move || {
-        let result = render_all(&layout, resources, &mut owned);
-        (result, owned)
-    })
-    .await
-    .map_err(|e| MetricsError::Task(e.to_string()))?;
-    *deflater = Some(owned);
-    result
+    tokio::task::spawn_blocking(move || render_all(&layout, resources))
+        .await
+        .map_err(|e| MetricsError::Task(e.to_string()))?
 }
 
 /// The DRBD part brought up to date, with what was read along with it.
@@ -257,6 +254,8 @@ pub struct Exporter {
     network: Option<crate::netlink::SharedNetwork>,
     /// The API's refusal counters, rendered into the agent part.
     api: Option<std::sync::Arc<crate::api::ApiCounters>>,
+    /// `[metrics] enum-series`.
+    enum_series: EnumSeries,
 }
 
 impl Exporter {
@@ -280,7 +279,19 @@ impl Exporter {
             linstor: None,
             network: None,
             api: None,
+            enum_series: EnumSeries::default(),
         }
+    }
+
+    /// Exports state enums, flag sets and counters by cause in `form`
+    /// (`[metrics] enum-series`; default [`EnumSeries::Current`]).
+    pub fn with_enum_series(mut self, form: EnumSeries) -> Self {
+        self.enum_series = form;
+        self.cache = Mutex::new(Cache {
+            enum_series: form,
+            ..Cache::default()
+        });
+        self
     }
 
     /// Renders `drbd_agent_api_refused_total` from `counters` on every
@@ -378,17 +389,24 @@ impl Exporter {
                 let todo = cache.take_changes(&state);
                 let totals = Totals::new(state.model.resources().len(), &state.stats);
                 drop(state);
-                let rendered = render_resources(&layout, todo, &mut cache.deflater).await?;
+                let many = todo.len() > INLINE_RENDERS;
+                let rendered = render_resources(&layout, todo).await?;
                 for (name, rendered) in rendered {
-                    cache.resources.insert(name, Arc::new(rendered));
+                    cache.resources.insert(name, rendered);
                 }
                 let previous = cache.part.take();
-                let part = Arc::new(build_part(
-                    &layout,
-                    &cache.resources,
-                    &totals,
-                    previous.as_deref(),
-                )?);
+                let resources: Vec<Arc<Rendered>> = cache.resources.values().cloned().collect();
+                let part = Arc::new(
+                    build_part(
+                        layout.clone(),
+                        resources,
+                        totals,
+                        previous,
+                        &mut cache.deflater,
+                        many,
+                    )
+                    .await?,
+                );
                 cache.part = Some(part.clone());
                 cache.seen = Some(generation);
                 part
@@ -520,7 +538,7 @@ impl Exporter {
             Some(status) => Some(status.read().await),
             None => None,
         };
-        let head = render_agent_head_all(
+        let head = render_agent_head_in(
             &AgentInput {
                 version: &self.facts.version,
                 git_commit: &self.facts.git_commit,
@@ -534,6 +552,7 @@ impl Exporter {
             linstor.as_deref(),
             network.as_deref(),
             self.api.as_deref(),
+            self.enum_series,
         )?;
         drop(throttle);
         drop(linstor);
@@ -560,36 +579,56 @@ impl Exporter {
         cache.resources.values().map(|r| r.size()).sum()
     }
 
-    /// Bytes of the per-resource cache's deflated pieces (part of
-    /// [`cached_bytes`](Self::cached_bytes)).
+    /// Bytes of the deflated pieces of the DRBD part built last (one per
+    /// block of resources and family).
     pub async fn cached_deflated_bytes(&self) -> usize {
         let cache = self.cache.lock().await;
-        cache.resources.values().map(|r| r.deflated_size()).sum()
+        cache.part.as_ref().map_or(0, |part| part.deflated_len())
     }
 }
 
-/// The DRBD part from the cached chunks and freshly rendered totals.
-fn build_part(
-    layout: &Arc<Layout>,
-    resources: &BTreeMap<String, Arc<Rendered>>,
-    totals: &Totals,
-    previous: Option<&DrbdPart>,
+/// The DRBD part from the cached chunks and freshly rendered totals,
+/// compressing the blocks that changed (on a blocking thread when `many`
+/// resources were rendered: after a restart or a reconcile, all of them).
+async fn build_part(
+    layout: Arc<Layout>,
+    resources: Vec<Arc<Rendered>>,
+    totals: Totals,
+    previous: Option<Arc<DrbdPart>>,
+    deflater: &mut Option<Deflater>,
+    many: bool,
 ) -> Result<DrbdPart, MetricsError> {
-    let mut rendered_totals = Vec::new();
-    let mut deflater = Deflater::new();
-    for slot in layout.slots() {
-        if let Slot::Totals(index) = *slot {
-            if rendered_totals.len() <= index {
-                rendered_totals.resize(index + 1, Part::default());
+    fn build(
+        layout: Arc<Layout>,
+        resources: Vec<Arc<Rendered>>,
+        totals: &Totals,
+        previous: Option<&DrbdPart>,
+        deflater: &mut Deflater,
+    ) -> Result<DrbdPart, MetricsError> {
+        let mut rendered_totals = Vec::new();
+        for slot in layout.slots() {
+            if let Slot::Totals(index) = *slot {
+                if rendered_totals.len() <= index {
+                    rendered_totals.resize(index + 1, Part::default());
+                }
+                let text = layout.render_totals(index, totals)?;
+                rendered_totals[index] = Part::new(text, deflater)?;
             }
-            let text = layout.render_totals(index, totals)?;
-            rendered_totals[index] = Part::new(text, &mut deflater)?;
         }
+        DrbdPart::new(layout, resources, rendered_totals, previous, deflater)
     }
-    Ok(DrbdPart::new(
-        layout.clone(),
-        resources.values().cloned().collect(),
-        rendered_totals,
-        previous,
-    ))
+    let mut owned = deflater.take().unwrap_or_default();
+    if !many {
+        let result = build(layout, resources, &totals, previous.as_deref(), &mut owned);
+        *deflater = Some(owned);
+        return result;
+    }
+    let (result, owned) = tokio::task::spawn_blocking(move || {
+        let result = build(layout, resources, &totals, previous.as_deref(), &mut owned);
+        (result, owned)
+    })
+    .await
+    .map_err(|e| MetricsError::Task(e.to_string()))?;
+    *deflater = Some(owned);
+    result
 }

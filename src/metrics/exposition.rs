@@ -1,20 +1,25 @@
 //! One scrape's exposition, held as references to the cached per-resource
 //! chunks instead of one assembled copy.
 //!
-//! The cache keeps each chunk only as an independent raw-deflate piece
-//! (see `gzip.rs`): a gzip body is the pieces copied into frames between a
-//! gzip header and trailer, with no compression at scrape time; a text body
-//! inflates them as it is sent. Keeping the text as well cost 17 MiB more at
-//! 1,000 resources (RSS above the 32 MiB aim), and scrapers send
-//! `Accept-Encoding: gzip`. The measurements below are from before, when
-//! the text was cached and sent as is.
+//! The cache keeps each chunk twice: as text and as an independent
+//! raw-deflate piece (see `gzip.rs`). A gzip body is the pieces copied into
+//! frames between a gzip header and trailer, with no compression at scrape
+//! time; a text body is the text chunks copied into frames. Nothing is
+//! rendered or compressed on the request path while nothing changed.
 //!
-//! The DRBD part of 1,000 resources is about 17 MiB in some 31,000 pieces
-//! (one per family and resource). It is sent as [`Exposition::into_chunks`]:
-//! the pieces copied into frames of [`CHUNK_BYTES`] while the body is
-//! written. Measured with `cargo bench --bench metrics_render` (1,000
-//! resources, 2 cores at load average 6, so absolute times are inflated;
-//! HTTP = request to last byte on loopback, after a one-resource change):
+//! (From issue 15 until the series budget, only the deflated pieces were
+//! kept and a plain scrape inflated them: the text of 133,000 series cost
+//! 17 MiB more at 1,000 resources. With one series per current state the
+//! text of 1,000 resources is about 6 MiB, and a plain scrape that inflated
+//! it took ~10 ms instead of ~2 ms.)
+//!
+//! The DRBD part of 1,000 resources is some 31,000 pieces (one per family
+//! and resource). It is sent as [`Exposition::into_chunks`]: the pieces
+//! copied into frames of [`CHUNK_BYTES`] while the body is written.
+//! Measured with `cargo bench --bench metrics_render` (1,000 resources of
+//! the one-hot form, 2 cores at load average 6, so absolute times are
+//! inflated; HTTP = request to last byte on loopback, after a one-resource
+//! change):
 //!
 //! | body                          | build/walk | HTTP GET | held per scrape |
 //! |-------------------------------|-----------:|---------:|----------------:|
@@ -24,18 +29,17 @@
 //! | every piece a frame (no copy) |     ~1 ms  |   78 ms  | ~1 MiB handles  |
 //!
 //! Frames answer about as fast as one copy end to end (the transfer
-//! dominates) without a second 17 MiB buffer: the cache alone is about half
-//! the 32 MiB RSS budget, and each of 50 concurrent scrapers would hold its
-//! own copy. Zero-copy pieces lose: hyper writes at most 16 buffers per
-//! `writev`, ~550 bytes each, so some 2,000 system calls per scrape.
+//! dominates) without a second copy of the body per scraper. Zero-copy
+//! pieces lose: hyper writes at most 16 buffers per `writev`, ~550 bytes
+//! each, so some 2,000 system calls per scrape.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use flate2::{Decompress, FlushDecompress};
 
-use super::gzip::{Crc, Part, HEADER, TRAILER_LEN};
+use super::gzip::{Crc, Deflater, Part, HEADER, TRAILER_LEN};
 use super::layout::{Layout, Rendered, Slot};
+use super::MetricsError;
 
 /// The size of the body frames [`Exposition::into_chunks`] yields.
 pub const CHUNK_BYTES: usize = 256 * 1024;
@@ -55,62 +59,79 @@ pub struct DrbdPart {
     crc: Crc,
     /// Length of all deflated pieces.
     deflated_len: usize,
-    /// Per block of [`BLOCK`] resources, per per-resource family: the CRC,
-    /// text and deflated length of the block's chunks.
-    blocks: Vec<Vec<Sum>>,
+    /// Per block of [`BLOCK`] resources, per per-resource family: the
+    /// block's lines of that family as one deflated piece, with their CRC.
+    blocks: Vec<Arc<[BlockPiece]>>,
 }
 
-/// Resources per block of [`DrbdPart`]'s sums. `cargo bench --bench
-/// metrics_render`, scrape after one change at 1,000 resources: 32 → 0.58 ms,
-/// 8 → 0.91 ms (the fold over all blocks costs more than recomputing one).
+/// Resources per block: a gzip body holds one deflated piece per block and
+/// family. Larger blocks compress better (similar lines together) and cost
+/// more to compress again after a change in one of their resources.
+/// `cargo bench --bench metrics_render`, 1,000 resources, current form:
+/// 32 resources → gzip body 1.0 MiB and 1.1 ms for a scrape after one
+/// change (one piece per resource and family, before: 2.9 MiB, the text
+/// of 1–2 series per piece barely compresses).
 const BLOCK: usize = 32;
 
-/// The CRC and lengths of consecutive chunks of one family.
-#[derive(Debug, Clone, Copy, Default)]
-struct Sum {
+/// One block's lines of one family.
+#[derive(Debug, Clone, Default)]
+struct BlockPiece {
     crc: Crc,
-    deflated: usize,
+    deflated: Bytes,
 }
 
-/// Per family, the sums of `block`'s chunks.
-fn block_sums(block: &[Arc<Rendered>], families: usize) -> Vec<Sum> {
-    let mut sums = vec![Sum::default(); families];
-    for rendered in block {
-        for (family, sum) in sums.iter_mut().enumerate() {
-            sum.crc
-                .push(rendered.crc(family), rendered.chunk_len(family) as u64);
-            sum.deflated += rendered.deflated_chunk(family).len();
-        }
-    }
-    sums
+/// Per family, `block`'s chunks as one deflated piece.
+fn block_pieces(
+    block: &[Arc<Rendered>],
+    families: usize,
+    deflater: &mut Deflater,
+) -> Result<Arc<[BlockPiece]>, MetricsError> {
+    let mut text = Vec::new();
+    (0..families)
+        .map(|family| {
+            text.clear();
+            for rendered in block {
+                text.extend_from_slice(rendered.chunk(family));
+            }
+            Ok(BlockPiece {
+                crc: Crc {
+                    crc: crc32fast::hash(&text),
+                    len: text.len() as u64,
+                },
+                deflated: deflater.piece(&text)?,
+            })
+        })
+        .collect()
 }
 
 impl DrbdPart {
     /// The part for `resources` (in name order). Blocks of resources
     /// unchanged since `previous` (the same cached renders at the same
-    /// positions) reuse its sums, so a scrape after a few changes combines
-    /// about one CRC per block and family rather than one per piece.
+    /// positions) reuse its pieces, so a scrape after a few changes
+    /// compresses about one block per changed resource.
     pub fn new(
         layout: Arc<Layout>,
         resources: Vec<Arc<Rendered>>,
         totals: Vec<Part>,
         previous: Option<&DrbdPart>,
-    ) -> Self {
+        deflater: &mut Deflater,
+    ) -> Result<Self, MetricsError> {
         let families = layout.resource_families();
         let previous = previous.filter(|p| Arc::ptr_eq(&p.layout, &layout));
-        let blocks: Vec<Vec<Sum>> = resources
+        let blocks: Vec<Arc<[BlockPiece]>> = resources
             .chunks(BLOCK)
             .enumerate()
-            .map(|(index, block)| {
-                previous
-                    .and_then(|p| p.reusable_block(index, block))
-                    .unwrap_or_else(|| block_sums(block, families))
-            })
-            .collect();
+            .map(
+                |(index, block)| match previous.and_then(|p| p.reusable_block(index, block)) {
+                    Some(pieces) => Ok(pieces),
+                    None => block_pieces(block, families, deflater),
+                },
+            )
+            .collect::<Result<_, MetricsError>>()?;
         let mut family_lens = vec![0; families];
         for block in &blocks {
-            for (len, sum) in family_lens.iter_mut().zip(block) {
-                *len += usize::try_from(sum.crc.len).unwrap_or(usize::MAX);
+            for (len, piece) in family_lens.iter_mut().zip(block.iter()) {
+                *len += usize::try_from(piece.crc.len).unwrap_or(usize::MAX);
             }
         }
         let mut part = Self {
@@ -142,19 +163,19 @@ impl DrbdPart {
             crc.push(head.crc, head.text.len() as u64);
             deflated_len += head.deflated.len();
             if let Slot::PerResource(family) = *kind {
-                for sum in part.blocks.iter().filter_map(|block| block.get(family)) {
-                    crc.append(sum.crc);
-                    deflated_len += sum.deflated;
+                for piece in part.blocks.iter().filter_map(|block| block.get(family)) {
+                    crc.append(piece.crc);
+                    deflated_len += piece.deflated.len();
                 }
             }
         }
         part.crc = crc;
         part.deflated_len = deflated_len;
-        part
+        Ok(part)
     }
 
-    /// The sums of block `index` if it holds exactly the renders of `block`.
-    fn reusable_block(&self, index: usize, block: &[Arc<Rendered>]) -> Option<Vec<Sum>> {
+    /// The pieces of block `index` if it holds exactly the renders of `block`.
+    fn reusable_block(&self, index: usize, block: &[Arc<Rendered>]) -> Option<Arc<[BlockPiece]>> {
         let start = index * BLOCK;
         let end = (start + BLOCK).min(self.resources.len());
         let old = self.resources.get(start..end)?;
@@ -166,6 +187,11 @@ impl DrbdPart {
     /// Total length in bytes.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Length of its deflated pieces in bytes.
+    pub fn deflated_len(&self) -> usize {
+        self.deflated_len
     }
 
     /// True when nothing was rendered.
@@ -185,11 +211,16 @@ impl DrbdPart {
     }
 
     /// The piece at `step` of `slot`: step 0 is the header (or the totals
-    /// family), step `k` the chunk of the `k`-th resource.
-    fn piece(&self, slot: usize, step: usize) -> Option<Piece<'_>> {
+    /// family), step `k` the text chunk of the `k`-th resource or, in a gzip
+    /// body, the deflated piece of the `k`-th block.
+    fn piece(&self, slot: usize, step: usize, gzip: bool) -> Option<Piece<'_>> {
         match *self.layout.slots().get(slot)? {
             Slot::PerResource(family) if step == 0 => {
                 Some(Piece::Whole(self.layout.header(family)))
+            }
+            Slot::PerResource(family) if gzip => {
+                let block = self.blocks.get(step - 1)?;
+                Some(Piece::Block(&block.get(family)?.deflated))
             }
             Slot::PerResource(family) => {
                 let rendered = self.resources.get(step - 1)?;
@@ -201,9 +232,10 @@ impl DrbdPart {
     }
 
     /// Number of steps of `slot` (0 when the family has no series).
-    fn steps(&self, slot: usize) -> usize {
+    fn steps(&self, slot: usize, gzip: bool) -> usize {
         match self.layout.slots().get(slot) {
             _ if self.slot_len(slot) == 0 => 0,
+            Some(Slot::PerResource(_)) if gzip => 1 + self.blocks.len(),
             Some(Slot::PerResource(_)) => 1 + self.resources.len(),
             Some(Slot::Totals(_)) => 1,
             None => 0,
@@ -214,17 +246,60 @@ impl DrbdPart {
 /// A piece of an exposition, as text or deflated.
 enum Piece<'a> {
     Whole(&'a Part),
+    /// A resource's lines of a family (only in text bodies).
     Chunk(&'a Rendered, usize),
+    /// A block's lines of a family, deflated (only in gzip bodies).
+    Block(&'a Bytes),
     /// gzip framing (only in gzip bodies).
     Raw(&'a [u8]),
 }
 
 impl Piece<'_> {
+    /// The piece as text (gzip framing as is).
+    fn text(&self) -> &[u8] {
+        match self {
+            Self::Whole(part) => &part.text,
+            Self::Chunk(rendered, family) => rendered.chunk(*family),
+            Self::Block(bytes) => bytes,
+            Self::Raw(bytes) => bytes,
+        }
+    }
+
+    /// The same as a `Bytes` sharing the cache's buffer where it can.
+    fn text_bytes(&self) -> Bytes {
+        match self {
+            Self::Whole(part) => part.text.clone(),
+            Self::Chunk(rendered, family) => rendered.chunk_bytes(*family),
+            Self::Block(bytes) => (*bytes).clone(),
+            Self::Raw(bytes) => Bytes::copy_from_slice(bytes),
+        }
+    }
+
+    /// The piece in the body's encoding.
+    fn encoded(&self, gzip: bool) -> &[u8] {
+        if gzip {
+            self.deflated()
+        } else {
+            self.text()
+        }
+    }
+
+    /// The same as a `Bytes` sharing the cache's buffer where it can.
+    fn encoded_bytes(&self, gzip: bool) -> Bytes {
+        if gzip {
+            self.deflated_bytes()
+        } else {
+            self.text_bytes()
+        }
+    }
+
     /// The piece as raw deflate (gzip framing as is).
     fn deflated(&self) -> &[u8] {
         match self {
             Self::Whole(part) => &part.deflated,
-            Self::Chunk(rendered, family) => rendered.deflated_chunk(*family),
+            // Text chunks are only in text bodies.
+            Self::Chunk(rendered, family) => rendered.chunk(*family),
+            Self::Block(bytes) => bytes,
             Self::Raw(bytes) => bytes,
         }
     }
@@ -233,7 +308,8 @@ impl Piece<'_> {
     fn deflated_bytes(&self) -> Bytes {
         match self {
             Self::Whole(part) => part.deflated.clone(),
-            Self::Chunk(rendered, family) => rendered.deflated_chunk_bytes(*family),
+            Self::Chunk(rendered, family) => rendered.chunk_bytes(*family),
+            Self::Block(bytes) => (*bytes).clone(),
             Self::Raw(bytes) => Bytes::copy_from_slice(bytes),
         }
     }
@@ -290,22 +366,17 @@ impl Exposition {
             exposition: self,
             cursor: Cursor::gzip(),
             target: CHUNK_BYTES,
-            inflate: None,
+            gzip: true,
         }
     }
 
     fn collect(&self, gzip: bool) -> Bytes {
-        if !gzip {
-            let mut out = BytesMut::with_capacity(self.len());
-            for frame in self.clone().into_chunks() {
-                out.extend_from_slice(&frame);
-            }
-            return out.freeze();
-        }
-        let mut out = BytesMut::with_capacity(self.gzip_len());
-        let mut cursor = Cursor::gzip();
+        let (mut out, mut cursor) = match gzip {
+            true => (BytesMut::with_capacity(self.gzip_len()), Cursor::gzip()),
+            false => (BytesMut::with_capacity(self.len()), Cursor::default()),
+        };
         while let Some(piece) = cursor.next_piece(self) {
-            out.extend_from_slice(piece.deflated());
+            out.extend_from_slice(piece.encoded(gzip));
         }
         out.freeze()
     }
@@ -337,7 +408,7 @@ impl Exposition {
             exposition: self,
             cursor: Cursor::default(),
             target: target.max(1),
-            inflate: Some(Inflate::default()),
+            gzip: false,
         }
     }
 
@@ -346,7 +417,6 @@ impl Exposition {
         Pieces {
             exposition: self,
             cursor: Cursor::default(),
-            decompress: Decompress::new(false),
         }
     }
 }
@@ -400,15 +470,15 @@ impl Cursor {
                         self.stage = Stage::Tail;
                         continue;
                     }
-                    if self.step >= drbd.steps(self.slot) {
+                    if self.step >= drbd.steps(self.slot, self.gzip) {
                         self.slot += 1;
                         self.step = 0;
                         continue;
                     }
                     let step = self.step;
                     self.step += 1;
-                    match drbd.piece(self.slot, step) {
-                        Some(piece) if !piece.deflated().is_empty() => return Some(piece),
+                    match drbd.piece(self.slot, step, self.gzip) {
+                        Some(piece) if !piece.encoded(self.gzip).is_empty() => return Some(piece),
                         _ => {}
                     }
                 }
@@ -431,107 +501,30 @@ impl Cursor {
     }
 }
 
-/// The body as frames of about [`CHUNK_BYTES`]: gzip frames copied from
-/// the cached pieces (pieces at least that large go out without a copy), or
-/// text frames inflated from them.
+/// The body as frames of about [`CHUNK_BYTES`] copied from the cached
+/// pieces (gzip or text; pieces at least that large go out without a copy).
 #[derive(Debug)]
 pub struct Chunks {
     exposition: Exposition,
     cursor: Cursor,
     target: usize,
-    /// Set for text frames.
-    inflate: Option<Inflate>,
-}
-
-/// Inflating the pieces of an exposition as one raw deflate stream.
-struct Inflate {
-    decompress: Decompress,
-    input: Bytes,
-    done: bool,
-}
-
-impl Default for Inflate {
-    fn default() -> Self {
-        Self {
-            decompress: Decompress::new(false),
-            input: Bytes::new(),
-            done: false,
-        }
-    }
-}
-
-impl std::fmt::Debug for Inflate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inflate").finish_non_exhaustive()
-    }
-}
-
-/// Inflates `input` into `out`'s spare capacity; returns the input used.
-/// The pieces were deflated here, so an error is a bug: it is logged and
-/// the text ends there (the client sees a short body).
-fn inflate_into(decompress: &mut Decompress, input: &[u8], out: &mut Vec<u8>) -> Option<usize> {
-    let before = decompress.total_in();
-    match decompress.decompress_vec(input, out, FlushDecompress::Sync) {
-        Ok(_) => Some(usize::try_from(decompress.total_in() - before).unwrap_or(input.len())),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot inflate cached metrics");
-            None
-        }
-    }
-}
-
-impl Chunks {
-    /// The next text frame of about `target` bytes.
-    fn next_text(&mut self) -> Option<Bytes> {
-        let inflate = self.inflate.as_mut()?;
-        if inflate.done {
-            return None;
-        }
-        let mut out = Vec::with_capacity(self.target);
-        while out.len() < out.capacity() {
-            if inflate.input.is_empty() {
-                match self.cursor.next_piece(&self.exposition) {
-                    Some(Piece::Raw(_)) => continue,
-                    Some(piece) => inflate.input = piece.deflated_bytes(),
-                    None => {
-                        // Drain what the inflater still holds.
-                        let before = out.len();
-                        if inflate_into(&mut inflate.decompress, &[], &mut out).is_none()
-                            || out.len() == before
-                        {
-                            inflate.done = true;
-                            break;
-                        }
-                        continue;
-                    }
-                }
-            }
-            let Some(used) = inflate_into(&mut inflate.decompress, &inflate.input, &mut out) else {
-                inflate.done = true;
-                break;
-            };
-            inflate.input = inflate.input.slice(used.min(inflate.input.len())..);
-        }
-        (!out.is_empty()).then(|| Bytes::from(out))
-    }
+    gzip: bool,
 }
 
 impl Iterator for Chunks {
     type Item = Bytes;
 
     fn next(&mut self) -> Option<Bytes> {
-        if self.inflate.is_some() {
-            return self.next_text();
-        }
+        let gzip = self.gzip;
         let mut buffer: Option<BytesMut> = None;
         loop {
             let before = self.cursor;
             let Some(piece) = self.cursor.next_piece(&self.exposition) else {
                 return buffer.map(BytesMut::freeze);
             };
-            let slice = piece.deflated();
+            let slice = piece.encoded(gzip);
             match buffer.as_mut() {
-                None if slice.len() >= self.target => return Some(piece.deflated_bytes()),
+                None if slice.len() >= self.target => return Some(piece.encoded_bytes(gzip)),
                 None => {
                     let mut fresh = BytesMut::with_capacity(self.target + slice.len());
                     fresh.extend_from_slice(slice);
@@ -551,18 +544,11 @@ impl Iterator for Chunks {
     }
 }
 
-/// Every piece's text as its own `Bytes`, each inflated on its own (the
-/// pieces are independent deflate streams).
+/// Every piece's text as its own `Bytes`, sharing the cache's buffers.
+#[derive(Debug)]
 pub struct Pieces {
     exposition: Exposition,
     cursor: Cursor,
-    decompress: Decompress,
-}
-
-impl std::fmt::Debug for Pieces {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pieces").finish_non_exhaustive()
-    }
 }
 
 impl Iterator for Pieces {
@@ -570,20 +556,6 @@ impl Iterator for Pieces {
 
     fn next(&mut self) -> Option<Bytes> {
         let piece = self.cursor.next_piece(&self.exposition)?;
-        let input = piece.deflated();
-        self.decompress.reset(false);
-        let mut out = Vec::with_capacity(input.len() * 6);
-        let mut used = 0;
-        loop {
-            used += inflate_into(
-                &mut self.decompress,
-                &input[used.min(input.len())..],
-                &mut out,
-            )?;
-            if used >= input.len() && out.len() < out.capacity() {
-                return Some(Bytes::from(out));
-            }
-            out.reserve(out.capacity().max(256));
-        }
+        Some(piece.text_bytes())
     }
 }

@@ -36,12 +36,37 @@ pub enum Kind {
     Counter,
 }
 
+/// How state enums and flag sets are exported (`[metrics] enum-series`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EnumSeries {
+    /// One series for the value that holds (value 1); the old one
+    /// disappears on a change. Flag sets: one series per flag that holds.
+    /// Counters by cause: a series from the cause's first occurrence.
+    #[default]
+    Current,
+    /// One series per known value (1 for the current, 0 for the others),
+    /// flag sets one series per known flag, counters by cause from 0: the
+    /// one-hot form of drbd-reactor's `enums = true`.
+    All,
+}
+
+impl EnumSeries {
+    /// The configuration value: `current` or `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::All => "all",
+        }
+    }
+}
+
 /// Appends one family's series to a text buffer.
 pub struct FamilyWriter<'a> {
     spec: &'a Spec,
     out: &'a mut String,
     pending: Vec<Metric>,
     header_written: bool,
+    enum_series: EnumSeries,
 }
 
 impl<'a> FamilyWriter<'a> {
@@ -51,7 +76,19 @@ impl<'a> FamilyWriter<'a> {
             out,
             pending: Vec::new(),
             header_written: false,
+            enum_series: EnumSeries::default(),
         }
+    }
+
+    /// The same writer exporting enums in `form`.
+    pub fn with_enum_series(mut self, form: EnumSeries) -> Self {
+        self.enum_series = form;
+        self
+    }
+
+    /// How this writer exports enums, flag sets and counters by cause.
+    pub fn enum_series(&self) -> EnumSeries {
+        self.enum_series
     }
 
     /// A writer of series lines only (no `# HELP`/`# TYPE`): a chunk of a
@@ -164,12 +201,25 @@ pub fn header(spec: &Spec) -> Result<String, MetricsError> {
     Ok(text)
 }
 
-/// Writes one family filled by `fill`.
+/// Writes one family filled by `fill` (enums in the default form).
 pub fn write_family<F>(out: &mut String, spec: &Spec, fill: F) -> Result<(), MetricsError>
 where
     F: FnOnce(&mut FamilyWriter<'_>) -> Result<(), MetricsError>,
 {
-    let mut writer = FamilyWriter::new(spec, out);
+    write_family_in(out, spec, EnumSeries::default(), fill)
+}
+
+/// Writes one family filled by `fill`, enums in `form`.
+pub fn write_family_in<F>(
+    out: &mut String,
+    spec: &Spec,
+    form: EnumSeries,
+    fill: F,
+) -> Result<(), MetricsError>
+where
+    F: FnOnce(&mut FamilyWriter<'_>) -> Result<(), MetricsError>,
+{
+    let mut writer = FamilyWriter::new(spec, out).with_enum_series(form);
     fill(&mut writer)?;
     writer.finish()
 }
@@ -205,9 +255,10 @@ enum_value!(
     crate::events2::ResyncSuspendReason
 );
 
-/// One series per known value of `T` (1 for `current`, 0 for the others),
-/// plus a series with 1 for a `current` this version does not know. The
-/// value label comes last.
+/// [`EnumSeries::All`]: one series per known value of `T` (1 for
+/// `current`, 0 for the others), plus a series with 1 for a `current` this
+/// version does not know. [`EnumSeries::Current`]: only the series of
+/// `current`, 1. The value label comes last.
 pub fn add_enum<T: EnumValue>(
     writer: &mut FamilyWriter<'_>,
     labels: &[&str],
@@ -217,6 +268,10 @@ pub fn add_enum<T: EnumValue>(
     values.extend_from_slice(labels);
     values.push("");
     let last = labels.len();
+    if writer.enum_series() == EnumSeries::Current {
+        values[last] = current.wire();
+        return writer.add(&values, 1.0);
+    }
     for known in T::known() {
         values[last] = known.wire();
         writer.add_bool(&values, known == current)?;
@@ -228,9 +283,10 @@ pub fn add_enum<T: EnumValue>(
     Ok(())
 }
 
-/// One series per known value of `T`, 1 for each value in `set` (flags such
-/// as `resync-suspended:user,peer`); values this version does not know add a
-/// series each.
+/// Flags such as `resync-suspended:user,peer`. [`EnumSeries::All`]: one
+/// series per known value of `T`, 1 for each value in `set`, and a series
+/// (1) for each value this version does not know. [`EnumSeries::Current`]:
+/// one series (1) per value in `set`, none for an empty set.
 pub fn add_flags<T: EnumValue>(
     writer: &mut FamilyWriter<'_>,
     labels: &[&str],
@@ -240,13 +296,16 @@ pub fn add_flags<T: EnumValue>(
     values.extend_from_slice(labels);
     values.push("");
     let last = labels.len();
-    for known in T::known() {
-        values[last] = known.wire();
-        writer.add_bool(&values, set.contains(known))?;
+    let all = writer.enum_series() == EnumSeries::All;
+    if all {
+        for known in T::known() {
+            values[last] = known.wire();
+            writer.add_bool(&values, set.contains(known))?;
+        }
     }
     for (index, other) in set.iter().enumerate() {
-        // Once per unknown value, even if a list repeats it.
-        if other.is_other() && !set[..index].contains(other) {
+        // Once per value, even if a list repeats it.
+        if (!all || other.is_other()) && !set[..index].contains(other) {
             values[last] = other.wire();
             writer.add(&values, 1.0)?;
         }
@@ -279,10 +338,19 @@ pub fn render_each<I>(
     defs: Vec<Def<I>>,
     input: &I,
 ) -> Result<Vec<(&'static str, String)>, MetricsError> {
+    render_each_in(defs, input, EnumSeries::default())
+}
+
+/// [`render_each`] with enums in `form`.
+pub fn render_each_in<I>(
+    defs: Vec<Def<I>>,
+    input: &I,
+    form: EnumSeries,
+) -> Result<Vec<(&'static str, String)>, MetricsError> {
     defs.iter()
         .map(|def| {
             let mut text = String::new();
-            write_family(&mut text, &def.spec, |w| (def.fill)(input, w))?;
+            write_family_in(&mut text, &def.spec, form, |w| (def.fill)(input, w))?;
             Ok((def.spec.name, text))
         })
         .collect()

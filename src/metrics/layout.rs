@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::family::{header, Def, FamilyWriter};
+use super::family::{header, Def, EnumSeries, FamilyWriter};
 use super::gzip::{Deflater, Part};
 use super::{drbd, extra, MetricsError};
 use crate::drbd::StreamStats;
@@ -49,18 +49,27 @@ pub struct Layout {
     /// `# HELP` and `# TYPE` of each per-resource family.
     headers: Vec<Part>,
     slots: Vec<Slot>,
+    /// How enums and flag sets are exported.
+    enum_series: EnumSeries,
 }
 
 impl std::fmt::Debug for Layout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Layout")
             .field("slots", &self.slots)
+            .field("enum_series", &self.enum_series)
             .finish_non_exhaustive()
     }
 }
 
 impl Layout {
+    /// The layout with enums in the default form ([`EnumSeries::Current`]).
     pub fn new() -> Result<Self, MetricsError> {
+        Self::with_enum_series(EnumSeries::default())
+    }
+
+    /// The layout with enums, flag sets and counters by cause in `form`.
+    pub fn with_enum_series(enum_series: EnumSeries) -> Result<Self, MetricsError> {
         let mut resource_defs = drbd::resource_defs();
         resource_defs.extend(drbd::connection_defs());
         resource_defs.extend(drbd::peer_device_defs());
@@ -90,7 +99,13 @@ impl Layout {
             totals_defs,
             headers,
             slots: named.into_iter().map(|(_, slot)| slot).collect(),
+            enum_series,
         })
+    }
+
+    /// How enums are exported.
+    pub fn enum_series(&self) -> EnumSeries {
+        self.enum_series
     }
 
     /// The families in output order.
@@ -121,72 +136,18 @@ impl Layout {
 
     /// One resource's series of every per-resource family, without headers.
     pub fn render_resource(&self, resource: &Resource) -> Result<Rendered, MetricsError> {
-        self.render_resource_with(resource, &mut Deflater::new())
-    }
-
-    /// [`render_resource`](Self::render_resource) with a reused compressor.
-    pub fn render_resource_with(
-        &self,
-        resource: &Resource,
-        deflater: &mut Deflater,
-    ) -> Result<Rendered, MetricsError> {
-        self.render_resource_since(resource, None, deflater)
-    }
-
-    /// Renders a resource that was rendered as `previous` before: families
-    /// whose lines are unchanged (same length, CRC-32 and 64-bit hash) keep
-    /// their deflated piece and only the others are compressed. A state
-    /// change touches a few of the ~30 families, and compressing (mostly
-    /// resetting the compressor) is the bulk of a render.
-    pub fn render_resource_since(
-        &self,
-        resource: &Resource,
-        previous: Option<&Rendered>,
-        deflater: &mut Deflater,
-    ) -> Result<Rendered, MetricsError> {
-        let families = self.resource_defs.len();
-        let previous = previous.filter(|p| p.crcs.len() == families);
         let mut text = String::new();
-        let mut ends = Vec::with_capacity(families);
+        let mut ends = Vec::with_capacity(self.resource_defs.len());
         for def in &self.resource_defs {
-            let mut writer = FamilyWriter::headerless(&def.spec, &mut text);
+            let mut writer =
+                FamilyWriter::headerless(&def.spec, &mut text).with_enum_series(self.enum_series);
             (def.fill)(resource, &mut writer)?;
             writer.finish()?;
             ends.push(offset(text.len()));
         }
-        let mut deflated =
-            Vec::with_capacity(previous.map_or(text.len() / 4, |p| p.deflated.len()));
-        let mut deflated_ends = Vec::with_capacity(families);
-        let mut crcs = Vec::with_capacity(families);
-        let mut hashes = Vec::with_capacity(families);
-        let mut start = 0;
-        for (family, &end) in ends.iter().enumerate() {
-            let piece = text.as_bytes().get(start..end as usize).unwrap_or_default();
-            let crc = crc32fast::hash(piece);
-            let hash = hash64(piece);
-            let unchanged = previous.filter(|p| {
-                p.chunk_len(family) == piece.len()
-                    && p.crc(family) == crc
-                    && p.hashes.get(family) == Some(&hash)
-            });
-            match unchanged {
-                Some(p) => deflated.extend_from_slice(p.deflated_chunk(family)),
-                None => deflater.append(piece, &mut deflated)?,
-            }
-            deflated_ends.push(offset(deflated.len()));
-            crcs.push(crc);
-            hashes.push(hash);
-            start = end as usize;
-        }
-        // Only the deflated pieces are kept (a quarter of the text); plain
-        // scrapes inflate them.
-        deflated.shrink_to_fit();
         Ok(Rendered {
+            text: Bytes::from(text.into_bytes()),
             ends: ends.into_boxed_slice(),
-            deflated: Bytes::from(deflated),
-            deflated_ends: deflated_ends.into_boxed_slice(),
-            crcs: crcs.into_boxed_slice(),
-            hashes: hashes.into_boxed_slice(),
         })
     }
 
@@ -194,7 +155,7 @@ impl Layout {
     pub fn render_totals(&self, index: usize, totals: &Totals) -> Result<Bytes, MetricsError> {
         let def = &self.totals_defs[index];
         let mut text = String::new();
-        let mut writer = FamilyWriter::new(&def.spec, &mut text);
+        let mut writer = FamilyWriter::new(&def.spec, &mut text).with_enum_series(self.enum_series);
         (def.fill)(totals, &mut writer)?;
         writer.finish()?;
         Ok(Bytes::from(text))
@@ -211,7 +172,8 @@ impl Layout {
             match *slot {
                 Slot::PerResource(i) => {
                     let def = &self.resource_defs[i];
-                    let mut writer = FamilyWriter::new(&def.spec, &mut out);
+                    let mut writer =
+                        FamilyWriter::new(&def.spec, &mut out).with_enum_series(self.enum_series);
                     for resource in resources.clone() {
                         (def.fill)(resource, &mut writer)?;
                     }
@@ -233,73 +195,40 @@ fn offset(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-/// One resource's series: every per-resource family's lines as an
-/// independent raw-deflate piece, all in one buffer (one allocation per
-/// resource rather than one per family), with their CRC-32s and text
-/// lengths. The text itself is not kept (see `exposition.rs`).
+/// One resource's series: every per-resource family's lines, in one buffer
+/// (one allocation per resource rather than one per family). The exporter
+/// keeps the text (plain scrapes send it as is) and compresses blocks of
+/// resources for gzip scrapes (`exposition.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
-    /// End of each family's lines in the text (which is not kept).
+    /// Every family's lines, in family order.
+    text: Bytes,
+    /// End of each family's lines in `text`.
     ends: Box<[u32]>,
-    /// Each family's lines as an independent raw-deflate piece (see `gzip`).
-    deflated: Bytes,
-    /// End of each family's piece in `deflated`.
-    deflated_ends: Box<[u32]>,
-    /// CRC-32 of each family's lines.
-    crcs: Box<[u32]>,
-    /// A 64-bit hash of each family's lines (with the CRC, what tells an
-    /// unchanged family on the next render).
-    hashes: Box<[u64]>,
 }
 
 impl Rendered {
     /// Length of the lines of family `index`.
     pub fn chunk_len(&self, index: usize) -> usize {
-        let (start, end) = self.range(index);
-        end - start
+        self.chunk(index).len()
     }
 
-    /// The lines of family `index` as a raw-deflate piece.
-    pub fn deflated_chunk(&self, index: usize) -> &[u8] {
-        let (start, end) = range(&self.deflated_ends, self.deflated.len(), index);
-        &self.deflated[start..end]
+    /// The lines of family `index`.
+    pub fn chunk(&self, index: usize) -> &[u8] {
+        let (start, end) = range(&self.ends, self.text.len(), index);
+        &self.text[start..end]
     }
 
     /// The same as a `Bytes` sharing this buffer (no copy).
-    pub fn deflated_chunk_bytes(&self, index: usize) -> Bytes {
-        let (start, end) = range(&self.deflated_ends, self.deflated.len(), index);
-        self.deflated.slice(start..end)
-    }
-
-    /// CRC-32 of the lines of family `index`.
-    pub fn crc(&self, index: usize) -> u32 {
-        self.crcs.get(index).copied().unwrap_or(0)
+    pub fn chunk_bytes(&self, index: usize) -> Bytes {
+        let (start, end) = range(&self.ends, self.text.len(), index);
+        self.text.slice(start..end)
     }
 
     /// Bytes held.
     pub fn size(&self) -> usize {
-        self.deflated.len()
-            + (self.ends.len() + self.deflated_ends.len() + self.crcs.len())
-                * std::mem::size_of::<u32>()
-            + self.hashes.len() * std::mem::size_of::<u64>()
+        self.text.len() + self.ends.len() * std::mem::size_of::<u32>()
     }
-
-    /// Bytes held by the deflated pieces.
-    pub fn deflated_size(&self) -> usize {
-        self.deflated.len()
-    }
-
-    fn range(&self, index: usize) -> (usize, usize) {
-        range(&self.ends, usize::MAX, index)
-    }
-}
-
-/// A 64-bit hash of a family's lines (SipHash with fixed keys).
-fn hash64(text: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = std::hash::DefaultHasher::new();
-    hasher.write(text);
-    hasher.finish()
 }
 
 /// The range of piece `index` in a buffer of `len` bytes with piece `ends`.

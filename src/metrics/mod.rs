@@ -45,6 +45,7 @@ use crate::throttle::ThrottleStatus;
 pub use agent::AgentInput;
 pub use exporter::{Exporter, Facts, Fresh, CONTENT_TYPE};
 pub use exposition::{Chunks, DrbdPart, Exposition, Pieces, CHUNK_BYTES};
+pub use family::EnumSeries;
 pub use gzip::accepts_gzip;
 pub use layout::Totals;
 pub use version::{parse_drbdadm_version, DrbdVersions, VersionError};
@@ -90,13 +91,18 @@ impl<'a> DrbdInput<'a> {
 /// The DRBD part (`drbd_connection_*` … `drbd_resource_*`), sorted by name,
 /// rendered from scratch (the exporter renders the same text incrementally).
 pub fn render_drbd(input: &DrbdInput<'_>) -> Result<String, MetricsError> {
+    render_drbd_in(input, EnumSeries::default())
+}
+
+/// [`render_drbd`] with enums, flag sets and counters by cause in `form`.
+pub fn render_drbd_in(input: &DrbdInput<'_>, form: EnumSeries) -> Result<String, MetricsError> {
     let resources = input.model.resources();
     let totals = Totals {
         resources: resources.len(),
         helper_calls: input.helper_calls.clone(),
         helper_responses: input.helper_responses.clone(),
     };
-    layout::Layout::new()?.render_full(resources.values(), &totals)
+    layout::Layout::with_enum_series(form)?.render_full(resources.values(), &totals)
 }
 
 /// The `drbd_agent_*` families, sorted by name.
@@ -138,6 +144,27 @@ pub fn render_agent_head_all(
     network: Option<&crate::netlink::NetworkStatus>,
     api: Option<&crate::api::ApiCounters>,
 ) -> Result<String, MetricsError> {
+    render_agent_head_in(
+        input,
+        throttle,
+        linstor,
+        network,
+        api,
+        EnumSeries::default(),
+    )
+}
+
+/// [`render_agent_head_all`] with enums and counters by cause in `form`
+/// (the replication network's families; the throttle's few per-peer
+/// families stay one series per value).
+pub fn render_agent_head_in(
+    input: &AgentInput<'_>,
+    throttle: Option<&ThrottleStatus>,
+    linstor: Option<&LinstorStatus>,
+    network: Option<&crate::netlink::NetworkStatus>,
+    api: Option<&crate::api::ApiCounters>,
+    form: EnumSeries,
+) -> Result<String, MetricsError> {
     if throttle.is_none() && linstor.is_none() && network.is_none() && api.is_none() {
         return render_agent(input);
     }
@@ -152,7 +179,7 @@ pub fn render_agent_head_all(
         families.extend(family::render_each(linstor::defs(), linstor)?);
     }
     if let Some(network) = network {
-        families.extend(family::render_each(network::defs(), network)?);
+        families.extend(family::render_each_in(network::defs(), network, form)?);
     }
     if let Some(throttle) = throttle {
         // Absent while `[pressure]` is off (see `pressure.rs`).

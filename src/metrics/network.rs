@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use super::family::{Def, FamilyWriter, Kind, Spec};
+use super::family::{Def, EnumSeries, FamilyWriter, Kind, Spec};
 use super::MetricsError;
 use crate::netlink::{Cause, InterfaceStatus, NetworkStatus};
 
@@ -104,11 +104,14 @@ pub fn defs() -> Vec<Def<NetworkStatus>> {
                 STATE_LABELS,
             ),
             fill: |status, w| {
+                let all = w.enum_series() == EnumSeries::All;
                 for (name, interface) in &status.interfaces {
-                    for state in OPER_STATES {
-                        w.add_bool(&[name, state], interface.oper_state == state)?;
+                    if all {
+                        for state in OPER_STATES {
+                            w.add_bool(&[name, state], interface.oper_state == state)?;
+                        }
                     }
-                    if !OPER_STATES.contains(&interface.oper_state.as_str()) {
+                    if !all || !OPER_STATES.contains(&interface.oper_state.as_str()) {
                         w.add(&[name, &interface.oper_state], 1.0)?;
                     }
                 }
@@ -177,11 +180,15 @@ pub fn defs() -> Vec<Def<NetworkStatus>> {
                 LOSS_LABELS,
             ),
             fill: |status, w| {
+                // `current`: a cause's series from its first occurrence on.
+                let from_zero = w.enum_series() == EnumSeries::All;
                 for connection in status.connections.values() {
                     let node = node_id(connection.peer_node_id);
                     for cause in Cause::ALL {
                         let n = connection.losses.get(&cause).copied().unwrap_or(0);
-                        w.add_u64(&[&connection.name, &connection.conn_name, &node, cause.as_str()], n)?;
+                        if n > 0 || from_zero {
+                            w.add_u64(&[&connection.name, &connection.conn_name, &node, cause.as_str()], n)?;
+                        }
                     }
                 }
                 Ok(())
@@ -211,7 +218,7 @@ pub fn defs() -> Vec<Def<NetworkStatus>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::family::render_each;
+    use crate::metrics::family::render_each_in;
     use crate::netlink::{ConnectionNet, PathStatus};
 
     fn path(interface: Option<&str>, local: &str) -> PathStatus {
@@ -228,7 +235,11 @@ mod tests {
     }
 
     fn text(status: &NetworkStatus) -> String {
-        render_each(defs(), status)
+        text_in(status, EnumSeries::All)
+    }
+
+    fn text_in(status: &NetworkStatus, form: EnumSeries) -> String {
+        render_each_in(defs(), status, form)
             .unwrap()
             .into_iter()
             .map(|(_, t)| t)
@@ -296,6 +307,52 @@ mod tests {
         assert!(
             !out.contains("drbd_agent_interface_traffic_bytes_per_second{"),
             "NaN must not be written:\n{out}"
+        );
+
+        // `current`: the cause that occurred and the state that holds only.
+        let out = text_in(&status, EnumSeries::Current);
+        let losses: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("drbd_agent_connection_losses_total{"))
+            .collect();
+        assert_eq!(
+            losses,
+            ["drbd_agent_connection_losses_total{name=\"r0\",conn_name=\"bravo\",peer_node_id=\"1\",cause=\"link-down\"} 2"],
+            "{out}"
+        );
+        let states: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("drbd_agent_interface_oper_state{"))
+            .collect();
+        assert_eq!(
+            states,
+            ["drbd_agent_interface_oper_state{interface=\"eth0\",state=\"weird\"} 1"],
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn current_form_without_losses_has_no_loss_series() {
+        let mut status = NetworkStatus::default();
+        status.connections.insert(
+            "r0/bravo".into(),
+            ConnectionNet {
+                name: "r0".into(),
+                conn_name: "bravo".into(),
+                peer_node_id: Some(1),
+                ..ConnectionNet::default()
+            },
+        );
+        let current = text_in(&status, EnumSeries::Current);
+        assert!(
+            !current.contains("drbd_agent_connection_losses_total"),
+            "{current}"
+        );
+        let all = text_in(&status, EnumSeries::All);
+        assert_eq!(
+            all.matches("drbd_agent_connection_losses_total{").count(),
+            Cause::ALL.len(),
+            "{all}"
         );
     }
 }
