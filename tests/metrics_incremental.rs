@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use drbd_agent::drbd::{apply_line, Line, Shared};
-use drbd_agent::metrics::{render_drbd, DrbdInput, Exporter, Facts, CHUNK_BYTES};
+use drbd_agent::metrics::{
+    render_drbd, render_drbd_in, DrbdInput, EnumSeries, Exporter, Facts, CHUNK_BYTES,
+};
 use proptest::prelude::*;
 
 const FIXTURES: [&str; 4] = [
@@ -74,9 +76,18 @@ fn drbd_part(text: &str) -> String {
 
 /// The DRBD part as the exporter serves it and as a fresh render makes it.
 async fn both(exporter: &Exporter, shared: &Shared) -> (String, String) {
+    both_in(exporter, shared, EnumSeries::default()).await
+}
+
+/// [`both`] for an exporter of enums in `form`.
+async fn both_in(exporter: &Exporter, shared: &Shared, form: EnumSeries) -> (String, String) {
     let served = drbd_part(&exporter.render(shared).await.unwrap());
     let state = shared.state.read().await;
-    let fresh = render_drbd(&DrbdInput::new(&state.model, &state.stats)).unwrap();
+    let fresh = match form {
+        EnumSeries::Current => render_drbd(&DrbdInput::new(&state.model, &state.stats)),
+        other => render_drbd_in(&DrbdInput::new(&state.model, &state.stats), other),
+    }
+    .unwrap();
     (served, fresh)
 }
 
@@ -136,12 +147,14 @@ proptest! {
     /// scrapes) the served DRBD part equals a render from scratch.
     #[test]
     fn incremental_equals_full_render(
-        steps in prop::collection::vec((step(), any::<bool>()), 1..40)
+        steps in prop::collection::vec((step(), any::<bool>()), 1..40),
+        one_hot in any::<bool>(),
     ) {
         let fixtures = fixture_lines();
         let runtime = runtime();
         let shared = Shared::new();
-        let exporter = Exporter::new(facts());
+        let form = if one_hot { EnumSeries::All } else { EnumSeries::Current };
+        let exporter = Exporter::new(facts()).with_enum_series(form);
         runtime.block_on(async {
             for (index, (step, scrape)) in steps.iter().enumerate() {
                 if let Step::Flush = step {
@@ -151,7 +164,7 @@ proptest! {
                     apply(&shared, &line).await;
                 }
                 if *scrape || index + 1 == steps.len() {
-                    let (served, fresh) = both(&exporter, &shared).await;
+                    let (served, fresh) = both_in(&exporter, &shared, form).await;
                     prop_assert_eq!(served, fresh, "after step {} {:?}", index, step);
                 }
             }

@@ -289,3 +289,42 @@ fn throttle_range_error_names_the_file_that_set_it() {
     assert_eq!(line, 6);
     assert_eq!(key.as_deref(), Some("throttle.policy[1].latency-target"));
 }
+
+#[test]
+fn metrics_enum_series_default_merge_and_bad_value() {
+    use crate::metrics::EnumSeries;
+    let config = Config::from_sources(&[]).unwrap();
+    assert_eq!(config.metrics.enum_series, EnumSeries::Current);
+
+    let sources = [
+        src("agent.toml", "[metrics]\nenum-series = \"all\"\n"),
+        src("conf.d/10.toml", "[api]\nstatus = \"local\"\n"),
+    ];
+    let config = Config::from_sources(&sources).unwrap();
+    assert_eq!(config.metrics.enum_series, EnumSeries::All);
+    let later = [
+        src("agent.toml", "[metrics]\nenum-series = \"all\"\n"),
+        src("conf.d/10.toml", "[metrics]\nenum-series = \"current\"\n"),
+    ];
+    let newer = Config::from_sources(&later).unwrap();
+    assert_eq!(newer.metrics.enum_series, EnumSeries::Current);
+    assert_eq!(
+        restart_needed(&config, &newer),
+        ["api.status", "metrics.enum-series"]
+    );
+
+    let (file, line, key, text) = invalid(Config::from_sources(&[src(
+        "agent.toml",
+        "node-name = \"a\"\n[metrics]\nenum-series = \"some\"\n",
+    )]));
+    assert_eq!(file, PathBuf::from("agent.toml"));
+    assert_eq!(line, 3);
+    assert_eq!(key.as_deref(), Some("metrics.enum-series"));
+    assert!(text.contains("\"current\"") && text.contains("\"all\""), "{text}");
+
+    let (_, _, _, text) = invalid(Config::from_sources(&[src(
+        "agent.toml",
+        "[metrics]\nseries = \"all\"\n",
+    )]));
+    assert!(text.contains("enum-series"), "unknown key lists the known: {text}");
+}
