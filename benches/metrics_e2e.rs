@@ -4,7 +4,11 @@
 //! agent's RSS, its CPU seconds per 1,000 events, and the delay from a state
 //! change on the events2 stream to the changed value on /metrics.
 //!
-//! Run: `cargo bench --bench metrics_e2e` (optionally `-- 1000 5000`).
+//! Scrapes come as Prometheus sends them (`Accept-Encoding: gzip`) and as
+//! plain text; the series per family of the exposition are printed.
+//!
+//! Run: `cargo bench --bench metrics_e2e` (optionally `-- 1000 5000`, and
+//! `--enum-series all` for the one-hot form).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -35,22 +39,32 @@ fn free_port() -> u16 {
 /// GET over HTTP/1.1 (Connection: close, Accept-Encoding: gzip as
 /// Prometheus sends it); returns the body, decompressed.
 fn get(port: u16, path: &str) -> std::io::Result<Vec<u8>> {
-    let (body, gzip) = get_wire(port, path)?;
+    let (body, gzip) = get_wire(port, path, true)?;
     decode(body, gzip)
 }
 
-/// The body as received (dechunked) and whether it is gzip.
-fn get_wire(port: u16, path: &str) -> std::io::Result<(Vec<u8>, bool)> {
-    get_timed(port, path).map(|(body, gzip, _)| (body, gzip))
+/// The body as received (dechunked) and whether it is gzip; `accept_gzip`
+/// sends `Accept-Encoding: gzip`.
+fn get_wire(port: u16, path: &str, accept_gzip: bool) -> std::io::Result<(Vec<u8>, bool)> {
+    get_timed(port, path, accept_gzip).map(|(body, gzip, _)| (body, gzip))
 }
 
 /// [`get_wire`] and the instant the first byte of the response arrived.
-fn get_timed(port: u16, path: &str) -> std::io::Result<(Vec<u8>, bool, Instant)> {
+fn get_timed(
+    port: u16,
+    path: &str,
+    accept_gzip: bool,
+) -> std::io::Result<(Vec<u8>, bool, Instant)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let accept = if accept_gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{accept}Connection: close\r\n\r\n"
     )?;
     // Room for the whole response up front, as a scraper reusing its buffer has.
     let mut response = Vec::with_capacity(8 << 20);
@@ -139,7 +153,22 @@ fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-fn run(resources: usize) {
+/// Series per family of an exposition, most first, and the total.
+fn series_per_family(text: &str) -> (Vec<(String, usize)>, usize) {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut total = 0;
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap_or(line);
+        *counts.entry(name).or_default() += 1;
+        total += 1;
+    }
+    let mut counts: Vec<(String, usize)> =
+        counts.into_iter().map(|(n, c)| (n.to_owned(), c)).collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    (counts, total)
+}
+
+fn run(resources: usize, enum_series: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let bin = root.join("bin");
@@ -171,7 +200,7 @@ fn run(resources: usize) {
     std::fs::write(
         &config,
         format!(
-            "node-name = \"alpha\"\nlog-level = \"warn\"\n[drbd]\ndrbdsetup = \"{}\"\ndrbdadm = \"{}\"\nstatistics-poll-interval = \"2s\"\n[api]\nlisten = [\"127.0.0.1:{port}\"]\n",
+            "node-name = \"alpha\"\nlog-level = \"warn\"\n[drbd]\ndrbdsetup = \"{}\"\ndrbdadm = \"{}\"\nstatistics-poll-interval = \"2s\"\n[api]\nlisten = [\"127.0.0.1:{port}\"]\n[metrics]\nenum-series = \"{enum_series}\"\n",
             bin.join("drbdsetup").display(),
             bin.join("drbdadm").display()
         ),
@@ -206,11 +235,16 @@ fn run(resources: usize) {
     };
     let idle = cpu_per_1000_events(pid, || events(port), Duration::from_secs(10));
 
+    // Series per family, from one plain scrape.
+    let plain_body = get_wire(port, "/metrics", false).expect("a plain scrape").0;
+    let (families, series) = series_per_family(&String::from_utf8_lossy(&plain_body));
+
     // 100 scrapes at ~10/s while events flow: the refresher renders every
-    // change as it comes.
-    let fast = scrape_phase(port, pid, 100, Duration::from_millis(100));
+    // change as it comes. Then the same as plain text.
+    let fast = scrape_phase(port, pid, 100, Duration::from_millis(100), true);
+    let fast_plain = scrape_phase(port, pid, 100, Duration::from_millis(100), false);
     // Scrapes every 2 s: the refresher renders from 1 s before each one.
-    let slow = scrape_phase(port, pid, 15, Duration::from_secs(2));
+    let slow = scrape_phase(port, pid, 15, Duration::from_secs(2), true);
     let (_, rss) = cpu_and_rss(pid);
 
     // Event-to-metric delay: watch alpha's events2 stream; on a replication
@@ -218,9 +252,10 @@ fn run(resources: usize) {
     let delays = event_to_metric(root, port, 20);
 
     println!(
-        "scale:{resources}: exposition {:.1} MiB, sent {:.2} MiB{} | agent RSS {:.1} MiB\n  \
+        "scale:{resources} enum-series {enum_series}: {series} series, exposition {:.1} MiB, sent {:.2} MiB{} | agent RSS {:.1} MiB\n  \
          no scrapes: CPU {:.3} s per 1,000 events ({:.0} events in 10 s)\n  \
          scrapes every 100 ms: median {:.2} ms p99 {:.2} ms, CPU {:.3} s per 1,000 events (scrapes included)\n  \
+         plain scrapes every 100 ms: median {:.2} ms p99 {:.2} ms, CPU {:.3} s per 1,000 events (scrapes included)\n  \
          scrapes every 2 s: median {:.2} ms max {:.2} ms, CPU {:.3} s per 1,000 events (scrapes included)\n  \
          event-to-metric (to the first byte of the first scrape showing it): median {:.1} ms max {:.1} ms ({} samples)",
         fast.size as f64 / (1024.0 * 1024.0),
@@ -232,6 +267,9 @@ fn run(resources: usize) {
         percentile(&fast.latencies, 0.5),
         percentile(&fast.latencies, 0.99),
         fast.cpu_per_1000,
+        percentile(&fast_plain.latencies, 0.5),
+        percentile(&fast_plain.latencies, 0.99),
+        fast_plain.cpu_per_1000,
         percentile(&slow.latencies, 0.5),
         slow.latencies.last().copied().unwrap_or(f64::NAN),
         slow.cpu_per_1000,
@@ -239,6 +277,10 @@ fn run(resources: usize) {
         delays.last().copied().unwrap_or(f64::NAN),
         delays.len(),
     );
+    println!("  series per family:");
+    for (family, count) in &families {
+        println!("    {count:>7}  {family}");
+    }
 }
 
 /// CPU seconds per 1,000 events over `window` (and the event count), with
@@ -267,8 +309,10 @@ struct ScrapePhase {
     gzip: bool,
 }
 
-/// `count` scrapes `gap` apart; the agent's CPU per 1,000 events over them.
-fn scrape_phase(port: u16, pid: u32, count: usize, gap: Duration) -> ScrapePhase {
+/// `count` scrapes `gap` apart (gzip or plain); the agent's CPU per 1,000
+/// events over them.
+fn scrape_phase(port: u16, pid: u32, count: usize, gap: Duration, gzip: bool) -> ScrapePhase {
+    let accept_gzip = gzip;
     let mut latencies = Vec::new();
     let mut size = 0;
     let mut wire = 0;
@@ -277,7 +321,7 @@ fn scrape_phase(port: u16, pid: u32, count: usize, gap: Duration) -> ScrapePhase
     let (cpu0, _) = cpu_and_rss(pid);
     for _ in 0..count {
         let start = Instant::now();
-        let (body, gzipped) = get_wire(port, "/metrics").expect("scrape");
+        let (body, gzipped) = get_wire(port, "/metrics", accept_gzip).expect("scrape");
         latencies.push(start.elapsed().as_secs_f64() * 1000.0);
         wire = body.len();
         gzip = gzipped;
@@ -343,7 +387,7 @@ fn event_to_metric(root: &Path, port: u16, samples: usize) -> Vec<f64> {
         let Some(expected) = expected_series(&line) else {
             continue;
         };
-        while let Ok((body, gzip, first_byte)) = get_timed(port, "/metrics") {
+        while let Ok((body, gzip, first_byte)) = get_timed(port, "/metrics", true) {
             let body = decode(body, gzip).unwrap_or_default();
             // The response was built before its first byte left: the change
             // was on /metrics by then.
@@ -390,7 +434,13 @@ fn main() {
     if sizes.is_empty() {
         sizes = vec![1000, 5000];
     }
+    let args: Vec<String> = std::env::args().collect();
+    let enum_series = args
+        .iter()
+        .position(|a| a == "--enum-series")
+        .and_then(|i| args.get(i + 1))
+        .map_or("current", String::as_str);
     for resources in sizes {
-        run(resources);
+        run(resources, enum_series);
     }
 }

@@ -31,7 +31,7 @@ use super::gzip::{Deflater, Part};
 use super::layout::{Layout, Rendered, Slot, Totals};
 use super::schedule::{Refresh, ScrapeClock};
 use super::MetricsError;
-use super::{render_agent_head_in, render_version, AgentInput, DrbdVersions};
+use super::{render_agent_head_parts, render_network, render_version, AgentInput, DrbdVersions};
 use crate::drbd::{wait_shutdown, ChangedSince, DrbdState, Shared, StreamStats};
 use crate::linstor::SharedLinstorStatus;
 use crate::state::Resource;
@@ -256,6 +256,17 @@ pub struct Exporter {
     api: Option<std::sync::Arc<crate::api::ApiCounters>>,
     /// `[metrics] enum-series`.
     enum_series: EnumSeries,
+    /// The network's families as rendered last, with the status they were
+    /// rendered from: the per-path series (thousands on a large node) change
+    /// far less often than they are scraped.
+    network_rendered: std::sync::Mutex<Option<NetworkRendered>>,
+}
+
+/// The network's families rendered from a status.
+#[derive(Debug)]
+struct NetworkRendered {
+    status: crate::netlink::NetworkStatus,
+    families: Vec<(&'static str, String)>,
 }
 
 impl Exporter {
@@ -280,7 +291,30 @@ impl Exporter {
             network: None,
             api: None,
             enum_series: EnumSeries::default(),
+            network_rendered: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The network's families for `status`: the cached render while the
+    /// status is the one it was made from.
+    fn network_families(
+        &self,
+        status: &crate::netlink::NetworkStatus,
+    ) -> Result<Vec<(&'static str, String)>, MetricsError> {
+        // A poisoned lock only means a holder panicked; the cache is rebuilt.
+        let mut cached = self
+            .network_rendered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(rendered) = cached.as_ref().filter(|r| r.status == *status) {
+            return Ok(rendered.families.clone());
+        }
+        let families = render_network(status, self.enum_series)?;
+        *cached = Some(NetworkRendered {
+            status: status.clone(),
+            families: families.clone(),
+        });
+        Ok(families)
     }
 
     /// Exports state enums, flag sets and counters by cause in `form`
@@ -535,10 +569,10 @@ impl Exporter {
             None => None,
         };
         let network = match &self.network {
-            Some(status) => Some(status.read().await),
+            Some(status) => Some(self.network_families(&*status.read().await)?),
             None => None,
         };
-        let head = render_agent_head_in(
+        let head = render_agent_head_parts(
             &AgentInput {
                 version: &self.facts.version,
                 git_commit: &self.facts.git_commit,
@@ -550,13 +584,11 @@ impl Exporter {
             },
             throttle.as_deref(),
             linstor.as_deref(),
-            network.as_deref(),
+            network,
             self.api.as_deref(),
-            self.enum_series,
         )?;
         drop(throttle);
         drop(linstor);
-        drop(network);
         let mut tail = render_version(self.drbd_versions().as_ref())?;
         TextEncoder::new().encode_utf8(&self.process.gather(), &mut tail)?;
         let (head, tail) = {

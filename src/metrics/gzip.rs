@@ -83,6 +83,8 @@ impl Deflater {
     pub fn piece(&mut self, text: &[u8]) -> Result<Bytes, MetricsError> {
         let mut out = Vec::new();
         self.append(text, &mut out)?;
+        // `Bytes` would keep the spare capacity of the grown vector.
+        out.shrink_to_fit();
         Ok(Bytes::from(out))
     }
 }

@@ -145,6 +145,8 @@ impl Layout {
             writer.finish()?;
             ends.push(offset(text.len()));
         }
+        // `Bytes` keeps a vector's spare capacity: up to half of a grown one.
+        text.shrink_to_fit();
         Ok(Rendered {
             text: Bytes::from(text.into_bytes()),
             ends: ends.into_boxed_slice(),

@@ -165,6 +165,32 @@ pub fn render_agent_head_in(
     api: Option<&crate::api::ApiCounters>,
     form: EnumSeries,
 ) -> Result<String, MetricsError> {
+    let network = match network {
+        Some(status) => Some(render_network(status, form)?),
+        None => None,
+    };
+    render_agent_head_parts(input, throttle, linstor, network, api)
+}
+
+/// The replication network's families, each rendered on its own with its
+/// name, enums in `form` (the exporter keeps them while the network status
+/// stays the same).
+pub fn render_network(
+    status: &crate::netlink::NetworkStatus,
+    form: EnumSeries,
+) -> Result<Vec<(&'static str, String)>, MetricsError> {
+    family::render_each_in(network::defs(), status, form)
+}
+
+/// [`render_agent_head_in`] with the network's families already rendered
+/// (by [`render_network`]).
+pub fn render_agent_head_parts(
+    input: &AgentInput<'_>,
+    throttle: Option<&ThrottleStatus>,
+    linstor: Option<&LinstorStatus>,
+    network: Option<Vec<(&'static str, String)>>,
+    api: Option<&crate::api::ApiCounters>,
+) -> Result<String, MetricsError> {
     if throttle.is_none() && linstor.is_none() && network.is_none() && api.is_none() {
         return render_agent(input);
     }
@@ -179,7 +205,7 @@ pub fn render_agent_head_in(
         families.extend(family::render_each(linstor::defs(), linstor)?);
     }
     if let Some(network) = network {
-        families.extend(family::render_each_in(network::defs(), network, form)?);
+        families.extend(network);
     }
     if let Some(throttle) = throttle {
         // Absent while `[pressure]` is off (see `pressure.rs`).

@@ -126,7 +126,11 @@ async fn session(
                 _ = observe.tick() => {
                     let conns = connection_views(shared).await;
                     tracker.observe(&table, &conns, Instant::now(), chrono::Utc::now(), link_speed);
-                    *out.write().await = tracker.status().clone();
+                    // Most observations change nothing: no copy, no write lock.
+                    let changed = *out.read().await != *tracker.status();
+                    if changed {
+                        *out.write().await = tracker.status().clone();
+                    }
                 }
             }
         }
