@@ -157,7 +157,10 @@ fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
 fn series_per_family(text: &str) -> (Vec<(String, usize)>, usize) {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut total = 0;
-    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let name = line.split(['{', ' ']).next().unwrap_or(line);
         *counts.entry(name).or_default() += 1;
         total += 1;

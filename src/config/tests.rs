@@ -320,11 +320,17 @@ fn metrics_enum_series_default_merge_and_bad_value() {
     assert_eq!(file, PathBuf::from("agent.toml"));
     assert_eq!(line, 3);
     assert_eq!(key.as_deref(), Some("metrics.enum-series"));
-    assert!(text.contains("\"current\"") && text.contains("\"all\""), "{text}");
+    assert!(
+        text.contains("\"current\"") && text.contains("\"all\""),
+        "{text}"
+    );
 
     let (_, _, _, text) = invalid(Config::from_sources(&[src(
         "agent.toml",
         "[metrics]\nseries = \"all\"\n",
     )]));
-    assert!(text.contains("enum-series"), "unknown key lists the known: {text}");
+    assert!(
+        text.contains("enum-series"),
+        "unknown key lists the known: {text}"
+    );
 }
