@@ -99,7 +99,8 @@ pub enum BenchCommand {
         /// network-bound, three-resyncs) or a scenario file (a path with a
         /// `/` or ending in .toml); repeatable; default all built-ins.
         /// `family`: the family of plants of a different kind (S, C,
-        /// noise, load and role spread), its own table.
+        /// noise, load and role spread), its own table; `family-unseen`:
+        /// a second family the law was not tuned on.
         #[arg(long)]
         scenario: Vec<String>,
         /// Print the results as JSON.

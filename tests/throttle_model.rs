@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use drbd_agent::throttle::{
-    bounds, setpoint, Controller, KibPerSec, LawPolicy, Observation, QueueModel, Reason, Rejected,
-    Statistic, Unfit, MEAN_TOLERANCE,
+    bounds, setpoint, Controller, JumpTrigger, KibPerSec, LawPolicy, Observation, QueueModel,
+    Reason, Rejected, Statistic, Unfit, MEAN_TOLERANCE,
 };
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -333,4 +333,34 @@ fn far_off_samples_are_not_fitted_and_three_restart_the_model() {
     // The model forgot its fit: the next sensible sample cannot steer.
     closed_loop(&mut c, &p, (s, cap, 0.02), |_| app, 1, 6);
     assert!(c.model_report().fit.is_none(), "{:?}", c.model_report());
+}
+
+/// A single interval whose foreground reads far off its level (a stalled
+/// source: almost nothing completed) is no step: no foreground-step jump,
+/// and the rate stays near the oracle's, not at the point the blip implies.
+#[test]
+fn a_one_interval_foreground_blip_is_no_step() {
+    let (s, cap, target) = (0.5, 400.0 * MIB, 4.0);
+    let app = |t: usize| if t == 40 { 0.05 * cap } else { 0.5 * cap };
+    let mut c = Controller::new();
+    let trace = closed_loop(&mut c, &policy(target), (s, cap, 0.05), app, 50, 11);
+    let best = oracle(s, cap, target, 0.5 * cap);
+    for (t, (_, d)) in trace.iter().enumerate().skip(40).take(3) {
+        assert!(
+            !matches!(
+                d.reason,
+                Reason::ModelJump {
+                    trigger: JumpTrigger::ForegroundStep,
+                    ..
+                }
+            ),
+            "interval {t}: {:?}",
+            d.reason
+        );
+        assert!(
+            d.rate.as_f64() <= 1.15 * best,
+            "interval {t}: {} over 1.15 × the oracle's {best}",
+            d.rate.as_f64()
+        );
+    }
 }

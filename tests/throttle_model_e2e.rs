@@ -74,12 +74,15 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-// Not met yet (issue 14): on a loaded 2-core machine this passed in 3 of 9
-// runs — stalled simulator windows read as hard misses or idle spells, the
-// cuts to the floor and the jumps back pull the median under 0.8 × the
-// oracle (60–120 MiB/s of 160 seen). Run with `--ignored`.
+// A one-interval move of the foreground (a stalled simulator on a loaded
+// machine) is no step now: the law needs it to hold for two intervals, and
+// measures it on this interval's backing throughput (issue 14). Still not
+// met: 6 of 10 consecutive runs passed on a loaded 2-core machine; three
+// failures held 127–130 MiB/s (0.78–0.79 × the oracle: the set point sits
+// ≈ 3.9 ms under the 5 ms target), one fell to the floor after hard misses
+// in stalled windows. Run with `--ignored`.
 #[test]
-#[ignore = "real-time: the model's law misses 0.8 × oracle on a loaded machine (see comment)"]
+#[ignore = "real-time: 6 of 10 runs reach 0.8 × oracle on a loaded machine (see comment)"]
 fn model_runs_the_resync_near_the_oracle_rate() {
     let state = tempfile::tempdir().expect("state dir");
     let mut cluster = Cluster::start_node(SCENARIO, "bravo", "1s", &agent_config(state.path()));

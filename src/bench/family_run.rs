@@ -340,11 +340,17 @@ pub fn run_plant(p: &Plant, s: FamilyStrategy) -> Result<FamilyMetrics, BenchErr
 
 /// Every strategy on every plant of the family.
 pub fn run_family() -> Result<FamilyReport, BenchError> {
+    run_family_of(&plants())
+}
+
+/// Every strategy on every plant given (`unseen_plants()`: the family the
+/// law was not tuned on).
+pub fn run_family_of(plants: &[Plant]) -> Result<FamilyReport, BenchError> {
     let mut rows = Vec::new();
-    for p in plants() {
+    for p in plants {
         let results = FamilyStrategy::ALL
             .iter()
-            .map(|&s| run_plant(&p, s).map(|m| (s, m)))
+            .map(|&s| run_plant(p, s).map(|m| (s, m)))
             .collect::<Result<Vec<_>, _>>()?;
         rows.push(FamilyRow {
             plant: p.name(),

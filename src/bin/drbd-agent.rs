@@ -67,8 +67,14 @@ fn generate_assets(dir: &Path) -> Result<()> {
 
 fn bench_throttle(names: &[String], json: bool) -> Result<()> {
     use drbd_agent::bench;
-    if names.iter().any(|n| n == "family") {
-        let report = bench::family_run::run_family()?;
+    let family = names.iter().any(|n| n == "family");
+    let unseen = names.iter().any(|n| n == "family-unseen");
+    if family || unseen {
+        let report = if unseen {
+            bench::family_run::run_family_of(&bench::family::unseen_plants())?
+        } else {
+            bench::family_run::run_family()?
+        };
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {

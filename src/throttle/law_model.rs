@@ -103,6 +103,9 @@ pub(super) struct ModelLaw {
     residual_variance: Option<f64>,
     /// Smoothed foreground load, KiB/s (steps are measured against it).
     foreground_level: Option<f64>,
+    /// The direction (up: true) of a move beyond the step threshold seen
+    /// last interval, not yet confirmed.
+    step_pending: Option<bool>,
     pub report: ModelReport,
 }
 
@@ -226,8 +229,6 @@ impl ModelLaw {
             return None;
         }
         let foreground = foreground_load(obs);
-        let foreground_step = self.foreground_step(foreground, sig.ceiling);
-        let latency = sig.latency_ms?;
         // A negative or NaN resync rate (counters going backwards) makes
         // the load NaN: the model rejects (and counts) it.
         let resync = match obs.resync_kib_per_sec {
@@ -239,6 +240,12 @@ impl ModelLaw {
             Some((load, fg)) => (Some(load), Some(fg)),
             None => (foreground.map(|fg| fg + resync), foreground),
         };
+        // Steps are measured on this interval's foreground (on a Secondary
+        // the backing device's own throughput less the resync's share):
+        // the `dbdt1`-based estimate lags and carries the resync's own
+        // changes, so every rate change read as a foreground step.
+        let foreground_step = self.foreground_step(foreground, sig.ceiling);
+        let latency = sig.latency_ms?;
         // A hard miss is an overload: the queue is at its limit, off the
         // curve (and what was served understates the demand) — it triggers
         // a jump but is no sample of the curve.
@@ -346,7 +353,13 @@ impl ModelLaw {
         // This interval's foreground, as the latency sample is this
         // interval's (a smoothed level lags a step, and after an overload
         // it remembers what was served, not asked).
-        let mut wanted = operating_rate(&fit, bias, set, fg_now);
+        // A move not yet confirmed as a step (a stalled source reads far
+        // off for one interval): trim on the level, not on the blip.
+        let fg_trim = match (self.step_pending, self.foreground_level) {
+            (Some(_), Some(level)) => level,
+            _ => fg_now,
+        };
+        let mut wanted = operating_rate(&fit, bias, set, fg_trim);
         // Anti-windup: no rise above what DRBD can use.
         let resyncing = obs.out_of_sync_kib.is_none_or(|oos| oos > 0);
         if let Some(achieved) = obs
@@ -407,13 +420,24 @@ impl ModelLaw {
             return false;
         };
         let moved = (fg - level).abs();
-        let step = moved > FF_REL * level && moved > FF_MIN_SHARE * ceiling;
-        self.foreground_level = Some(if step {
-            fg
-        } else {
-            FF_SMOOTHING * fg + (1.0 - FF_SMOOTHING) * level
-        });
-        step
+        let beyond = moved > FF_REL * level && moved > FF_MIN_SHARE * ceiling;
+        if !beyond {
+            self.step_pending = None;
+            self.foreground_level = Some(FF_SMOOTHING * fg + (1.0 - FF_SMOOTHING) * level);
+            return false;
+        }
+        // One interval off the level may be a stalled source (little I/O
+        // completed, or a burst after it): a step is a move that holds for
+        // two intervals in the same direction; the level waits meanwhile.
+        let up = fg > level;
+        match self.step_pending.replace(up) {
+            Some(was_up) if was_up == up => {
+                self.step_pending = None;
+                self.foreground_level = Some(fg);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// No fit yet: grow the total load geometrically while the latency
