@@ -21,7 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 
-const RESOURCES: usize = 1_500;
+/// Enough that the exposition (one series per current state, ~1 KB per
+/// resource) is several times what the kernel buffers per connection.
+const RESOURCES: usize = 7_500;
 const STALLED: usize = 150;
 const PER_CLIENT: usize = 32;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(8);
