@@ -8,7 +8,9 @@
 //! plain text; the series per family of the exposition are printed.
 //!
 //! Run: `cargo bench --bench metrics_e2e` (optionally `-- 1000 5000`, and
-//! `--enum-series all` for the one-hot form).
+//! `--enum-series all` for the one-hot form). `METRICS_E2E_AGENT=PATH` runs
+//! another drbd-agent binary, e.g. the packaged one (`packaging/build`,
+//! target/packaged/drbd-agent: LTO, what the packages ship).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -18,6 +20,11 @@ use std::time::{Duration, Instant};
 
 const SIM: &str = env!("CARGO_BIN_EXE_drbd-sim");
 const AGENT: &str = env!("CARGO_BIN_EXE_drbd-agent");
+
+/// The agent binary: `METRICS_E2E_AGENT` or the one Cargo built.
+fn agent_binary() -> std::ffi::OsString {
+    std::env::var_os("METRICS_E2E_AGENT").unwrap_or_else(|| AGENT.into())
+}
 
 /// A child process killed when dropped.
 struct Proc(Child);
@@ -210,7 +217,7 @@ fn run(resources: usize, enum_series: &str) {
     )
     .expect("config");
     let agent = Proc(
-        Command::new(AGENT)
+        Command::new(agent_binary())
             .args(["run", "--config"])
             .arg(&config)
             .env("DRBD_SIM_DIR", root)

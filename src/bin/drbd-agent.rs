@@ -1,4 +1,8 @@
 //! The `drbd-agent` command line: run, check-config, status, demo.
+//!
+//! `unsafe` is denied here as in the library (which forbids it), with one
+//! exception: [`one_malloc_arena`].
+#![deny(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +18,29 @@ use drbd_agent::service::Service;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
+/// Has glibc's allocator keep one arena for all threads instead of one per
+/// thread that allocates (up to 8 per core). Each arena keeps the memory
+/// its threads freed, so the tokio workers and the blocking threads that
+/// render /metrics each held a few MiB. Measured at 1,000 resources × 2
+/// peers (`drbd-sim serve --scenario scale:1000`, 60 scrapes by curl, then
+/// `/proc/PID/smaps_rollup`): anonymous memory 30.5 → 22.4 MiB, RSS 41.0 →
+/// 32.9 MiB with `MALLOC_ARENA_MAX=1`, scrape times unchanged within noise
+/// (the daemon allocates little outside rendering, so one arena's lock is
+/// not contended). An operator's own `MALLOC_ARENA_MAX` is left in force.
+#[allow(unsafe_code)]
+fn one_malloc_arena() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    // SAFETY: mallopt only sets an allocator parameter; it is called at the
+    // top of main, before any other thread exists, so no allocation runs
+    // concurrently with the change. A refusal (return 0) only leaves
+    // glibc's default in force.
+    let _ = unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+}
+
 fn main() -> ExitCode {
+    one_malloc_arena();
     let result = match Invocation::parse().action {
         Action::GenerateAssets { dir } => generate_assets(&dir),
         Action::Documented(command) => run_command(command),
