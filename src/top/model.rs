@@ -314,6 +314,7 @@ pub fn diff(
     let key = |r: &Row| (r.resource.clone(), r.peer.clone(), r.volume.clone());
     let old: BTreeMap<_, _> = before.rows.iter().map(|r| (key(r), r)).collect();
     let mut roles_seen = BTreeMap::new();
+    let mut disks_seen = BTreeMap::new();
     for row in &after.rows {
         let what = if row.peer == "-" {
             format!("{}/{}", row.resource, row.volume)
@@ -333,8 +334,12 @@ pub fn diff(
                 format!("role {} → {}", was.role, row.role),
             ));
         }
+        // The local disk is the same on every peer row: one event.
+        let device = format!("{}/{}", row.resource, row.volume);
+        if was.disk != row.disk && disks_seen.insert(device.clone(), ()).is_none() {
+            out.push((device, format!("disk {} → {}", was.disk, row.disk)));
+        }
         for (label, a, b) in [
-            ("disk", &was.disk, &row.disk),
             ("connection", &was.connection, &row.connection),
             ("peer role", &was.peer_role, &row.peer_role),
             ("replication", &was.replication, &row.replication),
@@ -488,6 +493,7 @@ mod tests {
             "Established".into();
         doc["resources"]["db"]["connections"]["bravo"]["helpers"]["disconnected"]["calls"] =
             2.into();
+        doc["resources"]["db"]["devices"]["0"]["disk"] = "UpToDate".into();
         model.update(&doc, "10:00:01");
         let texts: Vec<String> = model
             .events
@@ -500,6 +506,10 @@ mod tests {
         );
         assert!(
             texts.contains(&"db/bravo helper disconnected".to_owned()),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&"db/0 disk Inconsistent → UpToDate".to_owned()),
             "{texts:?}"
         );
         assert_eq!(model.latency["db/1/0"].len(), 2);
