@@ -1,5 +1,5 @@
 //! The demo's throttled resync, from the demo's own metrics: `drbd-agent
-//! demo` (alpha, db's Primary, writes 100 MiB/s and resyncs 1.5 GiB from
+//! demo` (alpha, db's Primary, writes 100 MiB/s and resyncs 1 GiB from
 //! bravo as a Primary SyncTarget, the throttle in `enforce` mode at 5 ms).
 //! After settling, the median of the 1 s windows of the latency the agent
 //! compares with its target (`drbd_agent_throttle_latency_seconds`: alpha's
