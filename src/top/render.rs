@@ -247,7 +247,7 @@ fn resource_lines(model: &Model, ui: &Ui) -> (Vec<Line<'static>>, usize) {
         ];
         if selected && ui.color {
             for span in &mut spans {
-                span.style = span.style.add_modifier(Modifier::REVERSED);
+                span.style = span.style.bg(Color::DarkGray);
             }
         }
         lines.push(Line::from(spans));
