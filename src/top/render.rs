@@ -354,8 +354,8 @@ fn throttle_lines(model: &Model, ui: &Ui, width: usize) -> Vec<Line<'static>> {
     let samples = model.latency.get(&peer.key);
     let spark_width = width.saturating_sub(head.chars().count()).min(60);
     let top = samples
-        .map(|s| s.iter().copied().fold(2.0 * target, f64::max))
-        .unwrap_or(2.0 * target);
+        .map(|s| s.iter().copied().fold(1.5 * target, f64::max))
+        .unwrap_or(1.5 * target);
     let spark = samples.map_or_else(String::new, |s| sparkline(s.iter(), top, spark_width));
     lines.push(Line::from(vec![
         Span::styled(
@@ -390,7 +390,7 @@ const HELP: &[&str] = &[
     "Resync rows show progress, rate, ETA and what is left; the throttle",
     "panel the setpoint (the c-max-rate the agent set), its floor and",
     "ceiling, and the latency signal against its target (sparkline: the",
-    "last minute, top = twice the target). NO_COLOR turns colours off.",
+    "last minute, top = 1.5 × the target). NO_COLOR turns colours off.",
 ];
 
 /// Draws one frame.
