@@ -16,14 +16,14 @@ pub const REFRESH: Duration = Duration::from_secs(1);
 /// One look at the agent: the document, or why there is none.
 type Look = Result<serde_json::Value, String>;
 
+/// The innermost cause ("Connection refused (os error 111)"): short
+/// enough for the title line; reqwest's outer layers only repeat the URL.
 fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
+    let mut innermost = error;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
     }
-    text
+    innermost.to_string()
 }
 
 async fn look(client: &reqwest::Client, url: &str) -> Look {
