@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -74,8 +75,24 @@ pub enum Command {
         /// Basic-auth user; the password is read from DRBD_AGENT_PASSWORD.
         #[arg(long)]
         user: Option<String>,
+        /// Print the table again every --interval until Ctrl-C (plain
+        /// text, one table after another: scrollback keeps them).
+        #[arg(long)]
+        watch: bool,
+        /// How often --watch prints (`2s`, `500ms`, `1m`).
+        #[arg(long, default_value = "2s", value_parser = parse_interval, requires = "watch")]
+        interval: Duration,
     },
-    /// Run the agent against the DRBD simulator (`drbd-sim`) until Ctrl-C.
+    /// A live full-screen view of a running agent: resources, peers,
+    /// resync progress, the throttle and recent events (`q` quits, `?` help).
+    Top {
+        /// The agent's API.
+        #[arg(long, default_value = "http://127.0.0.1:9943")]
+        url: String,
+    },
+    /// Run the agent against the DRBD simulator (`drbd-sim`) until Ctrl-C:
+    /// an application writing, a peer coming back and resyncing, and the
+    /// agent throttling the resync to a 5 ms latency target.
     Demo {
         /// Where the demo agent's API listens.
         #[arg(long, default_value = "127.0.0.1:9943")]
@@ -83,6 +100,10 @@ pub enum Command {
         /// The simulator scenario.
         #[arg(long, default_value = "demo")]
         scenario: String,
+        /// Leave the resync to DRBD's own pacer (the throttle disabled),
+        /// to compare with the throttled demo.
+        #[arg(long)]
+        no_throttle: bool,
     },
     /// Benchmarks in virtual time.
     Bench {
@@ -115,4 +136,13 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--interval`: a duration with a unit, 100 ms to 1 h.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = crate::config::parse_duration(text).map_err(|e| e.to_string())?;
+    if interval < Duration::from_millis(100) || interval > Duration::from_secs(3600) {
+        return Err(format!("{text}: must be between 100ms and 1h"));
+    }
+    Ok(interval)
 }

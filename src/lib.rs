@@ -26,3 +26,4 @@ pub mod service;
 pub mod sim;
 pub mod state;
 pub mod throttle;
+pub mod top;

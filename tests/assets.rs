@@ -125,3 +125,18 @@ fn write_all_writes_gzipped_pages_and_scripts() {
         assert!(script.contains("check-config"), "{name}");
     }
 }
+
+#[test]
+fn the_page_and_completions_have_top_watch_and_no_throttle() {
+    let page = assets::agent_man_page().expect("render");
+    assert!(page.contains(".SH \"DRBD\\-AGENT TOP\"\n"), "{page}");
+    for option in ["\\-\\-watch", "\\-\\-interval", "\\-\\-no\\-throttle"] {
+        assert!(page.contains(option), "{option} missing in\n{page}");
+    }
+    for (shell, _) in SHELLS {
+        let script = assets::completion(shell);
+        for word in ["top", "watch", "interval", "no-throttle"] {
+            assert!(script.contains(word), "{shell}: {word}");
+        }
+    }
+}

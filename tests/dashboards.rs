@@ -26,8 +26,8 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const DEMO: &str = include_str!("../src/sim/scenarios/demo.toml");
 /// Series Prometheus adds itself for every target.
 const PROMETHEUS_OWN: [&str; 1] = ["up"];
-/// Long enough for the demo's two reconnects and their resyncs (it loops
-/// every 60 s).
+/// Long enough for the demo's reconnects and their resyncs (it loops
+/// every 90 s; db's throttled resync takes about a minute).
 const COLLECT_BOUND: Duration = Duration::from_secs(150);
 
 fn monitoring(name: &str) -> PathBuf {
@@ -344,9 +344,10 @@ fn every_queried_metric_exists_in_the_agents_output() {
         }
     }
 
-    let throttle = "[throttle]\nenabled = true\nmode = \"enforce\"\ninterval = \"500ms\"\n\
-                    min-rate = \"1MiB/s\"\nmax-rate = \"30MiB/s\"\n";
-    let cluster = Cluster::start_node(DEMO, "bravo", "1s", throttle);
+    // As `drbd-agent demo` runs it: alpha, db's Primary SyncTarget.
+    let throttle = "[throttle]\nenabled = true\nmode = \"enforce\"\ninterval = \"1s\"\n\
+                    latency-target = \"5ms\"\nmin-rate = \"1MiB/s\"\nmax-rate = \"100MiB/s\"\n";
+    let cluster = Cluster::start_node(DEMO, "alpha", "1s", throttle);
     let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let deadline = Instant::now() + COLLECT_BOUND;
     loop {

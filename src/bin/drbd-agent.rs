@@ -65,16 +65,26 @@ fn run_command(command: Command) -> Result<()> {
             client_certificate,
             client_key,
             user,
-        } => status(
-            &url,
-            json,
-            &StatusAccess {
+            watch,
+            interval,
+        } => {
+            let access = StatusAccess {
                 ca_file,
                 client_identity: client_certificate.zip(client_key),
                 user,
-            },
-        ),
-        Command::Demo { listen, scenario } => demo(listen, &scenario),
+            };
+            if watch {
+                status_watch(&url, json, &access, interval)
+            } else {
+                status(&url, json, &access)
+            }
+        }
+        Command::Top { url } => drbd_agent::top::run(&url).map_err(Into::into),
+        Command::Demo {
+            listen,
+            scenario,
+            no_throttle,
+        } => demo(listen, &scenario, !no_throttle),
         Command::Bench {
             what: BenchCommand::Throttle { scenario, json },
         } => bench_throttle(&scenario, json),
@@ -301,46 +311,101 @@ fn status_client(access: &StatusAccess) -> Result<reqwest::Client> {
     builder.build().context("cannot build the HTTP client")
 }
 
-fn status(url: &str, json: bool, access: &StatusAccess) -> Result<()> {
-    let url = format!("{}/v1/status", url.trim_end_matches('/'));
-    let password = match &access.user {
-        Some(user) => Some(std::env::var(PASSWORD_VARIABLE).map_err(|_| {
+/// The basic-auth password, when a user is given.
+fn status_password(access: &StatusAccess) -> Result<Option<String>> {
+    match &access.user {
+        Some(user) => Ok(Some(std::env::var(PASSWORD_VARIABLE).map_err(|_| {
             anyhow!(
                 "--user {user}: set the password in the environment variable {PASSWORD_VARIABLE}"
             )
-        })?),
-        None => None,
-    };
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// One `GET /v1/status`: the body.
+async fn fetch_status(
+    client: &reqwest::Client,
+    url: &str,
+    access: &StatusAccess,
+    password: Option<&str>,
+) -> Result<String> {
+    let mut request = client.get(url);
+    if let (Some(user), Some(password)) = (&access.user, password) {
+        request = request.basic_auth(user, Some(password));
+    }
+    let response = request.send().await.map_err(|e| {
+        anyhow!(
+            "cannot reach the agent at {url}: {} (is `drbd-agent run` running? see --url)",
+            chain(&e)
+        )
+    })?;
+    let code = response.status();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| anyhow!("reading the answer from {url}: {}", chain(&e)))?;
+    if !code.is_success() {
+        bail!("the agent at {url} answered {code}: {}", body.trim());
+    }
+    Ok(body)
+}
+
+/// The body as the user asked for it: the JSON, or the table.
+fn render_body(url: &str, body: &str, json: bool) -> Result<String> {
+    if json {
+        return Ok(format!("{}\n", body.trim_end()));
+    }
+    let document: serde_json::Value =
+        serde_json::from_str(body).with_context(|| format!("the answer from {url} is not JSON"))?;
+    Ok(drbd_agent::api::render_status(&document))
+}
+
+fn status(url: &str, json: bool, access: &StatusAccess) -> Result<()> {
+    let url = format!("{}/v1/status", url.trim_end_matches('/'));
+    let password = status_password(access)?;
     let body = runtime()?.block_on(async {
         let client = status_client(access)?;
-        let mut request = client.get(&url);
-        if let (Some(user), Some(password)) = (&access.user, &password) {
-            request = request.basic_auth(user, Some(password));
-        }
-        let response = request.send().await.map_err(|e| {
-            anyhow!(
-                "cannot reach the agent at {url}: {} (is `drbd-agent run` running? see --url)",
-                chain(&e)
-            )
-        })?;
-        let code = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| anyhow!("reading the answer from {url}: {}", chain(&e)))?;
-        if !code.is_success() {
-            bail!("the agent at {url} answered {code}: {}", body.trim());
-        }
-        Ok(body)
+        fetch_status(&client, &url, access, password.as_deref()).await
     })?;
-    if json {
-        println!("{}", body.trim_end());
-    } else {
-        let document: serde_json::Value = serde_json::from_str(&body)
-            .with_context(|| format!("the answer from {url} is not JSON"))?;
-        print!("{}", drbd_agent::api::render_status(&document));
-    }
+    print!("{}", render_body(&url, &body, json)?);
     Ok(())
+}
+
+/// `status --watch`: a table (or document) every `interval`, each under a
+/// line with the time, until SIGINT/SIGTERM (exit 0). An agent that does
+/// not answer is a line in the output, not the end: the next look may
+/// find it back.
+fn status_watch(url: &str, json: bool, access: &StatusAccess, interval: Duration) -> Result<()> {
+    use std::io::Write;
+    let url = format!("{}/v1/status", url.trim_end_matches('/'));
+    let password = status_password(access)?;
+    runtime()?.block_on(async {
+        let client = status_client(access)?;
+        let stop = wait_for_signal();
+        tokio::pin!(stop);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                stopped = &mut stop => return stopped,
+                _ = ticker.tick() => {}
+            }
+            let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
+            let text = match fetch_status(&client, &url, access, password.as_deref()).await {
+                Ok(body) => render_body(&url, &body, json)?,
+                Err(e) => format!("{e:#}\n"),
+            };
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (`| head`) ends the watch like Ctrl-C.
+            if write!(out, "--- {now}  {url}\n{text}\n")
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+    })
 }
 
 /// A directory removed (with its contents) when dropped.
@@ -354,10 +419,27 @@ impl Drop for TempDir {
     }
 }
 
-/// The simulator node the demo agent plays.
+/// The simulator node the demo agent plays: db's Primary and the
+/// SyncTarget of its resync in the built-in demo scenario.
 const DEMO_NODE: &str = "alpha";
 
-fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
+/// The demo's throttle: `enforce`, a 5 ms mean latency target, decisions
+/// every second, between 1 MiB/s and DRBD's default c-max-rate. `false`:
+/// disabled (`demo --no-throttle`), DRBD's own pacer alone.
+fn demo_throttle(enabled: bool) -> drbd_agent::throttle::ThrottleConfig {
+    use drbd_agent::throttle::{KibPerSec, Mode, ThrottleConfig};
+    ThrottleConfig {
+        enabled,
+        mode: Mode::Enforce,
+        latency_target: config::HumanDuration(Duration::from_millis(5)),
+        interval: config::HumanDuration(Duration::from_secs(1)),
+        min_rate: KibPerSec::new(1024).unwrap_or(KibPerSec::MIN),
+        max_rate: KibPerSec::new(100 * 1024).unwrap_or(KibPerSec::MAX),
+        ..ThrottleConfig::default()
+    }
+}
+
+fn demo(listen: SocketAddr, scenario: &str, throttle: bool) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the drbd-agent executable")?;
     let sim = exe
         .parent()
@@ -402,7 +484,7 @@ fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
         state: config::StateConfig {
             directory: dir.0.join("state"),
         },
-        throttle: Default::default(),
+        throttle: demo_throttle(throttle),
         linstor: Default::default(),
         pressure: Default::default(),
         metrics: Default::default(),
@@ -452,9 +534,16 @@ fn demo(listen: SocketAddr, scenario: &str) -> Result<()> {
         for addr in &daemon.api_addrs {
             println!("demo: status API  http://{addr}/v1/status   health  http://{addr}/healthz");
         }
+        let api = daemon.api_addrs.first().unwrap_or(&listen);
+        if throttle {
+            println!(
+                "demo: throttle enforce, latency target 5 ms: alpha writes 100 MiB/s to db and resyncs it from bravo (every 90 s)"
+            );
+        } else {
+            println!("demo: throttle disabled (--no-throttle): db's resync is left to DRBD's pacer");
+        }
         println!(
-            "demo: try `drbd-agent status --url http://{}` in another terminal; Ctrl-C stops",
-            daemon.api_addrs.first().unwrap_or(&listen)
+            "demo: try `drbd-agent top --url http://{api}` or `drbd-agent status --url http://{api}` in another terminal; Ctrl-C stops"
         );
         let outcome = tokio::select! {
             signal = wait_for_signal() => signal,

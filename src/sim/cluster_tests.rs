@@ -170,8 +170,8 @@ fn unknown_objects_and_injected_failures() {
 #[test]
 fn demo_repeats_forever() {
     let mut cluster = Cluster::new(scenario::load("demo").unwrap());
-    let first = run(&mut cluster, 60.0);
-    let second = run(&mut cluster, 120.0);
+    let first = run(&mut cluster, 90.0);
+    let second = run(&mut cluster, 180.0);
     let count = |out: &[NodeBatch]| {
         out.iter()
             .filter(|b| matches!(b.item, Item::Helper(ref h) if h.helper == "disconnected"))
