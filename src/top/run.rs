@@ -35,15 +35,19 @@ async fn look(client: &reqwest::Client, url: &str) -> Look {
     response.json().await.map_err(|e| chain(&e))
 }
 
+/// Looks waiting for the view: it drains them every 100 ms, and while it
+/// cannot (a stalled terminal) newer looks are dropped, not queued.
+const PENDING_LOOKS: usize = 2;
+
 /// Fetches every [`REFRESH`] until the receiver is gone.
-async fn fetch_loop(url: String, sender: mpsc::Sender<Look>) {
+async fn fetch_loop(url: String, sender: mpsc::SyncSender<Look>) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()
     {
         Ok(client) => client,
         Err(e) => {
-            let _ = sender.send(Err(chain(&e)));
+            let _ = sender.try_send(Err(chain(&e)));
             return;
         }
     };
@@ -51,8 +55,9 @@ async fn fetch_loop(url: String, sender: mpsc::Sender<Look>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if sender.send(look(&client, &url).await).is_err() {
-            return;
+        match sender.try_send(look(&client, &url).await) {
+            Ok(()) | Err(mpsc::TrySendError::Full(_)) => {}
+            Err(mpsc::TrySendError::Disconnected(_)) => return,
         }
     }
 }
@@ -83,7 +88,7 @@ pub fn run(base_url: &str) -> Result<(), TopError> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let (sender, receiver) = mpsc::channel();
+    let (sender, receiver) = mpsc::sync_channel(PENDING_LOOKS);
     runtime.spawn(fetch_loop(status_url, sender));
 
     let mut terminal = ratatui::try_init()?;
