@@ -497,7 +497,10 @@ source = "alpha"
 
     #[test]
     fn scenarios_without_plant_keys_have_no_plant() {
-        let cluster = Cluster::new(crate::sim::scenario::load("demo").unwrap());
+        let cluster = Cluster::new(crate::sim::scenario::load("resync-3node").unwrap());
         assert!(cluster.plant.is_none());
+        // The demo has disks and a load (issue 17): a plant.
+        let cluster = Cluster::new(crate::sim::scenario::load("demo").unwrap());
+        assert!(cluster.plant.is_some());
     }
 }
