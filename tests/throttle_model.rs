@@ -364,3 +364,150 @@ fn a_one_interval_foreground_blip_is_no_step() {
         );
     }
 }
+
+/// A window whose load reads far low while its latency stays where it was
+/// (a stalled source: the counters completed little in it) is held: the
+/// rate does not move and the fit learns nothing; a disagreement that lasts
+/// (a third window) is taken as news again.
+#[test]
+fn a_window_off_the_curve_is_held_and_not_fitted() {
+    let (s, cap, target) = (1.0, 400.0 * MIB, 5.0);
+    let p = policy(target);
+    let app = 0.4 * cap;
+    let mut c = Controller::new();
+    let trace = closed_loop(&mut c, &p, (s, cap, 0.05), |_| app, 40, 21);
+    let rate = trace.last().unwrap().1.rate.as_f64();
+    let before = c.model_report();
+    let fit = before.fit.expect("a fit after 40 intervals");
+    let bias = before.bias.expect("a bias");
+    // The latency of the load in force, but only two thirds of the I/O
+    // counted (off the curve, but nearer it than a mismatch).
+    let stalled = Observation {
+        elapsed: Duration::from_secs(1),
+        app_write_latency_ms: Some(fit.latency_at(app + rate) * bias),
+        foreground_kib_per_sec: Some(app * 2.0 / 3.0),
+        resync_kib_per_sec: Some(rate * 2.0 / 3.0),
+        out_of_sync_kib: Some(1 << 40),
+        uptodate_replicas: 2,
+        ..Observation::default()
+    };
+    for n in 1..=2 {
+        let d = c.step(&p, &stalled);
+        assert!(matches!(d.reason, Reason::ModelHold { .. }), "{n}: {d:?}");
+        assert_eq!(d.rate.as_f64().round(), rate.round(), "{n}: {d:?}");
+        let report = c.model_report();
+        assert!(report.in_use, "{n}: {report:?}");
+        assert_eq!(report.fit, before.fit, "{n}: the held window was fitted");
+        assert_eq!(
+            report.bias, before.bias,
+            "{n}: the held window moved the bias"
+        );
+    }
+    let d = c.step(&p, &stalled);
+    assert!(
+        !matches!(d.reason, Reason::ModelHold { .. }),
+        "a third window off the curve is held again: {d:?}"
+    );
+}
+
+/// A genuine load change moves latency and load together along the curve:
+/// never held.
+#[test]
+fn windows_on_the_curve_are_never_held() {
+    let (s, cap, target) = (0.5, 600.0 * MIB, 3.0);
+    let app = |t: usize| match t {
+        0..40 => 0.3 * cap,
+        40..70 => 0.6 * cap,
+        _ => 0.2 * cap,
+    };
+    let mut c = Controller::new();
+    let trace = closed_loop(&mut c, &policy(target), (s, cap, 0.02), app, 100, 5);
+    let held: Vec<usize> = trace
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, d))| matches!(d.reason, Reason::ModelHold { .. }))
+        .map(|(t, _)| t)
+        .collect();
+    assert!(held.is_empty(), "held in intervals {held:?}");
+}
+
+/// A foreground that reads ±25 % around a steady level from one interval to
+/// the next (sampling noise) gives no foreground-step jumps once its noise is
+/// known; a real tripling is still a step within three intervals.
+#[test]
+fn foreground_noise_is_no_step_but_a_real_step_is() {
+    let (s, cap, target) = (1.0, 400.0 * MIB, 5.0);
+    let level = 0.3 * cap;
+    let mut sampling = StdRng::seed_from_u64(99);
+    let reads: Vec<f64> = (0..120)
+        .map(|t| {
+            let base = if t < 90 { level } else { 2.0 * level };
+            base * (1.0 + 0.25 * (2.0 * sampling.random::<f64>() - 1.0))
+        })
+        .collect();
+    let mut c = Controller::new();
+    let mut rng = StdRng::seed_from_u64(7);
+    // A ceiling of 1 GiB/s: moves over 2 % of it (21 MiB/s) may be steps.
+    let p = LawPolicy {
+        max_rate: k(1 << 20),
+        ..policy(target)
+    };
+    let mut rate = p.min_rate.as_f64();
+    let mut steps = Vec::new();
+    for (t, &read) in reads.iter().enumerate() {
+        // The latency follows the true load; the foreground is read noisily.
+        let truth = if t < 90 { level } else { 2.0 * level };
+        let mut o = obs(&mut rng, s, cap, 0.05, truth, rate);
+        o.foreground_kib_per_sec = Some(read);
+        let d = c.step(&p, &o);
+        if matches!(
+            d.reason,
+            Reason::ModelJump {
+                trigger: JumpTrigger::ForegroundStep,
+                ..
+            }
+        ) {
+            steps.push(t);
+        }
+        rate = d.rate.as_f64();
+    }
+    let phantom: Vec<usize> = steps
+        .iter()
+        .copied()
+        .filter(|&t| (30..90).contains(&t))
+        .collect();
+    assert!(
+        phantom.is_empty(),
+        "foreground steps on noise at {phantom:?} (all: {steps:?})"
+    );
+    assert!(
+        steps.iter().any(|&t| (90..93).contains(&t)),
+        "the real step at 90 was not taken within 3 intervals: {steps:?}"
+    );
+}
+
+/// One interval with no latency signal and no foreground right after busy
+/// ones may be a stalled source: the rate holds; a second such interval is
+/// idle, and the resync may grow.
+#[test]
+fn idle_after_busy_needs_a_second_interval() {
+    let (s, cap, target) = (1.0, 400.0 * MIB, 5.0);
+    let p = policy(target);
+    let mut c = Controller::new();
+    let trace = closed_loop(&mut c, &p, (s, cap, 0.05), |_| 0.4 * cap, 30, 13);
+    let rate = trace.last().unwrap().1.rate.as_f64();
+    let quiet = Observation {
+        elapsed: Duration::from_secs(1),
+        foreground_kib_per_sec: Some(0.0),
+        resync_kib_per_sec: Some(rate),
+        out_of_sync_kib: Some(1 << 40),
+        uptodate_replicas: 2,
+        ..Observation::default()
+    };
+    let d = c.step(&p, &quiet);
+    assert_eq!(d.reason, Reason::NoSignal, "{d:?}");
+    assert_eq!(d.rate.as_f64().round(), rate.round(), "{d:?}");
+    let d = c.step(&p, &quiet);
+    assert_eq!(d.reason, Reason::Idle, "{d:?}");
+    assert!(d.rate.as_f64() > rate, "{d:?}");
+}

@@ -207,6 +207,9 @@ pub enum Reason {
     /// The model's operating point, corrected by the latency seen: moved
     /// half way to it (or held, within 3 %).
     ModelTrim { latency_ms: f64, setpoint_ms: f64 },
+    /// A window whose latency and load disagree with the model by more
+    /// than its noise (a stalled source): the rate held, nothing learnt.
+    ModelHold { latency_ms: f64, expected_ms: f64 },
     /// No model yet: the load grows so that it can be fitted.
     Probing { latency_ms: f64 },
 }
@@ -245,6 +248,13 @@ impl fmt::Display for Reason {
             } => write!(
                 f,
                 "latency {latency_ms:.2}ms, model set point {setpoint_ms:.2}ms"
+            ),
+            Self::ModelHold {
+                latency_ms,
+                expected_ms,
+            } => write!(
+                f,
+                "latency {latency_ms:.2}ms off the model's {expected_ms:.2}ms: held"
             ),
             Self::Probing { latency_ms } => {
                 write!(f, "latency {latency_ms:.2}ms, probing for the model")
@@ -286,6 +296,10 @@ pub struct Controller {
     spread: f64,
     /// Intervals since the rate last changed.
     since_change: u32,
+    /// The last step had a latency signal: an idle-looking interval right
+    /// after one may be a stalled source (nothing completed in it) and is
+    /// held; a second one in a row is idle.
+    busy: bool,
     /// The feed-forward fired in this step (its baseline is already set).
     #[serde(skip)]
     ff_fired: bool,
@@ -420,9 +434,12 @@ impl Controller {
         };
         if let Some((rate, reason)) = self.model.step(&signals, obs) {
             self.unused = 0;
+            self.busy = latency.is_some();
             match (reason, latency) {
                 // What was smoothed before the jump is stale after it.
                 (Reason::ModelJump { .. }, _) | (_, None) => self.smoothed = None,
+                // A window off the curve says nothing about the latency.
+                (Reason::ModelHold { .. }, _) => {}
                 (_, Some(sample)) => {
                     self.track(sample);
                 }
@@ -466,13 +483,14 @@ impl Controller {
             // Whatever the latency was, it is stale once the app pauses.
             self.smoothed = None;
             let idle = foreground.is_none_or(|fg| fg < IDLE_FOREGROUND_KIB);
-            if idle {
+            if idle && !std::mem::take(&mut self.busy) {
                 let up = (current * IDLE_FACTOR).max(ceiling / IDLE_JUMP_DIVISOR);
                 return (self.limit_unused(current, up, obs), Reason::Idle);
             }
             return (current, Reason::NoSignal);
         };
 
+        self.busy = true;
         if sample >= HARD_MISS * target {
             self.unused = 0;
             // The samples before the overload say nothing about after the cut.

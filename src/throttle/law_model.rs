@@ -31,6 +31,16 @@ pub const RESIDUAL_SMOOTHING: f64 = 0.05;
 /// starts again.
 pub const MISMATCH: f64 = 3.0;
 pub const MAX_MISMATCHES: u32 = 3;
+/// A sample nearer the curve than [`MISMATCH`] but further than this many
+/// of its own noise's standard deviations (ratio at least `HOLD_MIN_RATIO`)
+/// is a window whose load and latency disagree — a stalled source that
+/// completed little I/O in it, or the burst after one: the rate is held, the
+/// sample is neither fitted nor taken as a foreground step. A genuine change
+/// of the load moves both together and stays near the curve. At most
+/// `MAX_HELD` windows in a row are held; a disagreement that lasts is news.
+pub const HOLD_SIGMAS: f64 = 3.0;
+pub const HOLD_MIN_RATIO: f64 = 1.5;
+pub const MAX_HELD: u32 = 2;
 /// Trims move this share of the way to the predicted point …
 pub const TRIM_GAIN: f64 = 0.5;
 /// … or this share when the point is below the current rate.
@@ -46,6 +56,14 @@ pub const PROBE_FIRST: f64 = 0.1;
 pub const PROBE_MAX: f64 = 0.3;
 pub const PROBE_BELOW: f64 = 0.8;
 pub const MAX_PROBES: u32 = 8;
+/// A foreground step must also exceed this many standard deviations of the
+/// foreground's own interval-to-interval noise (a source whose throughput
+/// reads ±20 % per interval from sampling alone would otherwise step every
+/// few intervals); the noise is smoothed with `STEP_NOISE_SMOOTHING`, and a
+/// move counts in it at most as `STEP_NOISE_CLAMP` of the level.
+pub const STEP_NOISE_SIGMAS: f64 = 3.0;
+pub const STEP_NOISE_SMOOTHING: f64 = 0.1;
+pub const STEP_NOISE_CLAMP: f64 = 1.0;
 /// Nonsense samples in a row that make the model start again.
 pub const MAX_REJECTED: u32 = 3;
 
@@ -96,6 +114,10 @@ pub(super) struct ModelLaw {
     jumped: bool,
     /// Samples far off the curve in a row.
     mismatches: u32,
+    /// Windows held in a row as off the curve ([`HOLD_SIGMAS`]).
+    held: u32,
+    /// The set point of the last step that had one.
+    last_setpoint: Option<f64>,
     /// A hard miss cut last step: jump to the predicted point next (the
     /// foreground measured in an overload is what was served, not asked).
     after_miss: bool,
@@ -103,9 +125,12 @@ pub(super) struct ModelLaw {
     residual_variance: Option<f64>,
     /// Smoothed foreground load, KiB/s (steps are measured against it).
     foreground_level: Option<f64>,
-    /// The direction (up: true) of a move beyond the step threshold seen
-    /// last interval, not yet confirmed.
-    step_pending: Option<bool>,
+    /// The direction (up: true) and relative size of a move beyond the
+    /// step threshold seen last interval, not yet confirmed.
+    step_pending: Option<(bool, f64)>,
+    /// Recent variance of the foreground's relative move from its level,
+    /// from intervals that were no step ([`STEP_NOISE_SIGMAS`]).
+    foreground_variance: Option<f64>,
     pub report: ModelReport,
 }
 
@@ -219,6 +244,7 @@ impl ModelLaw {
         self.jumped = false;
         self.after_miss = false;
         self.mismatches = 0;
+        self.held = 0;
     }
 
     /// Takes the step's sample; the rate to set and why, or `None` for the
@@ -244,8 +270,10 @@ impl ModelLaw {
         // the backing device's own throughput less the resync's share):
         // the `dbdt1`-based estimate lags and carries the resync's own
         // changes, so every rate change read as a foreground step.
-        let foreground_step = self.foreground_step(foreground, sig.ceiling);
-        let latency = sig.latency_ms?;
+        let Some(latency) = sig.latency_ms else {
+            self.foreground_step(foreground, sig.ceiling);
+            return None;
+        };
         // A hard miss is an overload: the queue is at its limit, off the
         // curve (and what was served understates the demand) — it triggers
         // a jump but is no sample of the curve.
@@ -266,6 +294,10 @@ impl ModelLaw {
             }
         }
         self.mismatches = 0;
+        if let Some(hold) = self.hold_off_curve(sig, load, latency) {
+            return Some(hold);
+        }
+        let foreground_step = self.foreground_step(foreground, sig.ceiling);
         let accepted = match load {
             Some(load) if sig.hard_miss && load.is_finite() && load >= 0.0 => true,
             Some(load) => self.model.observe(load, latency).is_ok(),
@@ -310,6 +342,7 @@ impl ModelLaw {
         let recent = self.track_residual(latency / modelled, bias);
         let noise = fit.noise.max(recent) * (1.0 + BIAS_SMOOTHING / (2.0 - BIAS_SMOOTHING)).sqrt();
         let set = setpoint(sig.target_ms, noise, sig.tolerance);
+        self.last_setpoint = Some(set);
         self.report = ModelReport {
             in_use: true,
             fallback: None,
@@ -392,6 +425,53 @@ impl ModelLaw {
         Some(((sig.current + step).min(sig.current * 2.0), reason))
     }
 
+    /// A window whose latency is off the bias-corrected curve at its own
+    /// load by more than its noise allows (but less than [`MISMATCH`]):
+    /// hold the rate and learn nothing from it, at most [`MAX_HELD`] in a
+    /// row.
+    fn hold_off_curve(
+        &mut self,
+        sig: &Signals,
+        load: Option<f64>,
+        latency: f64,
+    ) -> Option<(f64, Reason)> {
+        let (Some(fit), Some(bias)) = (self.fit, self.bias) else {
+            self.held = 0;
+            return None;
+        };
+        let expected_ms = load
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .map(|x| fit.latency_at(x) * bias)
+            .filter(|m| m.is_finite() && *m > 0.0);
+        let ratio = expected_ms.map(|m| latency / m);
+        let noise = fit.noise.max(self.residual_variance.unwrap_or(0.0).sqrt());
+        let limit = (HOLD_SIGMAS * noise).exp().max(HOLD_MIN_RATIO);
+        // A zero or NaN latency is nonsense, not a stall: the model
+        // rejects (and counts) it.
+        let off = latency.is_finite()
+            && latency > 0.0
+            && ratio.is_some_and(|r| r > limit || r < 1.0 / limit);
+        if sig.hard_miss || !off || self.held >= MAX_HELD {
+            self.held = 0;
+            return None;
+        }
+        self.held += 1;
+        self.report = ModelReport {
+            in_use: true,
+            fallback: None,
+            fit: Some(fit),
+            bias: Some(bias),
+            setpoint_ms: self.last_setpoint,
+        };
+        Some((
+            sig.current,
+            Reason::ModelHold {
+                latency_ms: latency,
+                expected_ms: expected_ms.unwrap_or(f64::NAN),
+            },
+        ))
+    }
+
     /// Folds the log of `ratio / bias` into the recent residual variance;
     /// returns its standard deviation (0 while unknown or past the pole).
     fn track_residual(&mut self, ratio: f64, bias: f64) -> f64 {
@@ -420,9 +500,20 @@ impl ModelLaw {
             return false;
         };
         let moved = (fg - level).abs();
-        let beyond = moved > FF_REL * level && moved > FF_MIN_SHARE * ceiling;
+        let relative = if level > 0.0 {
+            (moved / level).min(STEP_NOISE_CLAMP)
+        } else {
+            STEP_NOISE_CLAMP
+        };
+        let noise = self.foreground_variance.unwrap_or(0.0).sqrt();
+        let threshold = FF_REL.max(STEP_NOISE_SIGMAS * noise);
+        let beyond = moved > threshold * level && moved > FF_MIN_SHARE * ceiling;
         if !beyond {
-            self.step_pending = None;
+            // A blip last interval that did not hold was noise.
+            if let Some((_, blip)) = self.step_pending.take() {
+                self.track_foreground_noise(blip);
+            }
+            self.track_foreground_noise(relative);
             self.foreground_level = Some(FF_SMOOTHING * fg + (1.0 - FF_SMOOTHING) * level);
             return false;
         }
@@ -430,14 +521,26 @@ impl ModelLaw {
         // completed, or a burst after it): a step is a move that holds for
         // two intervals in the same direction; the level waits meanwhile.
         let up = fg > level;
-        match self.step_pending.replace(up) {
-            Some(was_up) if was_up == up => {
+        match self.step_pending.replace((up, relative)) {
+            Some((was_up, _)) if was_up == up => {
                 self.step_pending = None;
                 self.foreground_level = Some(fg);
                 true
             }
-            _ => false,
+            Some((_, blip)) => {
+                self.track_foreground_noise(blip);
+                false
+            }
+            None => false,
         }
+    }
+
+    fn track_foreground_noise(&mut self, relative: f64) {
+        let r2 = relative * relative;
+        self.foreground_variance = Some(match self.foreground_variance {
+            Some(old) => STEP_NOISE_SMOOTHING * r2 + (1.0 - STEP_NOISE_SMOOTHING) * old,
+            None => r2,
+        });
     }
 
     /// No fit yet: grow the total load geometrically while the latency

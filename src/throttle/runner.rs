@@ -20,7 +20,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 use tokio::sync::{watch, RwLock};
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::diskstats::{derive, parse_stat, DiskStat};
 use crate::drbd::{wait_shutdown, Shared};
@@ -453,6 +453,18 @@ impl Throttler {
             let (obs, signal) =
                 crate::pressure::steer(obs, target, pressure.as_ref(), now, target_ms);
             let decision = state.controller.step(&policy.law, &obs);
+            debug!(
+                resource = %key.resource, peer = key.peer_node_id, volume = key.volume,
+                latency_ms = ?obs.app_write_latency_ms,
+                backing_latency_ms = ?obs.backing_write_latency_ms,
+                foreground_kib = ?obs.foreground_kib_per_sec,
+                backing_write_kib = ?obs.backing_write_kib_per_sec,
+                replicated_kib = ?obs.replicated_write_kib_per_sec,
+                resync_kib = ?obs.resync_kib_per_sec,
+                rate_kib = decision.rate.get(),
+                reason = %decision.reason,
+                "throttle step"
+            );
             if let Some(peer) = self.status.peers.get_mut(&name) {
                 if peer.signal.as_ref().map(|s| s.kind()) != Some(signal.kind()) {
                     info!(resource = %key.resource, peer = key.peer_node_id, volume = key.volume, signal = ?signal, "throttle signal source");
