@@ -41,6 +41,9 @@ pub const MAX_MISMATCHES: u32 = 3;
 pub const HOLD_SIGMAS: f64 = 3.0;
 pub const HOLD_MIN_RATIO: f64 = 1.5;
 pub const MAX_HELD: u32 = 2;
+/// … and only when the load counted is this share off the load in force
+/// (the foreground's level plus the rate set).
+pub const HOLD_LOAD_SHARE: f64 = 0.1;
 /// Trims move this share of the way to the predicted point …
 pub const TRIM_GAIN: f64 = 0.5;
 /// … or this share when the point is below the current rate.
@@ -49,6 +52,9 @@ pub const TRIM_GAIN_DOWN: f64 = 0.8;
 /// (or `TRIM_DEADBAND_PER_NOISE` × the relative noise, if wider).
 pub const TRIM_DEADBAND: f64 = 0.03;
 pub const TRIM_DEADBAND_PER_NOISE: f64 = 0.5;
+/// A foreground whose interval-to-interval noise (relative standard
+/// deviation) is above this is trimmed on its smoothed level.
+pub const TRIM_ON_LEVEL_NOISE: f64 = 0.05;
 /// Probing (no fit yet): the total load grows by this share first, by
 /// one more such share each interval up to `PROBE_MAX`, while the latency
 /// stays under `PROBE_BELOW × set point`; at most `MAX_PROBES` intervals.
@@ -271,7 +277,7 @@ impl ModelLaw {
         // the `dbdt1`-based estimate lags and carries the resync's own
         // changes, so every rate change read as a foreground step.
         let Some(latency) = sig.latency_ms else {
-            self.foreground_step(foreground, sig.ceiling);
+            self.foreground_step(foreground, sig.ceiling, false);
             return None;
         };
         // A hard miss is an overload: the queue is at its limit, off the
@@ -297,7 +303,10 @@ impl ModelLaw {
         if let Some(hold) = self.hold_off_curve(sig, load, latency) {
             return Some(hold);
         }
-        let foreground_step = self.foreground_step(foreground, sig.ceiling);
+        // An overload and the interval after it read what was served, not
+        // what was asked: no sample of the foreground's own noise.
+        let calm = !sig.hard_miss && !self.after_miss;
+        let foreground_step = self.foreground_step(foreground, sig.ceiling, calm);
         let accepted = match load {
             Some(load) if sig.hard_miss && load.is_finite() && load >= 0.0 => true,
             Some(load) => self.model.observe(load, latency).is_ok(),
@@ -373,6 +382,13 @@ impl ModelLaw {
                 self.after_miss = true;
                 predicted.min(super::law::hard_cut(sig.current, sig.target_ms, latency))
             } else {
+                // The foreground this jump was aimed for is the level the
+                // trims go on from (after an overload, the one that was
+                // just asked, not the one before it).
+                if trigger == JumpTrigger::HardMiss && foreground.is_some() {
+                    self.foreground_level = Some(fg_now);
+                    self.step_pending = None;
+                }
                 predicted
             };
             return Some((
@@ -388,8 +404,13 @@ impl ModelLaw {
         // it remembers what was served, not asked).
         // A move not yet confirmed as a step (a stalled source reads far
         // off for one interval): trim on the level, not on the blip.
+        // A foreground that reads noisily from interval to interval (its
+        // counters sampled at a coarse grain) is trimmed on its level too:
+        // trimming on each reading would pass its noise to the rate.
+        let noisy = self.foreground_variance.unwrap_or(0.0).sqrt() > TRIM_ON_LEVEL_NOISE;
         let fg_trim = match (self.step_pending, self.foreground_level) {
             (Some(_), Some(level)) => level,
+            (None, Some(level)) if noisy => level,
             _ => fg_now,
         };
         let mut wanted = operating_rate(&fit, bias, set, fg_trim);
@@ -448,9 +469,28 @@ impl ModelLaw {
         let limit = (HOLD_SIGMAS * noise).exp().max(HOLD_MIN_RATIO);
         // A zero or NaN latency is nonsense, not a stall: the model
         // rejects (and counts) it.
+        // Latency over what the set point allows is never held: whatever
+        // the counters say, the application waits (safety first).
+        let harmless = self
+            .last_setpoint
+            .is_some_and(|set| latency <= set * sig.tolerance);
+        // The counters must disagree with what is in force, in the direction
+        // that explains the latency: a stall counts less load than the rate
+        // and the foreground's level (latency high for it), a burst more. A
+        // model that is merely wrong at a new load (right after a jump)
+        // sees the load in force and must learn from the window.
+        let in_force = self.foreground_level.map(|level| level + sig.current);
+        let counted = load.filter(|x| x.is_finite());
+        let (low, high) = match (counted, in_force) {
+            (Some(x), Some(e)) if e > 0.0 => (
+                x < e * (1.0 - HOLD_LOAD_SHARE),
+                x > e * (1.0 + HOLD_LOAD_SHARE),
+            ),
+            _ => (false, false),
+        };
         let off = latency.is_finite()
             && latency > 0.0
-            && ratio.is_some_and(|r| r > limit || r < 1.0 / limit);
+            && ratio.is_some_and(|r| (r > limit && harmless && low) || (r < 1.0 / limit && high));
         if sig.hard_miss || !off || self.held >= MAX_HELD {
             self.held = 0;
             return None;
@@ -490,7 +530,7 @@ impl ModelLaw {
     /// Whether the foreground load moved (either way) by more than
     /// `FF_REL` of its level and `FF_MIN_SHARE` of the ceiling; updates the
     /// level (to the new load at once after a step).
-    fn foreground_step(&mut self, foreground: Option<f64>, ceiling: f64) -> bool {
+    fn foreground_step(&mut self, foreground: Option<f64>, ceiling: f64, calm: bool) -> bool {
         use super::law::{FF_MIN_SHARE, FF_REL, FF_SMOOTHING};
         let Some(fg) = foreground else {
             return false;
@@ -511,9 +551,13 @@ impl ModelLaw {
         if !beyond {
             // A blip last interval that did not hold was noise.
             if let Some((_, blip)) = self.step_pending.take() {
-                self.track_foreground_noise(blip);
+                if calm {
+                    self.track_foreground_noise(blip);
+                }
             }
-            self.track_foreground_noise(relative);
+            if calm {
+                self.track_foreground_noise(relative);
+            }
             self.foreground_level = Some(FF_SMOOTHING * fg + (1.0 - FF_SMOOTHING) * level);
             return false;
         }
@@ -528,7 +572,9 @@ impl ModelLaw {
                 true
             }
             Some((_, blip)) => {
-                self.track_foreground_noise(blip);
+                if calm {
+                    self.track_foreground_noise(blip);
+                }
                 false
             }
             None => false,
