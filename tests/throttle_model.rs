@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use drbd_agent::throttle::{
-    bounds, setpoint, Controller, JumpTrigger, KibPerSec, LawPolicy, Observation, QueueModel,
-    Reason, Rejected, Statistic, Unfit, MEAN_TOLERANCE,
+    bounds, secant_load, setpoint, Controller, JumpTrigger, KibPerSec, LawPolicy, Observation,
+    QueueModel, Reason, Rejected, Statistic, Unfit, MEAN_TOLERANCE,
 };
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -510,4 +510,99 @@ fn idle_after_busy_needs_a_second_interval() {
     let d = c.step(&p, &quiet);
     assert_eq!(d.reason, Reason::Idle, "{d:?}");
     assert!(d.rate.as_f64() > rate, "{d:?}");
+}
+
+/// On a queue S / (1 − x/C), 1/latency is linear in the load: the secant
+/// through two samples finds the load of any set point exactly; no bound
+/// when the latency did not rise with the load or a value is nonsense.
+#[test]
+fn the_probe_secant_finds_the_set_point_on_a_queue() {
+    let (s, cap) = (1.5, 300.0 * MIB);
+    let at = |x: f64| (x, curve(s, cap, x));
+    for (x0, x1, set) in [(0.2, 0.4, 5.0), (0.5, 0.6, 3.0), (0.1, 0.7, 10.0)] {
+        let found = secant_load(Some(at(x0 * cap)), at(x1 * cap), set).unwrap();
+        let exact = cap * (1.0 - s / set);
+        assert!((found - exact).abs() < 1e-6 * cap, "{found} vs {exact}");
+    }
+    assert_eq!(secant_load(None, at(0.5 * cap), 5.0), None);
+    assert_eq!(secant_load(Some(at(0.6 * cap)), at(0.5 * cap), 5.0), None);
+    assert_eq!(
+        secant_load(Some((0.4 * cap, 3.0)), (0.5 * cap, 2.9), 5.0),
+        None
+    );
+    assert_eq!(secant_load(Some((f64::NAN, 3.0)), at(0.5 * cap), 5.0), None);
+    assert_eq!(
+        secant_load(Some(at(0.4 * cap)), (0.5 * cap, 0.0), 5.0),
+        None
+    );
+}
+
+/// The plant on which the last probe overshot to 1.67 × the target
+/// (`pri S1 C350 app50` of the bench family): probes of +10, +20, +30 % of
+/// the load while the latency is under 0.8 × the set point; now each after
+/// the first is bounded by the secant from the first probe's sample.
+#[test]
+fn the_last_probe_stops_at_the_set_point() {
+    let (s, cap, app) = (1.0, 350.0 * MIB, 175.0 * MIB);
+    let target = 4.37;
+    let p = policy(target);
+    let mut worst = Vec::new();
+    for seed in 0..40 {
+        let mut c = Controller::new();
+        let trace = closed_loop(&mut c, &p, (s, cap, 0.15), |_| app, 20, seed);
+        let w = trace
+            .iter()
+            .filter(|(_, d)| matches!(d.reason, Reason::Probing { .. }))
+            .skip(1)
+            .map(|(_, d)| curve(s, cap, app + d.rate.as_f64()) / target)
+            .fold(0.0, f64::max);
+        worst.push(w);
+    }
+    // Without the secant 31 of the 40 runs probe to 1.63 × the target; with
+    // it 14 still overshoot (two noisy samples can hide the curve's rise).
+    let over = worst.iter().filter(|&&w| w > 1.1).count();
+    assert!(
+        over <= 16,
+        "{over} of 40 runs probed past 1.1 × the target: {worst:?}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Probing for the model on a quiet queue: no probe after the first
+    /// pushes the latency past 1.1 × the target (the last probe used to
+    /// overshoot to 1.7 × it).
+    #[test]
+    fn probing_does_not_overshoot_the_set_point(
+        service_ms in 0.3f64..3.0,
+        capacity_mib in 100.0f64..1000.0,
+        app_share in 0.2f64..0.8,
+        headroom in 0.3f64..0.7,
+    ) {
+        let cap = capacity_mib * MIB;
+        let app = app_share * cap;
+        // A target that leaves the resync `headroom` of what the app leaves.
+        let load = app + headroom * (cap - app) * 0.9;
+        let target = curve(service_ms, cap, load);
+        let p = policy(target);
+        let mut c = Controller::new();
+        let trace = closed_loop(&mut c, &p, (service_ms, cap, 0.0), |_| app, 12, 1);
+        // The first probe has one sample to go on (+10 % of the load,
+        // blind); every later one has the secant through the last two.
+        let probes = trace
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, d))| matches!(d.reason, Reason::Probing { .. }))
+            .map(|(t, _)| t)
+            .skip(1);
+        for t in probes {
+            let rate = trace[t].1.rate.as_f64();
+            let after = curve(service_ms, cap, app + rate);
+            prop_assert!(
+                after <= 1.1 * target,
+                "a probe to {rate} put the latency at {after:.2} ms, target {target:.2}: {trace:?}"
+            );
+        }
+    }
 }

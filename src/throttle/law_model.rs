@@ -120,6 +120,8 @@ pub(super) struct ModelLaw {
     jumped: bool,
     /// Samples far off the curve in a row.
     mismatches: u32,
+    /// The (load, latency) sample the first probe was decided on.
+    first_probe: Option<(f64, f64)>,
     /// Windows held in a row as off the curve ([`HOLD_SIGMAS`]).
     held: u32,
     /// The set point of the last step that had one.
@@ -201,6 +203,23 @@ pub fn jump_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -> f64
     )
 }
 
+/// The load at which the line through two (load, latency) samples in
+/// 1/latency reaches `setpoint_ms`; `None` unless the latency rose with the
+/// load.
+pub fn secant_load(before: Option<(f64, f64)>, now: (f64, f64), setpoint_ms: f64) -> Option<f64> {
+    let (x0, l0) = before?;
+    let (x1, l1) = now;
+    let usable = [x0, l0, x1, l1, setpoint_ms]
+        .iter()
+        .all(|v| v.is_finite() && *v > 0.0);
+    if !usable || x1 <= x0 || l1 <= l0 {
+        return None;
+    }
+    let slope = (1.0 / l1 - 1.0 / l0) / (x1 - x0);
+    let at = x1 + (1.0 / setpoint_ms - 1.0 / l1) / slope;
+    at.is_finite().then_some(at.max(0.0))
+}
+
 /// Foreground load on the bottleneck: the application's here plus the
 /// peers' replicated writes (a Secondary SyncTarget).
 pub fn foreground_load(obs: &Observation) -> Option<f64> {
@@ -251,6 +270,7 @@ impl ModelLaw {
         self.after_miss = false;
         self.mismatches = 0;
         self.held = 0;
+        self.first_probe = None;
     }
 
     /// Takes the step's sample; the rate to set and why, or `None` for the
@@ -615,6 +635,18 @@ impl ModelLaw {
         // A curve too uncertain to steer by still bounds the probe.
         if let Ok(rough) = self.model.estimate() {
             wanted = wanted.min(operating_rate(&rough, 1.0, set, fg));
+        }
+        // Before there is any, the probes' own samples do: on a queue
+        // 1/latency falls about linearly with the load, so the secant from
+        // the first probe's sample (the widest spread: noise would swamp two
+        // neighbours) says where the set point is reached. The first probe
+        // has one sample only: it is blind, +10 % of the load.
+        // (Drawn pessimistically, a noise's width lower at the first
+        // sample and higher at this one, it met the over-target aim on two
+        // more bench plants but settled slower on nine: not done.)
+        let first = *self.first_probe.get_or_insert((load, latency));
+        if let Some(at) = secant_load(Some(first), (load, latency), set) {
+            wanted = wanted.min(at - fg);
         }
         let wanted = wanted.max(sig.current);
         Some((
