@@ -80,7 +80,7 @@ fn median(values: &mut [f64]) -> f64 {
 // a window whose latency is off the curve at its own load is held, not
 // fitted; a foreground step must exceed 3 σ of the foreground's own
 // interval noise, and an idle-looking interval after a busy one is held.
-// Since then 25 of 26 runs passed (the failure at 0.79 × beside a CPU-bound
+// Since then 37 of 38 runs passed (the failure at 0.79 × beside a CPU-bound
 // bench); the median rate set 0.83–0.90 × the oracle.
 #[test]
 fn model_runs_the_resync_near_the_oracle_rate() {
