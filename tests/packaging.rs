@@ -70,7 +70,7 @@ fn deb_listing(deb: &str) -> BTreeMap<String, String> {
 const UNIT: &str = "drbd-agent.service";
 
 /// What both packages ship, with the .deb's and the .rpm's paths.
-const SHIPPED: [(&str, &str, &str); 12] = [
+const SHIPPED: [(&str, &str, &str); 14] = [
     ("/usr/sbin/drbd-agent", "/usr/sbin/drbd-agent", "-rwxr-xr-x"),
     (
         "/usr/share/doc/drbd-agent/examples/web.yml",
@@ -125,6 +125,17 @@ const SHIPPED: [(&str, &str, &str); 12] = [
     (
         "/usr/share/drbd-agent/drbd-agent.rules.yml",
         "/usr/share/drbd-agent/drbd-agent.rules.yml",
+        "-rw-r--r--",
+    ),
+    // The README links to docs/*.md: they ship beside it.
+    (
+        "/usr/share/doc/drbd-agent/docs/configuration.md",
+        "/usr/share/doc/drbd-agent/docs/configuration.md",
+        "-rw-r--r--",
+    ),
+    (
+        "/usr/share/doc/drbd-agent/docs/metrics.md",
+        "/usr/share/doc/drbd-agent/docs/metrics.md",
         "-rw-r--r--",
     ),
 ];
