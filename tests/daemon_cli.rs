@@ -120,6 +120,7 @@ async fn demo_without_simulator_fails_clearly() {
     let message = stderr(&output);
     assert!(message.contains("simulator is not installed"), "{message}");
     assert!(message.contains("drbd-sim"), "{message}");
+    assert!(message.contains("drbd-agent-sim"), "{message}");
 }
 
 fn free_port() -> u16 {

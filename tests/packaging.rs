@@ -14,20 +14,36 @@ use drbd_agent::assets;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The one package with this extension in target/packages.
-fn package(extension: &str) -> PathBuf {
+/// The daemon's package.
+const AGENT_PKG: &str = "drbd-agent";
+/// The simulator's package.
+const SIM_PKG: &str = "drbd-agent-sim";
+
+/// The one `.{extension}` of package `name` in target/packages
+/// (`name_<version>…deb`, `name-<version>…rpm`).
+fn package(name: &str, extension: &str) -> PathBuf {
     let dir = Path::new(ROOT).join("target/packages");
+    let prefix = match extension {
+        "deb" => format!("{name}_{}", env!("CARGO_PKG_VERSION")),
+        _ => format!("{name}-{}", env!("CARGO_PKG_VERSION")),
+    };
     let found: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|e| e == extension))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&prefix))
+                })
                 .collect()
         })
         .unwrap_or_default();
     assert!(
         found.len() == 1,
-        "expected exactly one .{extension} in {} (found {found:?}): run packaging/build first \
-         (scripts/test-all does)",
+        "expected exactly one {prefix}*.{extension} in {} (found {found:?}): run packaging/build \
+         first (scripts/test-all does)",
         dir.display()
     );
     found.into_iter().next().unwrap_or_default()
@@ -142,7 +158,7 @@ const SHIPPED: [(&str, &str, &str); 14] = [
 
 #[test]
 fn deb_files_modes_conffiles_and_depends() {
-    let deb = package("deb");
+    let deb = package(AGENT_PKG, "deb");
     let deb = deb.to_str().expect("utf-8 path");
     let listing = deb_listing(deb);
     for (path, _, mode) in SHIPPED {
@@ -180,7 +196,7 @@ fn deb_files_modes_conffiles_and_depends() {
 
 #[test]
 fn deb_maintainer_scripts_enable_start_restart_and_stop() {
-    let deb = package("deb");
+    let deb = package(AGENT_PKG, "deb");
     let deb = deb.to_str().expect("utf-8 path");
     let postinst = stdout("dpkg-deb", &["-I", deb, "postinst"]);
     for needle in [
@@ -222,7 +238,7 @@ fn unit_value<'a>(unit: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn deb_unpacked_has_what_the_unit_runs() {
-    let deb = package("deb");
+    let deb = package(AGENT_PKG, "deb");
     let root = tempfile::tempdir().expect("tempdir");
     let root_str = root.path().to_str().expect("utf-8 path");
     stdout("dpkg", &["-x", deb.to_str().expect("utf-8"), root_str]);
@@ -327,7 +343,7 @@ fn assert_stripped(binary: &Path) {
 
 #[test]
 fn the_shipped_binaries_have_no_debug_info() {
-    let deb = package("deb");
+    let deb = package(AGENT_PKG, "deb");
     let root = tempfile::tempdir().expect("tempdir");
     stdout(
         "dpkg",
@@ -339,7 +355,7 @@ fn the_shipped_binaries_have_no_debug_info() {
     );
     assert_stripped(&root.path().join("usr/sbin/drbd-agent"));
 
-    let rpm = package("rpm");
+    let rpm = package(AGENT_PKG, "rpm");
     let rpm_root = tempfile::tempdir().expect("tempdir");
     let script = format!("rpm2cpio '{}' | cpio -idm --quiet", rpm.display());
     let out = Command::new("sh")
@@ -363,9 +379,7 @@ fn the_shipped_binaries_have_no_debug_info() {
     );
 }
 
-#[test]
-fn deb_passes_lintian_without_errors() {
-    let deb = package("deb");
+fn assert_lintian_clean(deb: &Path) {
     let out = run(
         "lintian",
         &[
@@ -383,13 +397,24 @@ fn deb_passes_lintian_without_errors() {
     );
     assert!(
         out.status.success(),
-        "lintian failed ({}):\n{report}",
+        "lintian failed on {} ({}):\n{report}",
+        deb.display(),
         out.status
     );
     assert!(
         !report.lines().any(|l| l.starts_with("E: ")),
         "lintian errors:\n{report}"
     );
+}
+
+#[test]
+fn deb_passes_lintian_without_errors() {
+    assert_lintian_clean(&package(AGENT_PKG, "deb"));
+}
+
+#[test]
+fn sim_deb_passes_lintian_without_errors() {
+    assert_lintian_clean(&package(SIM_PKG, "deb"));
 }
 
 /// `rpm -qp` with extra arguments.
@@ -402,7 +427,7 @@ fn rpm_query(rpm: &Path, args: &[&str]) -> String {
 
 #[test]
 fn rpm_files_modes_config_and_requires() {
-    let rpm = package("rpm");
+    let rpm = package(AGENT_PKG, "rpm");
     let listing: BTreeMap<String, String> =
         rpm_query(&rpm, &["--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]"])
             .lines()
@@ -441,7 +466,7 @@ fn rpm_files_modes_config_and_requires() {
 
 #[test]
 fn rpm_scriptlets_enable_start_restart_and_stop() {
-    let rpm = package("rpm");
+    let rpm = package(AGENT_PKG, "rpm");
     let scripts = rpm_query(&rpm, &["--scripts"]);
     let section = |name: &str| {
         let start = scripts
@@ -479,10 +504,8 @@ fn rpm_scriptlets_enable_start_restart_and_stop() {
     );
 }
 
-#[test]
-fn rpm_passes_rpmlint_without_errors() {
-    let rpm = package("rpm");
-    let config = Path::new(ROOT).join("packaging/rpm/rpmlint.toml");
+fn assert_rpmlint_clean(rpm: &Path, config: &str) {
+    let config = Path::new(ROOT).join(config);
     let out = run(
         "rpmlint",
         &[
@@ -498,8 +521,135 @@ fn rpm_passes_rpmlint_without_errors() {
     );
     assert!(
         out.status.success(),
-        "rpmlint failed ({}):\n{report}",
+        "rpmlint failed on {} ({}):\n{report}",
+        rpm.display(),
         out.status
     );
     assert!(report.contains(" 0 errors"), "rpmlint errors:\n{report}");
+}
+
+#[test]
+fn rpm_passes_rpmlint_without_errors() {
+    assert_rpmlint_clean(&package(AGENT_PKG, "rpm"), "packaging/rpm/rpmlint.toml");
+}
+
+#[test]
+fn sim_rpm_passes_rpmlint_without_errors() {
+    assert_rpmlint_clean(&package(SIM_PKG, "rpm"), "packaging/rpm-sim/rpmlint.toml");
+}
+
+/// Where drbd-agent-sim installs the simulator: `../lib/drbd-agent/drbd-sim`
+/// from drbd-agent's /usr/sbin, where `drbd-agent demo` looks.
+const SIM_PATH: &str = "/usr/lib/drbd-agent/drbd-sim";
+
+/// The simulator's packages ship drbd-sim alone: no service, no
+/// configuration, no scripts, no dependency on drbd-utils; stripped.
+#[test]
+fn sim_packages_ship_the_simulator_alone() {
+    let deb = package(SIM_PKG, "deb");
+    let deb_str = deb.to_str().expect("utf-8 path");
+    let listing = deb_listing(deb_str);
+    assert_eq!(
+        listing.get(SIM_PATH).map(String::as_str),
+        Some("-rwxr-xr-x"),
+        "{listing:#?}"
+    );
+    assert!(
+        !listing
+            .keys()
+            .any(|p| p.starts_with("/etc") || p.contains("systemd") || p.contains("sbin")),
+        "the sim .deb ships more than the simulator: {listing:#?}"
+    );
+    let depends = stdout("dpkg-deb", &["-f", deb_str, "Depends"]);
+    assert!(!depends.contains("drbd-utils"), "{depends}");
+    let control = stdout("dpkg-deb", &["-I", deb_str]);
+    for script in ["postinst", "prerm", "postrm", "preinst"] {
+        assert!(
+            !control.contains(script),
+            "the sim .deb has a {script}:\n{control}"
+        );
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    stdout(
+        "dpkg",
+        &["-x", deb_str, root.path().to_str().expect("utf-8")],
+    );
+    assert_stripped(&root.path().join(SIM_PATH.trim_start_matches('/')));
+
+    let rpm = package(SIM_PKG, "rpm");
+    let files = rpm_query(&rpm, &["-l"]);
+    assert!(files.lines().any(|l| l == SIM_PATH), "{files}");
+    assert!(
+        !files
+            .lines()
+            .any(|p| p.starts_with("/etc") || p.contains("systemd") || p.contains("sbin")),
+        "the sim .rpm ships more than the simulator:\n{files}"
+    );
+    let requires = rpm_query(&rpm, &["--requires"]);
+    assert!(!requires.contains("drbd-utils"), "{requires}");
+    let scripts = rpm_query(&rpm, &["--scripts"]);
+    assert!(!scripts.contains("systemctl"), "{scripts}");
+}
+
+/// Both .debs unpacked into one root: the packaged `drbd-agent demo` finds
+/// the packaged simulator (`usr/sbin/../lib/drbd-agent/drbd-sim`) and serves
+/// the demo cluster; with the agent's package alone it names the package
+/// to install.
+#[test]
+fn demo_runs_from_the_two_packages() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let root_str = root.path().to_str().expect("utf-8");
+    let agent_deb = package(AGENT_PKG, "deb");
+    stdout(
+        "dpkg",
+        &["-x", agent_deb.to_str().expect("utf-8"), root_str],
+    );
+    let agent = root.path().join("usr/sbin/drbd-agent");
+
+    let alone = Command::new(&agent)
+        .args(["demo", "--listen", "127.0.0.1:9"])
+        .output()
+        .expect("drbd-agent runs");
+    let message = String::from_utf8_lossy(&alone.stderr);
+    assert!(!alone.status.success(), "{message}");
+    assert!(message.contains(SIM_PKG), "{message}");
+
+    let sim_deb = package(SIM_PKG, "deb");
+    stdout("dpkg", &["-x", sim_deb.to_str().expect("utf-8"), root_str]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let log = std::fs::File::create(root.path().join("demo.log")).expect("log file");
+    let mut demo = Command::new(&agent)
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("demo starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut status = String::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(exit)) = demo.try_wait() {
+            let log = std::fs::read_to_string(root.path().join("demo.log")).unwrap_or_default();
+            panic!("the packaged demo exited ({exit}):\n{log}");
+        }
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = stream
+                .write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            status.clear();
+            let _ = stream.read_to_string(&mut status);
+            if status.contains("\"db\"") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = demo.kill();
+    let _ = demo.wait();
+    assert!(
+        status.contains("\"db\""),
+        "the packaged demo did not serve its cluster within 60 s: {status}"
+    );
 }

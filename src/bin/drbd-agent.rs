@@ -439,18 +439,32 @@ fn demo_throttle(enabled: bool) -> drbd_agent::throttle::ThrottleConfig {
     }
 }
 
+/// Where the drbd-agent-sim package installs the simulator, relative to
+/// the directory of `drbd-agent` (`/usr/sbin` → `/usr/lib/drbd-agent`).
+const PACKAGED_SIM: &str = "../lib/drbd-agent/drbd-sim";
+
+/// The simulator `demo` runs: beside this executable (a build tree:
+/// target/release/), else where the drbd-agent-sim package puts it.
+fn find_sim(exe: &Path) -> Result<PathBuf> {
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent directory", exe.display()))?;
+    let candidates = [dir.join("drbd-sim"), dir.join(PACKAGED_SIM)];
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
+    }
+    bail!(
+        "the simulator is not installed: neither {} nor {} exists — install the drbd-agent-sim \
+         package (.deb or .rpm, built by packaging/build beside drbd-agent), or in a source tree \
+         build it with `cargo build --release --bins`",
+        candidates[0].display(),
+        candidates[1].display()
+    )
+}
+
 fn demo(listen: SocketAddr, scenario: &str, throttle: bool) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the drbd-agent executable")?;
-    let sim = exe
-        .parent()
-        .map(|dir| dir.join("drbd-sim"))
-        .ok_or_else(|| anyhow!("{} has no parent directory", exe.display()))?;
-    if !sim.is_file() {
-        bail!(
-            "the simulator is not installed: {} does not exist (build it with `cargo build --bins`)",
-            sim.display()
-        );
-    }
+    let sim = find_sim(&exe)?;
     let dir = std::env::temp_dir().join(format!("drbd-agent-demo-{}", std::process::id()));
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = TempDir(dir);

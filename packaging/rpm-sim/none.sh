@@ -1,0 +1,2 @@
+# drbd-agent-sim installs one file; nothing to do.
+:
