@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod backoff;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -2,7 +2,6 @@
 //! supervised `drbdsetup events2` stream feeding the model, and the periodic
 //! reconcile that compares the model with a fresh dump.
 
-mod backoff;
 mod lines;
 mod lost;
 mod reconcile;
@@ -10,7 +9,7 @@ mod runner;
 mod shared;
 mod supervisor;
 
-pub use backoff::{Backoff, BackoffPolicy};
+pub use crate::backoff::{Backoff, BackoffPolicy};
 pub use lines::{Line, LineReader};
 pub use lost::{LostBudget, LOST_DUMPS_PER_WINDOW, LOST_WINDOW};
 pub use reconcile::{compare, describe, model_from_dump, Difference, Dump};

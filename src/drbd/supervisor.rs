@@ -13,12 +13,12 @@ use tokio::sync::watch;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
-use super::backoff::{Backoff, BackoffPolicy};
 use super::lines::{Line, LineReader};
 use super::lost::{LostBudget, LOST_DUMPS_PER_WINDOW, LOST_WINDOW};
 use super::reconcile::{compare, model_from_dump};
 use super::runner::{run_command, CommandError, DEFAULT_COMMAND_TIMEOUT};
 use super::shared::{DrbdState, Shared};
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::config::DrbdConfig;
 use crate::events2::{parse_line, Body};
 use crate::state::Change;

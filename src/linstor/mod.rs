@@ -15,7 +15,6 @@
 //!   definitions every `policy-interval`).
 
 pub mod apicallrc;
-pub mod backoff;
 pub mod client;
 pub mod controllers;
 pub mod policy;

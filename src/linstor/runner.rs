@@ -8,18 +8,19 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::backoff::{backoff, limits};
 use super::client::{Client, RequestError};
 use super::controllers::{self, Controller};
 use super::policy::SharedRemotePolicies;
 use super::policy_fetch;
 use super::report::{self, Report, ReportInput};
 use super::status::{NodeCheck, SharedLinstorStatus};
+use crate::backoff::delay;
 use crate::config::LinstorConfig;
 use crate::drbd::{wait_shutdown, Shared};
 use crate::throttle::SharedThrottleStatus;
@@ -136,7 +137,7 @@ pub async fn run(
             }
             Err(()) => {
                 reporter.failures = reporter.failures.saturating_add(1);
-                backoff(reporter.failures, base, cap, rand::random::<f64>())
+                delay(reporter.failures, base, cap, rand::random::<f64>())
             }
         };
         tokio::select! {
@@ -299,5 +300,31 @@ fn freshness(state: &crate::drbd::DrbdState) -> report::ModelFreshness {
         },
         None if state.stream_dump_done() => report::ModelFreshness::Current,
         None => report::ModelFreshness::Reading,
+    }
+}
+/// The retry backoff's base and cap for a report interval: the base is the
+/// interval (at most one second), the cap eight intervals within one
+/// second and one minute.
+fn limits(report_interval: Duration) -> (Duration, Duration) {
+    let base = report_interval.min(Duration::from_secs(1));
+    let cap = (report_interval * 8).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    (base, cap.max(base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_follow_the_interval() {
+        let s = Duration::from_secs(1);
+        assert_eq!(
+            limits(Duration::from_secs(15)),
+            (s, Duration::from_secs(60))
+        );
+        assert_eq!(
+            limits(Duration::from_millis(100)),
+            (Duration::from_millis(100), s)
+        );
     }
 }

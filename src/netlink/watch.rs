@@ -16,8 +16,8 @@ use tracing::{info, warn};
 use super::convert::{address_of, link_of, link_speed};
 use super::table::Table;
 use super::tracker::{ConnView, NetworkStatus, Tracker};
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::drbd::{wait_shutdown, Shared};
-use crate::drbd::{Backoff, BackoffPolicy};
 use crate::events2::ConnectionState;
 
 /// The status the API and the exporter read.
