@@ -487,8 +487,6 @@ impl ModelLaw {
         let ratio = expected_ms.map(|m| latency / m);
         let noise = fit.noise.max(self.residual_variance.unwrap_or(0.0).sqrt());
         let limit = (HOLD_SIGMAS * noise).exp().max(HOLD_MIN_RATIO);
-        // A zero or NaN latency is nonsense, not a stall: the model
-        // rejects (and counts) it.
         // Latency over what the set point allows is never held: whatever
         // the counters say, the application waits (safety first).
         let harmless = self
@@ -508,6 +506,8 @@ impl ModelLaw {
             ),
             _ => (false, false),
         };
+        // A zero or NaN latency is nonsense, not a stall: the model
+        // rejects (and counts) it.
         let off = latency.is_finite()
             && latency > 0.0
             && ratio.is_some_and(|r| (r > limit && harmless && low) || (r < 1.0 / limit && high));
@@ -571,13 +571,9 @@ impl ModelLaw {
         if !beyond {
             // A blip last interval that did not hold was noise.
             if let Some((_, blip)) = self.step_pending.take() {
-                if calm {
-                    self.track_foreground_noise(blip);
-                }
+                self.track_foreground_noise(blip, calm);
             }
-            if calm {
-                self.track_foreground_noise(relative);
-            }
+            self.track_foreground_noise(relative, calm);
             self.foreground_level = Some(FF_SMOOTHING * fg + (1.0 - FF_SMOOTHING) * level);
             return false;
         }
@@ -592,16 +588,19 @@ impl ModelLaw {
                 true
             }
             Some((_, blip)) => {
-                if calm {
-                    self.track_foreground_noise(blip);
-                }
+                self.track_foreground_noise(blip, calm);
                 false
             }
             None => false,
         }
     }
 
-    fn track_foreground_noise(&mut self, relative: f64) {
+    /// Folds a relative move into the foreground's noise; only `calm`
+    /// intervals count (an overload reads what was served, not asked).
+    fn track_foreground_noise(&mut self, relative: f64, calm: bool) {
+        if !calm {
+            return;
+        }
         let r2 = relative * relative;
         self.foreground_variance = Some(match self.foreground_variance {
             Some(old) => STEP_NOISE_SMOOTHING * r2 + (1.0 - STEP_NOISE_SMOOTHING) * old,
