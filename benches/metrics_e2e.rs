@@ -18,8 +18,19 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SIM: &str = env!("CARGO_BIN_EXE_drbd-sim");
 const AGENT: &str = env!("CARGO_BIN_EXE_drbd-agent");
+
+/// drbd-sim, built by its own package into the directory drbd-agent is
+/// built into (`cargo bench` at the top of the workspace builds both).
+fn sim() -> String {
+    let path = std::path::Path::new(AGENT).with_file_name("drbd-sim");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --release -p drbd-sim`",
+        path.display()
+    );
+    path.display().to_string()
+}
 
 /// The agent binary: `METRICS_E2E_AGENT` or the one Cargo built.
 fn agent_binary() -> std::ffi::OsString {
@@ -184,10 +195,10 @@ fn run(resources: usize, enum_series: &str) {
     let bin = root.join("bin");
     std::fs::create_dir(&bin).expect("bin dir");
     for tool in ["drbdsetup", "drbdadm"] {
-        std::os::unix::fs::symlink(SIM, bin.join(tool)).expect("symlink");
+        std::os::unix::fs::symlink(sim(), bin.join(tool)).expect("symlink");
     }
     let _sim = Proc(
-        Command::new(SIM)
+        Command::new(sim())
             .args([
                 "serve",
                 "--scenario",
@@ -360,7 +371,7 @@ fn scrape_phase(port: u16, pid: u32, count: usize, gap: Duration, gzip: bool) ->
 
 fn event_to_metric(root: &Path, port: u16, samples: usize) -> Vec<f64> {
     let mut watcher = Proc(
-        Command::new(SIM)
+        Command::new(sim())
             .args(["drbdsetup", "events2", "all"])
             .env("DRBD_SIM_DIR", root)
             .env("DRBD_SIM_NODE", "alpha")

@@ -138,6 +138,30 @@ pub enum BenchCommand {
     },
 }
 
+impl BenchCommand {
+    /// The command line that parses back into this command (`drbd-agent
+    /// bench` hands it to `drbd-sim bench`).
+    pub fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        let json = match self {
+            BenchCommand::Throttle { scenario, json } => {
+                args.push("throttle".to_owned());
+                // `--scenario=NAME`: a value that begins with `-` stays a value.
+                args.extend(scenario.iter().map(|name| format!("--scenario={name}")));
+                *json
+            }
+            BenchCommand::Pressure { json } => {
+                args.push("pressure".to_owned());
+                *json
+            }
+        };
+        if json {
+            args.push("--json".to_owned());
+        }
+        args
+    }
+}
+
 /// `--interval`: a duration with a unit, 100 ms to 1 h.
 fn parse_interval(text: &str) -> Result<Duration, String> {
     let interval = crate::config::parse_duration(text).map_err(|e| e.to_string())?;
@@ -145,4 +169,43 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
         return Err(format!("{text}: must be between 100ms and 1h"));
     }
     Ok(interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `drbd-agent bench` hands `args()` to `drbd-sim bench`, which parses
+    /// them with the same definitions: every form must come back unchanged.
+    #[test]
+    fn bench_arguments_parse_back_into_the_same_command() {
+        fn parsed(args: &[String]) -> BenchCommand {
+            let mut argv = vec!["drbd-agent".to_owned(), "bench".to_owned()];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(&argv).unwrap().command {
+                Command::Bench { what } => what,
+                other => panic!("not bench: {other:?}"),
+            }
+        }
+        let forms = [
+            BenchCommand::Throttle {
+                scenario: vec![],
+                json: false,
+            },
+            BenchCommand::Throttle {
+                scenario: vec!["family".into(), "./my file.toml".into(), "--json".into()],
+                json: true,
+            },
+            BenchCommand::Pressure { json: false },
+            BenchCommand::Pressure { json: true },
+        ];
+        for form in forms {
+            let args = form.args();
+            assert_eq!(
+                format!("{:?}", parsed(&args)),
+                format!("{form:?}"),
+                "{args:?}"
+            );
+        }
+    }
 }

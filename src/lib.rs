@@ -8,23 +8,22 @@
 //! and clocks live in [`drbd`], [`api`] and [`daemon`].
 #![forbid(unsafe_code)]
 
+// The pure core lives in its own crate (crates/drbd-model); its modules
+// keep their paths here, `drbd_agent::events2` as before.
+pub use drbd_model::{diskstats, events2, state};
+
 pub mod api;
 pub mod assets;
 pub mod backoff;
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod diskstats;
 pub mod drbd;
-pub mod events2;
 pub mod fuzz;
 pub mod linstor;
 pub mod metrics;
 pub mod netlink;
 pub mod pressure;
 pub mod service;
-pub mod sim;
-pub mod state;
 pub mod throttle;
 pub mod top;

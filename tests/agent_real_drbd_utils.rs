@@ -5,8 +5,13 @@
 //! restart. `scripts/test-all` installs drbd-utils; a missing drbdsetup is
 //! a failure here, not a skip.
 
-mod common;
-mod notify_common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+    pub mod notify_common;
+}
+use support::{common, notify_common};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -11,7 +11,12 @@
 //! A missing `prometheus` or `promtool` is a failure: `scripts/test-all`
 //! installs them.
 
-mod common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+}
+use support::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

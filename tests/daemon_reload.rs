@@ -3,7 +3,12 @@
 //! serving with the old configuration; a good one counts a success, its
 //! `[throttle]` applies live and keys needing a restart are logged.
 
-mod common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+}
+use support::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

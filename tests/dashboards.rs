@@ -13,7 +13,12 @@
 //!   and a controller (the demo has none);
 //! - nowhere: `up`, which Prometheus itself writes for every scrape target.
 
-mod common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+}
+use support::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +28,7 @@ use std::time::{Duration, Instant};
 use common::{http_get, parse_exposition, program, run_bounded, Cluster, Sample};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const DEMO: &str = include_str!("../src/sim/scenarios/demo.toml");
+const DEMO: &str = include_str!("../crates/drbd-sim/src/scenarios/demo.toml");
 /// Series Prometheus adds itself for every target.
 const PROMETHEUS_OWN: [&str; 1] = ["up"];
 /// Long enough for the demo's reconnects and their resyncs (it loops

@@ -2,6 +2,11 @@
 //! starts the simulator and the agent; the status API shows the simulated
 //! cluster and follows it as it changes; Ctrl-C cleans everything up.
 
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+}
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -29,8 +34,8 @@ async fn status_json(url: &str) -> Option<serde_json::Value> {
 
 #[tokio::test]
 async fn demo_shows_a_changing_cluster_and_cleans_up() {
-    // Cargo builds drbd-sim next to drbd-agent for integration tests.
-    let _ = env!("CARGO_BIN_EXE_drbd-sim");
+    // demo runs the drbd-sim beside drbd-agent.
+    let _ = support::bins::sim();
     let port = free_port();
     let mut demo = tokio::process::Command::new(env!("CARGO_BIN_EXE_drbd-agent"))
         .args(["demo", "--listen", &format!("127.0.0.1:{port}")])

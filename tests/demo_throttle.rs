@@ -9,7 +9,12 @@
 //! backs the resync off to ~250 KiB/s while the application writes).
 //! Loose bounds: a loaded 2-core CI machine.
 
-mod demo_common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod demo_common;
+}
+use support::demo_common;
 
 use std::time::{Duration, Instant};
 
@@ -39,7 +44,7 @@ fn out_of_sync(demo: &Demo) -> Option<u64> {
 /// The resync's mean rate (KiB/s) with DRBD's defaults over t = 8..30 s of
 /// the same scenario, in virtual time.
 fn defaults_rate_kib_s() -> f64 {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_drbd-sim"))
+    let output = std::process::Command::new(support::bins::sim())
         .args(["plant", "--scenario", "demo", "--duration", "30s", "--json"])
         .output()
         .expect("drbd-sim plant");

@@ -1,9 +1,13 @@
-//! The LINSTOR report loop against a fake controller (tests/fake_linstor):
+//! The LINSTOR report loop against a fake controller (tests/support/fake_linstor.rs):
 //! reports, node check, failover, long outages, error answers, bearer
 //! tokens, HTTPS with client certificates; every request checked against
 //! the controller's OpenAPI schemas (tests/data/linstor/openapi-subset.json).
 
-mod fake_linstor;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod fake_linstor;
+}
+use support::fake_linstor;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,10 +1,15 @@
 //! End to end: drbd-sim as DRBD, the real agent with `[linstor] enabled`,
-//! the fake controller (tests/fake_linstor). The report follows the
+//! the fake controller (tests/support/fake_linstor.rs). The report follows the
 //! simulated resync; `/v1/status`, `drbd-agent status` and `/metrics`
 //! (promtool-clean) show the connection.
 
-mod common;
-mod fake_linstor;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+    pub mod fake_linstor;
+}
+use support::{common, fake_linstor};
 
 use std::process::Command;
 use std::time::Duration;

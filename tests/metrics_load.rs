@@ -9,7 +9,12 @@
 //!   off by the 10 s header read timeout.
 //! - A resource name with `"` and `\` renders valid exposition (promtool).
 
-mod common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+}
+use support::common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

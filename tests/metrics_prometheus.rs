@@ -5,7 +5,12 @@
 //!
 //! A missing `prometheus` binary is a failure: `scripts/test-all` installs it.
 
-mod common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+}
+use support::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -3,7 +3,12 @@
 //! `promtool check metrics` (a missing promtool is a failure, as in
 //! metrics_promtool.rs).
 
-mod common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+}
+use support::common;
 
 use common::promtool_findings;
 use std::sync::Arc;

@@ -3,14 +3,19 @@
 //! the agent running inside the namespace. Needs root (fails loudly
 //! otherwise); namespaces are removed on every path by a guard.
 
-mod common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+}
+use support::common;
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{poll, promtool_findings, run_bounded, sample_value, Proc, AGENT, SIM};
+use common::{poll, promtool_findings, run_bounded, sample_value, sim, Proc, AGENT};
 
 const SCENARIO: &str = include_str!("data/netlink/two-nodes.toml");
 /// The scenario disconnects alpha and bravo at this time.
@@ -118,9 +123,9 @@ fn start(ns: &Netns) -> Run {
     std::fs::create_dir(&sim_dir).expect("sim dir");
     std::fs::create_dir(&bin).expect("bin dir");
     for tool in ["drbdsetup", "drbdadm"] {
-        std::os::unix::fs::symlink(SIM, bin.join(tool)).expect("symlink");
+        std::os::unix::fs::symlink(sim(), bin.join(tool)).expect("symlink");
     }
-    let mut sim_command = Command::new(SIM);
+    let mut sim_command = Command::new(sim());
     sim_command
         .args(["serve", "--scenario"])
         .arg(path.join("scenario.toml"))

@@ -4,7 +4,12 @@
 //! throttle — until alpha's agent goes away (local signals, and the status
 //! says why) or presents the wrong token.
 
-mod common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+}
+use support::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

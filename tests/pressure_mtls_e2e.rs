@@ -3,7 +3,12 @@
 //! (SyncTarget) fetches it with its certificate and is steered by it; with
 //! a certificate from another CA bravo gets nothing and says why.
 
-mod common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+}
+use support::common;
 
 use common::free_port;
 

@@ -3,8 +3,13 @@
 //! sequence, STOPPING then exit 0 on SIGTERM, and watchdog pings that come
 //! from the main loop (none once it stalls, via the documented test hook).
 
-mod common;
-mod notify_common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+    pub mod notify_common;
+}
+use support::{common, notify_common};
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,7 +1,12 @@
 //! Faults injected by a scenario reach the front-end as exit codes and
 //! messages drbdsetup would give.
 
-mod sim_common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod sim_common;
+}
+use support::sim_common;
 
 use std::time::{Duration, Instant};
 

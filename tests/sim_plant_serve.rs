@@ -3,7 +3,12 @@
 //! c-max-rate on the SyncTarget slows the resync; `drbdadm adjust` brings
 //! the configured rate back.
 
-mod sim_common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod sim_common;
+}
+use support::sim_common;
 
 use std::time::{Duration, Instant};
 

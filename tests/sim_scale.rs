@@ -2,7 +2,12 @@
 //! to end through the drbdsetup front-end. Every wait is bounded
 //! (sim_common::LIMIT); children are killed on drop.
 
-mod sim_common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod sim_common;
+}
+use support::sim_common;
 
 use drbd_agent::events2::parse_line;
 use drbd_agent::state::Model;

@@ -1,6 +1,11 @@
 //! `drbd-sim serve` with the drbdsetup/drbdadm front-end, end to end.
 
-mod sim_common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod sim_common;
+}
+use support::sim_common;
 
 use sim_common::{assert_all_parse, data, run_in, Sim};
 
@@ -213,7 +218,7 @@ fn no_server_is_no_module() {
 fn symlink_named_drbdsetup_is_the_front_end() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("drbdsetup");
-    std::os::unix::fs::symlink(sim_common::BIN, &link).unwrap();
+    std::os::unix::fs::symlink(support::bins::sim(), &link).unwrap();
     let mut command = std::process::Command::new(&link);
     command
         .args(["events2", "--now", "all"])
@@ -225,13 +230,13 @@ fn symlink_named_drbdsetup_is_the_front_end() {
 
 #[test]
 fn check_reports_scenario_errors_with_line() {
-    let mut command = std::process::Command::new(sim_common::BIN);
+    let mut command = std::process::Command::new(support::bins::sim());
     command.args(["check", data("bad-key.toml").to_str().unwrap()]);
     let out = sim_common::run_command(command, "");
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("bad-key.toml:4: "), "{out:?}");
     assert!(out.stderr.contains("colour"), "{out:?}");
-    let mut command = std::process::Command::new(sim_common::BIN);
+    let mut command = std::process::Command::new(support::bins::sim());
     command.args(["check", "demo"]);
     let out = sim_common::run_command(command, "");
     assert_eq!(out.code, 0, "{out:?}");

@@ -1,7 +1,12 @@
 //! `drbd-agent status --watch`: a table again and again until SIGINT,
 //! which ends it with exit 0.
 
-mod demo_common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod demo_common;
+}
+use support::demo_common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -10,8 +10,12 @@ use drbd_agent::throttle::{sync_targets, Mode, Target, ThrottleConfig, Throttler
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-mod fake_drbdsetup;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod fake_drbdsetup;
+}
 use fake_drbdsetup::{model, noon, show, FakeDrbdsetup};
+use support::fake_drbdsetup;
 
 const LINES: &str = "exists resource name:r0 role:Secondary suspended:no
 exists device name:r0 volume:0 minor:7 disk:Inconsistent client:no

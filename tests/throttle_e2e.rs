@@ -8,7 +8,12 @@
 //! application sees while throttled is checked against the plant model in
 //! `tests/throttle_latency.rs`.
 
-mod common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+}
+use support::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -13,7 +13,12 @@
 //! faster than the floor. Bounds are loose (noise, a loaded CI machine);
 //! nothing asserts a speed.
 
-mod common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+}
+use support::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

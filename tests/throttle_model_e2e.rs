@@ -12,7 +12,12 @@
 //! alpha's write latency near the target. Bounds are loose (noise, a
 //! loaded 2-core CI machine).
 
-mod common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod common;
+}
+use support::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -14,8 +14,12 @@ use drbd_agent::throttle::{sync_sources, Mode, PeerKey, PolicyEntry, ThrottleCon
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-mod fake_drbdsetup;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod fake_drbdsetup;
+}
 use fake_drbdsetup::{model, noon, show, FakeDrbdsetup};
+use support::fake_drbdsetup;
 
 const LINES: &str = "exists resource name:r0 role:Primary suspended:no
 exists device name:r0 volume:0 minor:7 disk:UpToDate client:no

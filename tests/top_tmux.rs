@@ -5,7 +5,12 @@
 //! frame's borders are whole; `q` exits 0 and leaves the alternate screen
 //! (the pane shows the shell's output again, not the view).
 
-mod demo_common;
+// Shared test helpers (tests/support/): only those this test uses.
+mod support {
+    pub mod bins;
+    pub mod demo_common;
+}
+use support::demo_common;
 
 use std::path::Path;
 use std::process::{Command, Output};

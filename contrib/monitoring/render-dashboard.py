@@ -65,7 +65,7 @@ def start(bin_dir, work):
     sim = os.path.join(bin_dir, "drbd-sim")
     for tool in ("drbdsetup", "drbdadm"):
         os.symlink(sim, os.path.join(bin_links, tool))
-    scenario = os.path.join(ROOT, "src/sim/scenarios/demo.toml")
+    scenario = os.path.join(ROOT, "crates/drbd-sim/src/scenarios/demo.toml")
     procs = [subprocess.Popen([sim, "serve", "--scenario", scenario, "--dir", sim_dir],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     while not os.path.exists(os.path.join(sim_dir, "sim.sock")):

@@ -85,12 +85,7 @@ fn run_command(command: Command) -> Result<()> {
             scenario,
             no_throttle,
         } => demo(listen, &scenario, !no_throttle),
-        Command::Bench {
-            what: BenchCommand::Throttle { scenario, json },
-        } => bench_throttle(&scenario, json),
-        Command::Bench {
-            what: BenchCommand::Pressure { json },
-        } => bench_pressure(json),
+        Command::Bench { what } => bench(&what),
     }
 }
 
@@ -101,41 +96,23 @@ fn generate_assets(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn bench_throttle(names: &[String], json: bool) -> Result<()> {
-    use drbd_agent::bench;
-    let family = names.iter().any(|n| n == "family");
-    let unseen = names.iter().any(|n| n == "family-unseen");
-    if family || unseen {
-        let report = if unseen {
-            bench::family_run::run_family_of(&bench::family::unseen_plants())?
-        } else {
-            bench::family_run::run_family()?
-        };
-        if json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print!("{}", bench::family_run::render_family(&report));
-        }
+/// `bench`: the benchmarks run the throttle law on the simulator's plant
+/// and live with the simulator (crates/drbd-sim), so this binary carries
+/// neither; it runs `drbd-sim bench` with the same arguments, found as
+/// `demo` finds it, and exits as it does.
+fn bench(what: &BenchCommand) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the drbd-agent executable")?;
+    let sim = find_sim(&exe)?;
+    let status = std::process::Command::new(&sim)
+        .arg("bench")
+        .args(what.args())
+        .status()
+        .with_context(|| format!("cannot run {}", sim.display()))?;
+    if status.success() {
         return Ok(());
     }
-    let scenarios = bench::select(names)?;
-    let report = bench::run_all(&scenarios)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", bench::render_table(&report));
-    }
-    Ok(())
-}
-
-fn bench_pressure(json: bool) -> Result<()> {
-    let report = drbd_agent::bench::pressure::run()?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", drbd_agent::bench::pressure::render(&report));
-    }
-    Ok(())
+    // drbd-sim has said what failed on stderr.
+    std::process::exit(status.code().unwrap_or(1))
 }
 
 /// The default path may be missing (defaults apply); an explicit one may not.
@@ -456,7 +433,7 @@ fn find_sim(exe: &Path) -> Result<PathBuf> {
     bail!(
         "the simulator is not installed: neither {} nor {} exists — install the drbd-agent-sim \
          package (.deb or .rpm, built by packaging/build beside drbd-agent), or in a source tree \
-         build it with `cargo build --release --bins`",
+         build it with `cargo build --release` (the workspace builds drbd-sim too)",
         candidates[0].display(),
         candidates[1].display()
     )

@@ -1,5 +1,0 @@
-//! `drbd-sim`: the DRBD simulator (see `drbd_agent::sim`). Also runs as
-//! `drbdsetup`/`drbdadm` when invoked through a symlink of that name.
-fn main() {
-    std::process::exit(drbd_agent::sim::cli::main());
-}
