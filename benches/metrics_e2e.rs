@@ -12,6 +12,10 @@
 //! another drbd-agent binary, e.g. the packaged one (`packaging/build`,
 //! target/packaged/drbd-agent: LTO, what the packages ship).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;

@@ -13,6 +13,10 @@
 //!
 //! Run: `cargo bench --bench metrics_render`
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -31,9 +35,9 @@ use drbd_agent::drbd::{apply_line, Line, Shared};
 use drbd_agent::metrics::{
     render_drbd, DrbdInput, DrbdVersions, Exporter, Exposition, Facts, CONTENT_TYPE,
 };
+use drbd_agent::runtime::CancellationToken;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 fn name(r: usize) -> String {
     format!("pvc-{r:08}-2c4e-4f7a-9d1b-5b8e2a1c0f3d")
@@ -321,7 +325,9 @@ fn bench(c: &mut Criterion, resources: usize) {
     });
     drop(exposition);
 
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+
+    let stopped = stop.clone();
     let served = Served {
         shared: shared.clone(),
         exporter: exporter.clone(),
@@ -351,7 +357,7 @@ fn bench(c: &mut Criterion, resources: usize) {
         });
     }
     group.finish();
-    let _ = stop.send(true);
+    stop.cancel();
     let _ = runtime.block_on(server);
 }
 

@@ -9,6 +9,10 @@
 //! inputs with new outcomes to `tests/data/fuzz/<target>/` and writes each
 //! crashing input there as `crash-<hash>` (exit status 1 if any).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

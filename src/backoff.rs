@@ -9,7 +9,7 @@ use std::time::Duration;
 /// The wait after `failures` consecutive failures (1 = the first):
 /// `min(cap, base * 2^(failures-1))`, of which the upper half is scaled by
 /// `jitter` (clamped to `0..=1`, NaN taken as 0; 1 = no jitter).
-pub fn delay(failures: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
+pub(crate) fn delay(failures: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
     let exponent = failures.saturating_sub(1).min(31);
     let full = base.checked_mul(1u32 << exponent).unwrap_or(cap).min(cap);
     let jitter = if jitter.is_nan() {

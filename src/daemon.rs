@@ -8,18 +8,19 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::DropGuard;
 use tracing::{error, info, warn};
 
 use crate::api::{self, ApiError, ApiState, Limits, WebGate};
 use crate::config::{restart_needed, Config, ConfigError};
 use crate::drbd::{
-    run_command, supervise_following, wait_shutdown, DrbdTools, Shared, SupervisorOptions,
-    DEFAULT_COMMAND_TIMEOUT,
+    run_command, supervise_following, DrbdTools, Shared, SupervisorOptions, DEFAULT_COMMAND_TIMEOUT,
 };
 use crate::linstor::policy::SharedRemotePolicies;
 use crate::linstor::{self, ReporterOptions, SharedLinstorStatus};
 use crate::metrics::{parse_drbdadm_version, Exporter, Facts};
 use crate::netlink::{watch_network, SharedNetwork};
+use crate::runtime::CancellationToken;
 use crate::throttle::{Actuator, SharedThrottleStatus, ThrottleConfig, ThrottleOptions, Throttler};
 
 /// How often `drbdadm --version` is asked again while no module is loaded.
@@ -66,7 +67,9 @@ pub struct Daemon {
     drbdsetup: watch::Sender<PathBuf>,
     /// drbdsetup and drbdadm for the throttle and the version probe (reloadable).
     tools: watch::Sender<DrbdTools>,
-    stop: watch::Sender<bool>,
+    /// Cancels every task's token when dropped: on [`Daemon::shutdown`],
+    /// and as well if the daemon is dropped without it.
+    stop: DropGuard,
     supervisor: JoinHandle<()>,
     throttler: JoinHandle<()>,
     servers: Vec<JoinHandle<()>>,
@@ -95,7 +98,10 @@ impl Daemon {
             .collect::<Result<Vec<_>, _>>()
             .map_err(DaemonError::LocalAddr)?;
         let shared = Arc::new(Shared::new());
-        let (stop, stopped) = watch::channel(false);
+        // A start that fails half way (an early return) drops the guard
+        // and so stops the tasks already started.
+        let stopped = CancellationToken::new();
+        let stop = stopped.clone().drop_guard();
         info!(
             node = %config.node_name,
             drbdsetup = %options.drbdsetup.display(),
@@ -131,8 +137,7 @@ impl Daemon {
         ) {
             Ok(p) => p,
             Err(e) => {
-                // Stops the supervisor already started.
-                let _ = stop.send(true);
+                // Dropping `stop` stops the supervisor already started.
                 return Err(e.into());
             }
         };
@@ -310,7 +315,7 @@ impl Daemon {
     pub async fn shutdown(self) {
         info!("shutting down");
         // Fails only if every receiver is gone, i.e. all tasks already ended.
-        let _ = self.stop.send(true);
+        drop(self.stop);
         let wait = async {
             // The throttle restores the journaled options before it ends.
             if let Err(e) = self.throttler.await {
@@ -339,7 +344,7 @@ impl Daemon {
 async fn probe_drbd_versions(
     mut tools: watch::Receiver<DrbdTools>,
     exporter: Arc<Exporter>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     loop {
         let drbdadm = tools.borrow_and_update().drbdadm.clone();
@@ -365,7 +370,7 @@ async fn probe_drbd_versions(
         tokio::select! {
             _ = retry => {}
             Ok(()) = tools.changed() => {}
-            _ = wait_shutdown(&mut stop) => return,
+            _ = stop.cancelled() => return,
         }
     }
 }

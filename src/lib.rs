@@ -9,21 +9,24 @@
 #![forbid(unsafe_code)]
 
 // The pure core lives in its own crate (crates/drbd-model); its modules
-// keep their paths here, `drbd_agent::events2` as before.
-pub use drbd_model::{diskstats, events2, state};
+// keep their paths here, `drbd_agent::events2` as before (diskstats adds
+// the stat-file reader).
+pub use drbd_model::{events2, state, units};
 
 pub mod api;
 pub mod assets;
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod diskstats;
 pub mod drbd;
 pub mod fuzz;
 pub mod linstor;
 pub mod metrics;
-pub mod netlink;
+pub(crate) mod netlink;
 pub mod pressure;
+pub mod runtime;
 pub mod service;
 pub mod throttle;
 pub mod top;

@@ -5,6 +5,10 @@
 //! restart. `scripts/test-all` installs drbd-utils; a missing drbdsetup is
 //! a failure here, not a skip.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -8,6 +8,10 @@
 //! the stalled ones are held; the stalled ones are cut after the write
 //! timeout, which frees their addresses' slots; both are counted.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,10 +20,10 @@ use drbd_agent::api::{
     bind, router, serve_gated, ApiState, Limits, StatusAccess, WebConfig, WebGate,
 };
 use drbd_agent::drbd::{apply_line, Line, Shared};
+use drbd_agent::runtime::CancellationToken;
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::watch;
 
 /// Enough that the exposition (one series per current state, ~1 KB per
 /// resource) is several times what the kernel buffers per connection.
@@ -129,7 +133,8 @@ async fn stalled_metrics_readers_do_not_block_scrapes_and_are_cut() {
             ..Limits::default()
         };
         assert!(limits.max_connections > 2 * PER_CLIENT);
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         // Plain HTTP (no web config); the gate's counters see the cuts.
         let gate = Arc::new(WebGate::new(WebConfig::default(), StatusAccess::Same));
         let task = serve_gated(listener, app, limits, stopped, gate.clone());
@@ -209,7 +214,7 @@ async fn stalled_metrics_readers_do_not_block_scrapes_and_are_cut() {
         let (status, ..) = get(attackers[0], server, "/healthz").await.unwrap();
         assert!(status.starts_with("HTTP/1.1 200"), "{status}");
 
-        stop.send(true).unwrap();
+        stop.cancel();
         task.await.unwrap();
     })
     .await

@@ -11,6 +11,10 @@
 //! A missing `prometheus` or `promtool` is a failure: `scripts/test-all`
 //! installs them.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -2,6 +2,10 @@
 //! configuration key (they are generated from the code, so only coverage
 //! can go wrong).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use drbd_agent::assets::{self, man::built_command, man::visible_subcommands, SHELLS};
 use drbd_agent::config::schema;
 

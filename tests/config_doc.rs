@@ -3,6 +3,10 @@
 //! from serde, so a new key fails here until it is documented), and the
 //! values it shows as defaults are the defaults.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,5 +1,9 @@
 //! The configuration loader: agent.toml + conf.d/*.toml from disk.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,13 +1,17 @@
 //! The HTTP API on 127.0.0.1:0.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use drbd_agent::api::{bind, router, serve, ApiState, Limits};
 use drbd_agent::drbd::{apply_line, Line, Shared};
+use drbd_agent::runtime::CancellationToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 const BOUND: Duration = Duration::from_secs(20);
 
@@ -55,7 +59,8 @@ async fn status_health_404_and_limits() {
         });
         let listeners = bind(&["127.0.0.1:0".parse().unwrap()]).await.unwrap();
         let addr = listeners[0].local_addr().unwrap();
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let task = serve(
             listeners.into_iter().next().unwrap(),
             app,
@@ -129,7 +134,7 @@ async fn status_health_404_and_limits() {
         let response = client.get(format!("{base}/healthz")).send().await.unwrap();
         assert_eq!(response.status(), 503);
 
-        stop.send(true).unwrap();
+        stop.cancel();
         task.await.unwrap();
         assert!(TcpStream::connect(addr).await.is_err(), "still listening");
     })

@@ -2,6 +2,10 @@
 //! without a simulator, and `run` end to end against a fake drbdsetup
 //! (SIGTERM stops it and leaves no child behind).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

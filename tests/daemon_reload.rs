@@ -3,6 +3,10 @@
 //! serving with the old configuration; a good one counts a success, its
 //! `[throttle]` applies live and keys needing a restart are logged.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -1,5 +1,9 @@
 //! The events2 supervisor against fake drbdsetup scripts (tests/fake/).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -8,7 +12,7 @@ use std::time::Duration;
 
 use drbd_agent::drbd::{supervise, BackoffPolicy, DrbdState, Shared, SupervisorOptions};
 use drbd_agent::events2::{ConnectionState, DiskState, ReplicationState, Role};
-use tokio::sync::watch;
+use drbd_agent::runtime::CancellationToken;
 use tokio::task::JoinHandle;
 
 const FIXTURE: &str = "tests/data/events2/resync-3node.statistics.txt";
@@ -87,13 +91,14 @@ fn options(program: &Path) -> SupervisorOptions {
 
 struct Running {
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
 fn start(options: SupervisorOptions) -> Running {
     let shared = Arc::new(Shared::new());
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let task = tokio::spawn(supervise(options, shared.clone(), stopped));
     Running { shared, stop, task }
 }
@@ -122,7 +127,7 @@ impl Running {
     }
 
     async fn stop(self) -> Arc<Shared> {
-        self.stop.send(true).unwrap();
+        self.stop.cancel();
         tokio::time::timeout(BOUND, self.task)
             .await
             .expect("supervisor did not stop")

@@ -13,6 +13,10 @@
 //!   and a controller (the demo has none);
 //! - nowhere: `up`, which Prometheus itself writes for every scrape target.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -2,6 +2,10 @@
 //! starts the simulator and the agent; the status API shows the simulated
 //! cluster and follows it as it changes; Ctrl-C cleans everything up.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -9,6 +9,10 @@
 //! backs the resync off to ~250 KiB/s while the application writes).
 //! Loose bounds: a loaded 2-core CI machine.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

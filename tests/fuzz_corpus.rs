@@ -4,6 +4,10 @@
 //! every target has a corpus (a target without one, or a directory without
 //! a target, fails).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::collections::BTreeSet;
 use std::path::Path;
 

@@ -3,6 +3,10 @@
 //! tokens, HTTPS with client certificates; every request checked against
 //! the controller's OpenAPI schemas (tests/data/linstor/openapi-subset.json).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod fake_linstor;
@@ -19,10 +23,10 @@ use drbd_agent::events2::parse_line;
 use drbd_agent::linstor::policy::{snapshot, Origin, SharedRemotePolicies, Switch};
 use drbd_agent::linstor::report::{self, ReportInput};
 use drbd_agent::linstor::{self, NodeCheck, ReporterOptions, SharedLinstorStatus};
+use drbd_agent::runtime::CancellationToken;
 use drbd_agent::throttle::SharedThrottleStatus;
 use fake_linstor::{Fake, Fault, Recorded};
 use serde_json::Value;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 const SYNCING: &[&str] = &[
@@ -39,7 +43,7 @@ struct Agent {
     shared: Arc<Shared>,
     status: SharedLinstorStatus,
     policies: SharedRemotePolicies,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -64,7 +68,8 @@ async fn start(config: LinstorConfig, lines: &[&str]) -> Agent {
     feed(&shared, lines).await;
     let status = SharedLinstorStatus::default();
     let policies = SharedRemotePolicies::default();
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let task = tokio::spawn(linstor::run(
         ReporterOptions {
             node_name: "alpha".to_owned(),
@@ -87,7 +92,7 @@ async fn start(config: LinstorConfig, lines: &[&str]) -> Agent {
 
 impl Agent {
     async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         let _ = self.task.await;
     }
 

@@ -3,6 +3,10 @@
 //! simulated resync; `/v1/status`, `drbd-agent status` and `/metrics`
 //! (promtool-clean) show the connection.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -1,12 +1,16 @@
 //! `/metrics` over HTTP and the exporter's cache.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use drbd_agent::api::{bind, router_with_metrics, serve, ApiState, Limits};
 use drbd_agent::drbd::{apply_line, Line, Shared};
 use drbd_agent::metrics::{family_names, DrbdVersions, Exporter, Facts};
-use tokio::sync::watch;
+use drbd_agent::runtime::CancellationToken;
 
 const BOUND: Duration = Duration::from_secs(20);
 const STORY: &str = include_str!("data/events2/resync-3node.statistics.txt");
@@ -57,7 +61,8 @@ async fn metrics_route_content_type_and_methods() {
         );
         let listeners = bind(&["127.0.0.1:0".parse().unwrap()]).await.unwrap();
         let addr = listeners[0].local_addr().unwrap();
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let task = serve(
             listeners.into_iter().next().unwrap(),
             app,
@@ -113,7 +118,7 @@ async fn metrics_route_content_type_and_methods() {
         let response = client.head(format!("{base}/metrics")).send().await.unwrap();
         assert_eq!(response.status(), 200);
 
-        stop.send(true).unwrap();
+        stop.cancel();
         task.await.unwrap();
     })
     .await

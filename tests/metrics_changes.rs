@@ -1,6 +1,10 @@
 //! Change tracking in `DrbdState`: which resources changed since a
 //! generation, for the incremental metrics render.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use drbd_agent::drbd::{apply_line, ChangedSince, DrbdState, Line};
 
 fn apply(state: &mut DrbdState, line: &str) {

@@ -1,6 +1,10 @@
 //! The daemon serves /metrics with `drbd_version` from `drbdadm --version`
 //! and the model fed by its events2 child (both fake scripts here).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

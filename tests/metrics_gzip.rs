@@ -3,6 +3,10 @@
 //! decompresses (flate2 and the system `gzip`) to exactly the plain body;
 //! over HTTP gzip is served only when the request accepts it.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -11,8 +15,8 @@ use std::time::Duration;
 use drbd_agent::api::{bind, router_with_metrics, serve, ApiState, Limits};
 use drbd_agent::drbd::{apply_line, Line, Shared};
 use drbd_agent::metrics::{Exporter, Exposition, Facts};
+use drbd_agent::runtime::CancellationToken;
 use proptest::prelude::*;
-use tokio::sync::watch;
 
 const FIXTURES: [&str; 4] = [
     include_str!("data/events2/resync-3node.statistics.txt"),
@@ -239,7 +243,8 @@ async fn metrics_route_serves_gzip_when_accepted() {
         );
         let listeners = bind(&["127.0.0.1:0".parse().unwrap()]).await.unwrap();
         let addr = listeners[0].local_addr().unwrap();
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
         let task = serve(
             listeners.into_iter().next().unwrap(),
             app,
@@ -292,7 +297,7 @@ async fn metrics_route_serves_gzip_when_accepted() {
             assert_eq!(stable(&text), stable(&plain), "{accept}");
         }
 
-        stop.send(true).unwrap();
+        stop.cancel();
         task.await.unwrap();
     })
     .await

@@ -3,6 +3,10 @@
 //! resources are re-rendered; destroyed resources vanish; a flush re-renders
 //! everything; the body frames add up to the text.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::sync::Arc;
 
 use drbd_agent::drbd::{apply_line, Line, Shared};

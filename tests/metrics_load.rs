@@ -9,6 +9,10 @@
 //!   off by the 10 s header read timeout.
 //! - A resource name with `"` and `\` renders valid exposition (promtool).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

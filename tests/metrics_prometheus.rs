@@ -5,6 +5,10 @@
 //!
 //! A missing `prometheus` binary is a failure: `scripts/test-all` installs it.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

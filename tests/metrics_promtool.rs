@@ -3,6 +3,10 @@
 //! counter names. A missing promtool is a failure, not a skip:
 //! `scripts/test-all` installs it.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;

@@ -2,6 +2,10 @@
 //! events2 fixture lines: names, label names and order, values, escaping,
 //! destroyed objects.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::collections::BTreeMap;
 
 use drbd_agent::drbd::{apply_line, DrbdState, Line, StreamStats};

@@ -3,6 +3,10 @@
 //! `promtool check metrics` (a missing promtool is a failure, as in
 //! metrics_promtool.rs).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;
@@ -17,11 +21,11 @@ use std::time::Duration;
 use drbd_agent::api::{bind, router_with_metrics, serve, ApiState, Limits};
 use drbd_agent::drbd::{apply_line, Line, Shared};
 use drbd_agent::metrics::{throttle_family_names, Exporter, Facts};
+use drbd_agent::runtime::CancellationToken;
 use drbd_agent::throttle::{
     ControlState, Decision, KibPerSec, Mode, ModelReport, PeerStatus, QueueModel, Reason,
     SharedThrottleStatus, ThrottleStatus,
 };
-use tokio::sync::watch;
 
 const BOUND: Duration = Duration::from_secs(20);
 const STORY: &str = include_str!("data/events2/resync-3node.statistics.txt");
@@ -137,7 +141,8 @@ async fn scrape(throttle: SharedThrottleStatus) -> String {
     );
     let listeners = bind(&["127.0.0.1:0".parse().unwrap()]).await.unwrap();
     let addr = listeners[0].local_addr().unwrap();
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let task = serve(
         listeners.into_iter().next().unwrap(),
         app,
@@ -149,7 +154,7 @@ async fn scrape(throttle: SharedThrottleStatus) -> String {
         .unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap();
     text
 }

@@ -2,6 +2,10 @@
 //! the real daemon (in process) with a fake `drbdsetup`, read over HTTP as
 //! an operator's Prometheus and `drbd-agent status` read it.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

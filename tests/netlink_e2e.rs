@@ -3,6 +3,10 @@
 //! the agent running inside the namespace. Needs root (fails loudly
 //! otherwise); namespaces are removed on every path by a guard.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -5,6 +5,10 @@
 //! tools are failures: scripts/test-all installs the tools and runs
 //! packaging/build before the tests.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -652,4 +656,49 @@ fn demo_runs_from_the_two_packages() {
         status.contains("\"db\""),
         "the packaged demo did not serve its cluster within 60 s: {status}"
     );
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn the_daemon_binary_carries_neither_the_simulator_nor_the_benchmarks() {
+    let root = tempfile::tempdir().expect("tempdir");
+    for name in [AGENT_PKG, SIM_PKG] {
+        let deb = package(name, "deb");
+        stdout(
+            "dpkg",
+            &[
+                "-x",
+                deb.to_str().expect("utf-8"),
+                root.path().to_str().expect("utf-8"),
+            ],
+        );
+    }
+    let agent = std::fs::read(root.path().join("usr/sbin/drbd-agent")).expect("agent binary");
+    let sim = std::fs::read(root.path().join("usr/lib/drbd-agent/drbd-sim")).expect("sim binary");
+    // Texts only the simulator and the benchmarks hold: the first line of
+    // each built-in scenario (compiled in with include_str!) and the
+    // throttle family table's footnote.
+    let mut markers: Vec<Vec<u8>> = ["demo.toml", "resync-3node.toml", "throttle-demo.toml"]
+        .iter()
+        .map(|file| {
+            let path = format!("{ROOT}/crates/drbd-sim/src/scenarios/{file}");
+            let text = std::fs::read_to_string(&path).expect("scenario file");
+            text.lines()
+                .next()
+                .expect("a first line")
+                .as_bytes()
+                .to_vec()
+        })
+        .collect();
+    markers.push("/orc: resynced ÷ the oracle's".as_bytes().to_vec());
+    for marker in &markers {
+        let shown = String::from_utf8_lossy(marker);
+        // The check can fail: the simulator's binary has them all.
+        assert!(contains(&sim, marker), "drbd-sim lacks {shown:?}");
+        assert!(!contains(&agent, marker), "drbd-agent carries {shown:?}");
+    }
 }

@@ -2,6 +2,10 @@
 //! resource group > local `[[throttle.policy]]` > `[throttle]`; invalid
 //! controller values fall through to the next layer.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::time::Duration;
 
 use chrono::NaiveDate;

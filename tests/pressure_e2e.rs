@@ -4,6 +4,10 @@
 //! throttle — until alpha's agent goes away (local signals, and the status
 //! says why) or presents the wrong token.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -2,6 +2,10 @@
 //! refusing the token — and against the real `/v1/pressure` route: every
 //! failure is classified, bounded by the timeout, and never taken as data.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;

@@ -4,6 +4,10 @@
 //! another CA, or speaking plain HTTP gets no data, and the fetcher refuses
 //! a server it cannot verify (another CA, a name that is not the address).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +18,9 @@ use drbd_agent::pressure::fetch::{fetch_one, fetch_with, Fetched, PeerAuth};
 use drbd_agent::pressure::sampler::SharedReport;
 use drbd_agent::pressure::tls::{self, TlsError};
 use drbd_agent::pressure::{MtlsFiles, PressureReport, VolumePressure};
+use drbd_agent::runtime::CancellationToken;
 use rcgen::{BasicConstraints, Certificate, CertificateParams, IsCa, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
 use tokio_rustls::rustls;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -73,7 +77,7 @@ fn report(node: &str) -> SharedReport {
 
 /// Serves `node`'s report on 127.0.0.1 over mTLS with `files`; returns
 /// the address and the stop switch.
-async fn serve(node: &str, files: &MtlsFiles) -> (String, watch::Sender<bool>) {
+async fn serve(node: &str, files: &MtlsFiles) -> (String, CancellationToken) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(files).expect("server"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -83,7 +87,8 @@ async fn serve(node: &str, files: &MtlsFiles) -> (String, watch::Sender<bool>) {
         report: report(node),
         access: Access::VerifiedClientCertificate,
     });
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     tls::serve(listener, app, acceptor, Limits::default(), stopped);
     (addr, stop)
 }
@@ -126,8 +131,8 @@ async fn two_agents_fetch_each_other_over_mutual_tls() {
         "{}",
         describe(&wrong)
     );
-    let _ = stop_alpha.send(true);
-    let _ = stop_bravo.send(true);
+    stop_alpha.cancel();
+    stop_bravo.cancel();
 }
 
 #[tokio::test]
@@ -181,7 +186,7 @@ async fn clients_without_a_valid_certificate_get_no_data() {
         "{}",
         describe(&fetched)
     );
-    let _ = stop.send(true);
+    stop.cancel();
 }
 
 fn ca_other() -> Ca {
@@ -251,7 +256,7 @@ async fn the_fetcher_verifies_the_server() {
         "{}",
         describe(&fetched)
     );
-    let _ = stop.send(true);
+    stop.cancel();
     // The right CA, but the certificate names another host than the
     // address the peer is contacted at.
     let misnamed = agent(dir.path(), "misnamed", &ca, &["alpha.example"], &ca);
@@ -261,12 +266,12 @@ async fn the_fetcher_verifies_the_server() {
         Fetched::Failed { error, .. } => assert!(error.contains("not valid for name"), "{error}"),
         other => panic!("misnamed server accepted: {}", describe(other)),
     }
-    let _ = stop.send(true);
+    stop.cancel();
     let named = agent(dir.path(), "named", &ca, &["127.0.0.1"], &ca);
     let (addr, stop) = serve("alpha", &named).await;
     let fetched = fetch_with(&client, "alpha", &addr, &PeerAuth::Mtls).await;
     assert!(matches!(fetched, Fetched::Ok(_)), "{}", describe(&fetched));
-    let _ = stop.send(true);
+    stop.cancel();
 }
 
 #[test]
@@ -334,7 +339,8 @@ async fn the_token_goes_to_a_tls_api_and_never_over_plain_http() {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     serve_gated(listener, app, Limits::default(), stopped, gate);
 
     let client = token_tls_client(&alpha.ca_file, TIMEOUT).expect("client");
@@ -369,5 +375,5 @@ async fn the_token_goes_to_a_tls_api_and_never_over_plain_http() {
         "{}",
         describe(&refused)
     );
-    let _ = stop.send(true);
+    stop.cancel();
 }

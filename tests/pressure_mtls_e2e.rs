@@ -3,6 +3,10 @@
 //! (SyncTarget) fetches it with its certificate and is steered by it; with
 //! a certificate from another CA bravo gets nothing and says why.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

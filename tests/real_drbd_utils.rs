@@ -3,6 +3,10 @@
 //! and keep serving. `scripts/test-all` installs drbd-utils; a missing
 //! drbdsetup is a failure here, not a skip.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +14,7 @@ use std::time::Duration;
 use drbd_agent::drbd::{
     supervise, BackoffPolicy, CommandError, DrbdTools, Shared, SupervisorOptions,
 };
-use tokio::sync::watch;
+use drbd_agent::runtime::CancellationToken;
 
 fn real_tool(name: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
@@ -75,7 +79,8 @@ async fn supervisor_keeps_retrying_the_real_events2() {
         exit_grace: Duration::from_secs(5),
     };
     let shared = Arc::new(Shared::new());
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let task = tokio::spawn(supervise(options, shared.clone(), stopped));
     let waited = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
@@ -95,7 +100,7 @@ async fn supervisor_keeps_retrying_the_real_events2() {
     let exit = waited.stats.last_exit.clone().unwrap_or_default();
     assert!(exit.contains("20"), "last exit: {exit}");
     assert!(shared.supervisor_alive());
-    stop.send(true).expect("stop");
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
         .expect("supervisor stopped")

@@ -3,6 +3,10 @@
 //! sequence, STOPPING then exit 0 on SIGTERM, and watchdog pings that come
 //! from the main loop (none once it stalls, via the documented test hook).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

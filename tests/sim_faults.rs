@@ -1,6 +1,10 @@
 //! Faults injected by a scenario reach the front-end as exit codes and
 //! messages drbdsetup would give.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -3,6 +3,10 @@
 //! c-max-rate on the SyncTarget slows the resync; `drbdadm adjust` brings
 //! the configured rate back.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -2,6 +2,10 @@
 //! to end through the drbdsetup front-end. Every wait is bounded
 //! (sim_common::LIMIT); children are killed on drop.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

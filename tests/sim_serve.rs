@@ -1,5 +1,9 @@
 //! `drbd-sim serve` with the drbdsetup/drbdadm front-end, end to end.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

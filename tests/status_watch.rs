@@ -1,6 +1,10 @@
 //! `drbd-agent status --watch`: a table again and again until SIGINT,
 //! which ends it with exit 0.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

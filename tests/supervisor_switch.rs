@@ -1,12 +1,17 @@
 //! A configuration reload that switches drbdsetup: the supervisor stops the
 //! running events2 child and starts the new program at once.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use drbd_agent::drbd::{supervise_following, BackoffPolicy, Shared, SupervisorOptions};
+use drbd_agent::runtime::CancellationToken;
 use tokio::sync::watch;
 
 /// A drbdsetup that records its start in `<name>.runs`, waits `delay`
@@ -55,7 +60,8 @@ async fn switching_drbdsetup_restarts_events2_with_the_new_program() {
         exit_grace: Duration::from_secs(5),
     };
     let shared = Arc::new(Shared::new());
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let (switch, programs) = watch::channel(old);
     let task = tokio::spawn(supervise_following(
         options,
@@ -116,7 +122,7 @@ async fn switching_drbdsetup_restarts_events2_with_the_new_program() {
         "the old program was not retried"
     );
 
-    stop.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
         .expect("supervisor stopped")

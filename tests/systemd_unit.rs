@@ -4,6 +4,10 @@
 //! /usr/sbin/drbd-agent, a stub /bin/kill and stub targets it depends on.
 //! `scripts/test-all` installs systemd; a missing systemd-analyze fails here.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,13 +1,17 @@
 //! The throttle loop against a fake `drbdsetup` (records its argv, answers
 //! `show --json` from a file, fails on demand) and a tempdir sysfs.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
 use drbd_agent::drbd::Shared;
+use drbd_agent::runtime::CancellationToken;
 use drbd_agent::throttle::{sync_targets, Mode, Target, ThrottleConfig, Throttler};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 // Shared test helpers (tests/support/): only those this test uses.
@@ -145,7 +149,8 @@ async fn restores_on_shutdown_through_run() {
     };
     config.interval.0 = Duration::from_millis(200);
     throttler.set_config(config);
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let task = tokio::spawn(throttler.run(shared, stopped));
     // Keep the app writing until the agent has taken charge (bounded).
     let mut writes = 1000;
@@ -158,7 +163,7 @@ async fn restores_on_shutdown_through_run() {
         }
     }
     assert!(f.journal().exists(), "the agent never took charge");
-    stop.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(20), task)
         .await
         .unwrap()

@@ -3,6 +3,10 @@
 //! One loop iteration = one interval: the plant runs with the rate decided
 //! at the end of the previous interval, then the controller sees what it did.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::time::Duration;
 
 use drbd_agent::throttle::{

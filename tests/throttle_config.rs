@@ -1,5 +1,9 @@
 //! `[throttle]` configuration: TOML in, validated policy out.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::time::Duration;
 
 use chrono::NaiveDate;

@@ -8,6 +8,10 @@
 //! application sees while throttled is checked against the plant model in
 //! `tests/throttle_latency.rs`.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -13,6 +13,10 @@
 //! faster than the floor. Bounds are loose (noise, a loaded CI machine);
 //! nothing asserts a speed.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -2,6 +2,10 @@
 //! it: the fit recovers known curves, the law jumps to the predicted
 //! operating point and stays in bounds, nonsense makes it fall back.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::time::Duration;
 
 use drbd_agent::throttle::{

@@ -2,6 +2,10 @@
 //! never 0 whatever the input; the same inputs give the same outputs;
 //! parsers and allocate() never panic.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::time::Duration;
 
 use drbd_agent::throttle::{

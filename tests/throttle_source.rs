@@ -3,12 +3,17 @@
 //! `--c-min-rate=0` is set, journaled first, given back on resync end,
 //! disabling, shutdown and after a crash.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
 use drbd_agent::drbd::Shared;
 use drbd_agent::events2::parse_line;
+use drbd_agent::runtime::CancellationToken;
 use drbd_agent::state::Model;
 use drbd_agent::throttle::{sync_sources, Mode, PeerKey, PolicyEntry, ThrottleConfig, Throttler};
 use tokio::sync::watch;
@@ -176,7 +181,8 @@ async fn restores_on_shutdown_through_run() {
     let mut config = enforce();
     config.interval.0 = Duration::from_millis(100);
     let throttler = f.throttler(config);
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let task = tokio::spawn(throttler.run(shared, stopped));
     for _ in 0..200 {
         if f.journal().exists() && !f.sets().is_empty() {
@@ -185,7 +191,7 @@ async fn restores_on_shutdown_through_run() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(f.journal().exists(), "the agent never took charge");
-    stop.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(20), task)
         .await
         .unwrap()
@@ -226,7 +232,8 @@ async fn reloaded_configs_apply_while_running() {
     let mut config = enforce();
     config.interval.0 = Duration::from_millis(100);
     let (configs, rx) = watch::channel(config.clone());
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
     let task = tokio::spawn(
         f.throttler(config.clone())
             .run_reloadable(shared, stopped, Some(rx)),
@@ -248,7 +255,7 @@ async fn reloaded_configs_apply_while_running() {
     }
     configs.send(config).unwrap();
     wait_for(&f, &[SET, RESTORE, SET]).await;
-    stop.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(20), task)
         .await
         .unwrap()

@@ -5,6 +5,10 @@
 //! frame's borders are whole; `q` exits 0 and leaves the alternate screen
 //! (the pane shows the shell's output again, not the view).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 // Shared test helpers (tests/support/): only those this test uses.
 mod support {
     pub mod bins;

@@ -30,10 +30,10 @@ use axum::{Extension, Json, Router};
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 
-use crate::drbd::{Shared, StreamStats};
 use crate::linstor::{LinstorStatus, SharedLinstorStatus};
 use crate::metrics::{accepts_gzip, Exporter, Facts, CONTENT_TYPE};
 use crate::netlink::{NetworkStatus, SharedNetwork};
+use crate::runtime::{Shared, StreamStats};
 use crate::state::Resource;
 use crate::throttle::{SharedThrottleStatus, ThrottleStatus};
 

@@ -13,15 +13,14 @@ use std::future::Future;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
 use super::deadline::{ApiCounters, ClientAddr, ClientConnections, WriteDeadline};
 use super::gate::WebGate;
-
-use crate::drbd::wait_shutdown;
+use crate::runtime::CancellationToken;
 
 /// Linux `EAFNOSUPPORT`: the kernel has no IPv6.
 const EAFNOSUPPORT: i32 = 97;
@@ -133,7 +132,7 @@ pub fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     serve_prepared(listener, router, limits, shutdown, |stream, _| async move {
         Some(stream)
@@ -147,7 +146,7 @@ pub fn serve_gated(
     listener: TcpListener,
     router: Router,
     limits: Limits,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     gate: Arc<WebGate>,
 ) -> JoinHandle<()> {
     let handshake_timeout = limits.header_read_timeout;
@@ -169,7 +168,7 @@ pub fn serve_prepared<P, Fut, Io>(
     listener: TcpListener,
     router: Router,
     limits: Limits,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     prepare: P,
 ) -> JoinHandle<()>
 where
@@ -192,7 +191,7 @@ fn serve_counted<P, Fut, Io>(
     listener: TcpListener,
     router: Router,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     prepare: P,
     counters: Arc<ApiCounters>,
 ) -> JoinHandle<()>
@@ -212,7 +211,7 @@ where
                     // The semaphore is never closed.
                     Err(_) => break,
                 },
-                _ = wait_shutdown(&mut shutdown) => break,
+                _ = shutdown.cancelled() => break,
             };
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -224,7 +223,7 @@ where
                         continue;
                     }
                 },
-                _ = wait_shutdown(&mut shutdown) => break,
+                _ = shutdown.cancelled() => break,
             };
             let Some(client_slot) = per_client.take(peer.ip(), limits.max_connections_per_client)
             else {
@@ -242,7 +241,7 @@ where
                     request
                 },
             ));
-            let mut stop = shutdown.clone();
+            let stop = shutdown.clone();
             let connection_counters = counters.clone();
             connections.spawn(async move {
                 let _permit = permit;
@@ -265,7 +264,7 @@ where
                             debug!(%peer, error = %e, "connection ended with an error");
                         }
                     }
-                    _ = wait_shutdown(&mut stop) => {
+                    _ = stop.cancelled() => {
                         connection.as_mut().graceful_shutdown();
                         let _ = tokio::time::timeout(limits.shutdown_grace, connection).await;
                     }

@@ -10,75 +10,11 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 
-/// Why a duration string was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DurationError {
-    #[error("empty duration")]
-    Empty,
-    #[error("duration {0:?} has no number (write e.g. \"10s\", \"500ms\", \"2m\")")]
-    NoNumber(String),
-    #[error("duration {0:?} has no unit (one of ms, s, m, h)")]
-    NoUnit(String),
-    #[error("duration {text:?} has unknown unit {unit:?} (one of ms, s, m, h)")]
-    BadUnit { text: String, unit: String },
-    #[error("duration {0:?} is too large")]
-    Overflow(String),
-    #[error("duration {0:?} must be greater than zero")]
-    Zero(String),
-}
-
-/// Parses `<digits><unit>` with unit `ms`, `s`, `m` or `h`. Zero is rejected:
-/// every configured interval drives a loop.
-pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(DurationError::Empty);
-    }
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (digits, unit) = trimmed.split_at(split);
-    if digits.is_empty() {
-        return Err(DurationError::NoNumber(text.to_owned()));
-    }
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| DurationError::Overflow(text.to_owned()))?;
-    let millis_per_unit: u64 = match unit.trim() {
-        "" => return Err(DurationError::NoUnit(text.to_owned())),
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        other => {
-            return Err(DurationError::BadUnit {
-                text: text.to_owned(),
-                unit: other.to_owned(),
-            })
-        }
-    };
-    let millis = value
-        .checked_mul(millis_per_unit)
-        .ok_or_else(|| DurationError::Overflow(text.to_owned()))?;
-    if millis == 0 {
-        return Err(DurationError::Zero(text.to_owned()));
-    }
-    Ok(Duration::from_millis(millis))
-}
-
-/// Prints a duration in the largest unit that keeps it exact.
-pub fn format_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis % 3_600_000 == 0 && millis > 0 {
-        format!("{}h", millis / 3_600_000)
-    } else if millis % 60_000 == 0 && millis > 0 {
-        format!("{}m", millis / 60_000)
-    } else if millis % 1_000 == 0 && millis > 0 {
-        format!("{}s", millis / 1_000)
-    } else {
-        format!("{millis}ms")
-    }
-}
+// The grammar (drbd-model's `units`, shared with the simulator's scenario
+// files) and the printing; a configured interval must not be zero.
+pub use drbd_model::units::{
+    format_duration, parse_positive_duration as parse_duration, DurationError,
+};
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

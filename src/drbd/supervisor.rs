@@ -17,10 +17,11 @@ use super::lines::{Line, LineReader};
 use super::lost::{LostBudget, LOST_DUMPS_PER_WINDOW, LOST_WINDOW};
 use super::reconcile::{compare, model_from_dump};
 use super::runner::{run_command, CommandError, DEFAULT_COMMAND_TIMEOUT};
-use super::shared::{DrbdState, Shared};
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::config::DrbdConfig;
 use crate::events2::{parse_line, Body};
+use crate::runtime::CancellationToken;
+use crate::runtime::{DrbdState, Shared};
 use crate::state::Change;
 
 /// The arguments of the long-running stream.
@@ -79,7 +80,7 @@ impl SupervisorOptions {
 }
 
 /// Why one run of the stream ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum StreamEnd {
     /// drbdsetup could not be started.
     SpawnFailed(String),
@@ -91,7 +92,7 @@ pub enum StreamEnd {
     /// within [`LOST_WINDOW`] (each one is otherwise answered by a dump).
     LostTooOften(u64),
     /// The `--now` dump after lost events failed or was incomplete.
-    LostDumpFailed(String),
+    LostDumpFailed(LostDumpError),
     /// A reconcile dump disagreed with the model (twice in a row).
     Drift,
     /// No initial dump within one reconcile interval.
@@ -188,19 +189,13 @@ fn parse_failure(state: &mut DrbdState, message: String) -> LineOutcome {
     LineOutcome::Error
 }
 
-/// Returns when `shutdown` is true or its sender is gone.
-pub async fn wait_shutdown(shutdown: &mut watch::Receiver<bool>) {
-    // An error means the sender was dropped: also a reason to stop.
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
 /// Runs the events2 stream until `shutdown`, restarting it with backoff.
 /// When a run ends the model is kept, marked stale, until the next run's
 /// initial dump replaces it (see [`DrbdState::stream_ended`]).
 pub async fn supervise(
     options: SupervisorOptions,
     shared: Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     // The sender stays here: the program never changes.
     let (_program, programs) = watch::channel(options.drbdsetup.clone());
@@ -213,7 +208,7 @@ pub async fn supervise(
 pub async fn supervise_following(
     mut options: SupervisorOptions,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     mut programs: watch::Receiver<PathBuf>,
 ) {
     let _alive = shared.alive_guard();
@@ -221,7 +216,7 @@ pub async fn supervise_following(
     let mut lost = LostBudget::default();
     let mut first = true;
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             break;
         }
         if !first {
@@ -230,7 +225,7 @@ pub async fn supervise_following(
         first = false;
         let started = Instant::now();
         options.drbdsetup = programs.borrow_and_update().clone();
-        let end = run_stream(&options, &shared, &mut shutdown, &mut programs, &mut lost).await;
+        let end = run_stream(&options, &shared, &shutdown, &mut programs, &mut lost).await;
         let dump_was_done = {
             let mut state = shared.state.write().await;
             let done = state.stream_dump_done();
@@ -244,11 +239,11 @@ pub async fn supervise_following(
             done
         };
         shared.model_changed.notify_one();
-        if end == StreamEnd::Shutdown {
+        if matches!(end, StreamEnd::Shutdown) {
             info!("events2 stopped for shutdown");
             break;
         }
-        if end == StreamEnd::ToolChanged {
+        if matches!(end, StreamEnd::ToolChanged) {
             info!(drbdsetup = %programs.borrow().display(), "drbdsetup changed, restarting events2");
             backoff.reset();
             continue;
@@ -261,7 +256,7 @@ pub async fn supervise_following(
         warn!(reason = %end, restart_in_ms = delay.as_millis() as u64, "events2 stream ended");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = wait_shutdown(&mut shutdown) => break,
+            _ = shutdown.cancelled() => break,
             Ok(()) = programs.changed() => {
                 info!(drbdsetup = %programs.borrow().display(), "drbdsetup changed, starting events2");
                 backoff.reset();
@@ -284,7 +279,7 @@ fn spawn_child(options: &SupervisorOptions) -> std::io::Result<Child> {
 async fn run_stream(
     options: &SupervisorOptions,
     shared: &Shared,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &CancellationToken,
     programs: &mut watch::Receiver<PathBuf>,
     lost: &mut LostBudget,
 ) -> StreamEnd {
@@ -335,7 +330,7 @@ async fn run_stream(
 
     let end = loop {
         tokio::select! {
-            _ = wait_shutdown(shutdown) => break StreamEnd::Shutdown,
+            _ = shutdown.cancelled() => break StreamEnd::Shutdown,
             Ok(()) = programs.changed() => break StreamEnd::ToolChanged,
             line = lines.next_line() => match line {
                 Ok(Some(line)) => {
@@ -462,14 +457,22 @@ async fn log_stderr(stderr: ChildStderr, max_line_len: usize) {
     }
 }
 
+/// Why the `--now` dump taken after lost events could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum LostDumpError {
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("incomplete dump (no `exists -`)")]
+    Incomplete,
+}
+
 /// Applies the `--now` dump taken after lost events; `Err` says why it
 /// could not be (the stream is then restarted).
 async fn adopt_lost_dump(
     shared: &Shared,
     output: Result<super::runner::CommandOutput, CommandError>,
     more_lost: bool,
-) -> Result<(), String> {
-    let output = output.map_err(|e| e.to_string());
+) -> Result<(), LostDumpError> {
     let dump = output.map(|output| model_from_dump(&output.stdout));
     let mut state = shared.state.write().await;
     match dump {
@@ -491,12 +494,12 @@ async fn adopt_lost_dump(
                 parse_errors = dump.parse_errors,
                 "dump after lost events incomplete (no `exists -`)"
             );
-            Err("incomplete dump (no `exists -`)".to_owned())
+            Err(LostDumpError::Incomplete)
         }
         Err(e) => {
             state.stats.reconcile_errors += 1;
             warn!(error = %e, "dump after lost events failed");
-            Err(e)
+            Err(e.into())
         }
     }
 }

@@ -312,7 +312,7 @@ fn run_http_server(input: &[u8]) -> String {
         ));
         let router = crate::api::router(crate::api::ApiState {
             node_name: "fuzz".to_owned(),
-            shared: Arc::new(crate::drbd::Shared::new()),
+            shared: Arc::new(crate::runtime::Shared::new()),
             throttle: Default::default(),
             linstor: None,
         })

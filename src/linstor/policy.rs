@@ -22,8 +22,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::parse_duration;
-use crate::throttle::{parse_rate, KibPerSec, Mode, TARGET_RANGE};
+use crate::config::{parse_duration, DurationError};
+use crate::throttle::{parse_rate, KibPerSec, Mode, RateError, TARGET_RANGE};
 
 /// The property namespace the agent reads.
 pub const NAMESPACE: &str = "Aux/drbd-agent/";
@@ -121,11 +121,11 @@ pub fn parse_props(
         let Some(name) = key.strip_prefix(NAMESPACE) else {
             continue;
         };
-        let problem = |reason: String| PolicyProblem {
+        let problem = |reason: PropertyError| PolicyProblem {
             object: object.to_owned(),
             key: key.clone(),
             value: value.clone(),
-            reason,
+            reason: reason.to_string(),
         };
         let text = value.trim();
         let result = match name {
@@ -133,13 +133,11 @@ pub fn parse_props(
             "latency-target" => parse_target(text).map(|d| out.latency_target = Some(d)),
             "min-rate" => parse_rate(text)
                 .map(|r| out.min_rate = Some(r))
-                .map_err(|e| e.to_string()),
+                .map_err(PropertyError::from),
             "max-rate" => parse_rate(text)
                 .map(|r| out.max_rate = Some(r))
-                .map_err(|e| e.to_string()),
-            _ => Err(format!(
-                "unknown key (known: {NAMESPACE}throttle, latency-target, min-rate, max-rate)"
-            )),
+                .map_err(PropertyError::from),
+            _ => Err(PropertyError::UnknownKey),
         };
         if let Err(reason) = result {
             problems.push(problem(reason));
@@ -161,19 +159,34 @@ pub fn parse_props(
     (out, problems)
 }
 
-fn parse_switch(text: &str) -> Result<Switch, String> {
+/// Why a property value was refused (the reason of a [`PolicyProblem`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PropertyError {
+    #[error("expected on, off or observe")]
+    Switch,
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    #[error("out of range (1ms to 10s)")]
+    TargetRange,
+    #[error(transparent)]
+    Rate(#[from] RateError),
+    #[error("unknown key (known: {NAMESPACE}throttle, latency-target, min-rate, max-rate)")]
+    UnknownKey,
+}
+
+fn parse_switch(text: &str) -> Result<Switch, PropertyError> {
     match text.to_ascii_lowercase().as_str() {
         "on" | "true" | "yes" | "enforce" => Ok(Switch::On),
         "off" | "false" | "no" => Ok(Switch::Off),
         "observe" => Ok(Switch::Observe),
-        _ => Err("expected on, off or observe".to_owned()),
+        _ => Err(PropertyError::Switch),
     }
 }
 
-fn parse_target(text: &str) -> Result<Duration, String> {
-    let d = parse_duration(text).map_err(|e| e.to_string())?;
+fn parse_target(text: &str) -> Result<Duration, PropertyError> {
+    let d = parse_duration(text)?;
     if d < TARGET_RANGE.0 || d > TARGET_RANGE.1 {
-        return Err("out of range (1ms to 10s)".to_owned());
+        return Err(PropertyError::TargetRange);
     }
     Ok(d)
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::watch;
+
 use tracing::{error, info, warn};
 
 use super::client::{Client, RequestError};
@@ -22,7 +22,8 @@ use super::report::{self, Report, ReportInput};
 use super::status::{NodeCheck, SharedLinstorStatus};
 use crate::backoff::delay;
 use crate::config::LinstorConfig;
-use crate::drbd::{wait_shutdown, Shared};
+use crate::runtime::CancellationToken;
+use crate::runtime::Shared;
 use crate::throttle::SharedThrottleStatus;
 
 /// Where LINSTOR's own client keeps its configuration.
@@ -79,7 +80,7 @@ pub async fn run(
     shared: Arc<Shared>,
     throttle: SharedThrottleStatus,
     status: SharedLinstorStatus,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     status.write().await.enabled = true;
     let client = resolve_controllers(&options.config)
@@ -142,7 +143,7 @@ pub async fn run(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = wait_shutdown(&mut stop) => return,
+            _ = stop.cancelled() => return,
         }
     }
 }
@@ -293,7 +294,7 @@ impl Reporter {
 }
 
 /// How far the model mirrors DRBD, for [`report::hold`].
-fn freshness(state: &crate::drbd::DrbdState) -> report::ModelFreshness {
+fn freshness(state: &crate::runtime::DrbdState) -> report::ModelFreshness {
     match state.stats.stale_since {
         Some(since) => report::ModelFreshness::Stale {
             since_unix_seconds: since.timestamp(),

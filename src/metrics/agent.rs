@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::family::{Def, Kind, Spec};
 use super::version::DrbdVersions;
-use crate::drbd::StreamStats;
+use crate::runtime::StreamStats;
 
 /// What the agent part is rendered from.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ macro_rules! stat {
 }
 
 /// The `drbd_agent_*` families.
-pub fn defs<'a>() -> Vec<Def<AgentInput<'a>>> {
+pub(super) fn defs<'a>() -> Vec<Def<AgentInput<'a>>> {
     vec![
         Def {
             spec: Spec {
@@ -170,7 +170,7 @@ pub fn defs<'a>() -> Vec<Def<AgentInput<'a>>> {
 
 /// `drbd_version{kmod,utils}` (drbd-reactor's); `kmod` is empty while no
 /// module is loaded. Absent until `drbdadm --version` answered.
-pub fn version_defs<'a>() -> Vec<Def<Option<&'a DrbdVersions>>> {
+pub(super) fn version_defs<'a>() -> Vec<Def<Option<&'a DrbdVersions>>> {
     vec![Def {
         spec: Spec {
             name: "drbd_version",

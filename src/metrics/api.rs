@@ -5,7 +5,7 @@ use super::family::{Def, Kind, Spec};
 use crate::api::ApiCounters;
 
 /// The API families.
-pub fn defs() -> Vec<Def<ApiCounters>> {
+pub(super) fn defs() -> Vec<Def<ApiCounters>> {
     vec![Def {
         spec: Spec {
             name: "drbd_agent_api_refused_total",

@@ -46,7 +46,7 @@ fn tristate(value: &Tristate) -> Option<bool> {
 }
 
 /// The families about all resources together.
-pub fn totals_defs() -> Vec<Def<Totals>> {
+pub(super) fn totals_defs() -> Vec<Def<Totals>> {
     vec![Def {
         spec: gauge("drbd_resource_resources", "Number of DRBD resources.", &[]),
         fill: |totals, w| w.add_u64(&[], totals.resources as u64),
@@ -54,7 +54,7 @@ pub fn totals_defs() -> Vec<Def<Totals>> {
 }
 
 /// The resource families.
-pub fn resource_defs() -> Vec<Def<Resource>> {
+pub(super) fn resource_defs() -> Vec<Def<Resource>> {
     vec![
         Def {
             spec: gauge(
@@ -125,7 +125,7 @@ pub fn resource_defs() -> Vec<Def<Resource>> {
 }
 
 /// The connection families.
-pub fn connection_defs() -> Vec<Def<Resource>> {
+pub(super) fn connection_defs() -> Vec<Def<Resource>> {
     vec![
         Def {
             spec: gauge(
@@ -191,7 +191,7 @@ pub fn connection_defs() -> Vec<Def<Resource>> {
 }
 
 /// The peer-device families of drbd-reactor.
-pub fn peer_device_defs() -> Vec<Def<Resource>> {
+pub(super) fn peer_device_defs() -> Vec<Def<Resource>> {
     vec![
         peer_device_number!(
             gauge(
@@ -257,7 +257,7 @@ macro_rules! device_flag {
 }
 
 /// The device families.
-pub fn device_defs() -> Vec<Def<Resource>> {
+pub(super) fn device_defs() -> Vec<Def<Resource>> {
     vec![
         Def {
             spec: gauge(

@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{Registry, TextEncoder};
-use tokio::sync::{watch, Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard};
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -32,8 +32,9 @@ use super::layout::{Layout, Rendered, Slot, Totals};
 use super::schedule::{Refresh, ScrapeClock};
 use super::MetricsError;
 use super::{render_agent_head_parts, render_network, render_version, AgentInput, DrbdVersions};
-use crate::drbd::{wait_shutdown, ChangedSince, DrbdState, Shared, StreamStats};
 use crate::linstor::SharedLinstorStatus;
+use crate::runtime::CancellationToken;
+use crate::runtime::{ChangedSince, DrbdState, Shared, StreamStats};
 use crate::state::Resource;
 use crate::throttle::SharedThrottleStatus;
 
@@ -517,11 +518,11 @@ impl Exporter {
     /// [`PAUSE_FACTOR`] times as long as a refresh took (at least
     /// [`MIN_PAUSE`], at most [`MAX_PAUSE`]) so a busy stream costs a
     /// bounded share of a core.
-    pub async fn keep_fresh(self: Arc<Self>, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    pub async fn keep_fresh(self: Arc<Self>, shared: Arc<Shared>, stop: CancellationToken) {
         'changes: loop {
             tokio::select! {
                 _ = shared.model_changed.notified() => {}
-                _ = wait_shutdown(&mut stop) => return,
+                _ = stop.cancelled() => return,
             }
             loop {
                 let decision = self.scrape_clock().refresh(Instant::now().into_std());
@@ -531,7 +532,7 @@ impl Exporter {
                     Refresh::OnScrape => continue 'changes,
                     Refresh::At(start) => tokio::select! {
                         _ = tokio::time::sleep_until(start.into()) => {}
-                        _ = wait_shutdown(&mut stop) => return,
+                        _ = stop.cancelled() => return,
                     },
                 }
             }
@@ -542,7 +543,7 @@ impl Exporter {
             let pause = (started.elapsed() * PAUSE_FACTOR).clamp(MIN_PAUSE, MAX_PAUSE);
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
-                _ = wait_shutdown(&mut stop) => return,
+                _ = stop.cancelled() => return,
             }
         }
     }

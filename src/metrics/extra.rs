@@ -11,7 +11,7 @@ use crate::state::Resource;
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// The new families about all resources together.
-pub fn totals_defs() -> Vec<Def<Totals>> {
+pub(super) fn totals_defs() -> Vec<Def<Totals>> {
     vec![
         Def {
             spec: Spec {
@@ -47,7 +47,7 @@ pub fn totals_defs() -> Vec<Def<Totals>> {
 }
 
 /// The new per-resource families.
-pub fn defs() -> Vec<Def<Resource>> {
+pub(super) fn defs() -> Vec<Def<Resource>> {
     vec![
         Def {
             spec: Spec {

@@ -21,7 +21,7 @@ const CHUNK: usize = 512;
 
 /// The fixed parts of a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Spec {
+pub(super) struct Spec {
     pub name: &'static str,
     pub help: &'static str,
     pub kind: Kind,
@@ -31,7 +31,7 @@ pub struct Spec {
 
 /// The metric types used here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     Gauge,
     Counter,
 }
@@ -61,7 +61,7 @@ impl EnumSeries {
 }
 
 /// Appends one family's series to a text buffer.
-pub struct FamilyWriter<'a> {
+pub(super) struct FamilyWriter<'a> {
     spec: &'a Spec,
     out: &'a mut String,
     pending: Vec<Metric>,
@@ -70,7 +70,7 @@ pub struct FamilyWriter<'a> {
 }
 
 impl<'a> FamilyWriter<'a> {
-    pub fn new(spec: &'a Spec, out: &'a mut String) -> Self {
+    pub(super) fn new(spec: &'a Spec, out: &'a mut String) -> Self {
         Self {
             spec,
             out,
@@ -81,19 +81,19 @@ impl<'a> FamilyWriter<'a> {
     }
 
     /// The same writer exporting enums in `form`.
-    pub fn with_enum_series(mut self, form: EnumSeries) -> Self {
+    pub(super) fn with_enum_series(mut self, form: EnumSeries) -> Self {
         self.enum_series = form;
         self
     }
 
     /// How this writer exports enums, flag sets and counters by cause.
-    pub fn enum_series(&self) -> EnumSeries {
+    pub(super) fn enum_series(&self) -> EnumSeries {
         self.enum_series
     }
 
     /// A writer of series lines only (no `# HELP`/`# TYPE`): a chunk of a
     /// family whose header is written elsewhere (see [`header`]).
-    pub fn headerless(spec: &'a Spec, out: &'a mut String) -> Self {
+    pub(super) fn headerless(spec: &'a Spec, out: &'a mut String) -> Self {
         Self {
             header_written: true,
             ..Self::new(spec, out)
@@ -101,7 +101,7 @@ impl<'a> FamilyWriter<'a> {
     }
 
     /// Adds one series; `values` are the label values in `spec.labels` order.
-    pub fn add(&mut self, values: &[&str], value: f64) -> Result<(), MetricsError> {
+    pub(super) fn add(&mut self, values: &[&str], value: f64) -> Result<(), MetricsError> {
         if values.len() != self.spec.labels.len() {
             return Err(MetricsError::LabelCount {
                 family: self.spec.name,
@@ -142,17 +142,17 @@ impl<'a> FamilyWriter<'a> {
     }
 
     /// Adds a 0/1 series.
-    pub fn add_bool(&mut self, values: &[&str], value: bool) -> Result<(), MetricsError> {
+    pub(super) fn add_bool(&mut self, values: &[&str], value: bool) -> Result<(), MetricsError> {
         self.add(values, if value { 1.0 } else { 0.0 })
     }
 
     /// Adds an integer series (exact up to 2^53).
-    pub fn add_u64(&mut self, values: &[&str], value: u64) -> Result<(), MetricsError> {
+    pub(super) fn add_u64(&mut self, values: &[&str], value: u64) -> Result<(), MetricsError> {
         self.add(values, value as f64)
     }
 
     /// Writes what is pending; a family without series writes nothing.
-    pub fn finish(mut self) -> Result<(), MetricsError> {
+    pub(super) fn finish(mut self) -> Result<(), MetricsError> {
         self.flush()
     }
 
@@ -185,7 +185,7 @@ impl<'a> FamilyWriter<'a> {
 
 /// The `# HELP` and `# TYPE` lines of a family, as the encoder writes them
 /// (it refuses a family without series, so one is encoded and dropped).
-pub fn header(spec: &Spec) -> Result<String, MetricsError> {
+pub(super) fn header(spec: &Spec) -> Result<String, MetricsError> {
     let mut text = String::new();
     let mut writer = FamilyWriter::new(spec, &mut text);
     let values = vec![""; spec.labels.len()];
@@ -202,7 +202,7 @@ pub fn header(spec: &Spec) -> Result<String, MetricsError> {
 }
 
 /// Writes one family filled by `fill` (enums in the default form).
-pub fn write_family<F>(out: &mut String, spec: &Spec, fill: F) -> Result<(), MetricsError>
+pub(super) fn write_family<F>(out: &mut String, spec: &Spec, fill: F) -> Result<(), MetricsError>
 where
     F: FnOnce(&mut FamilyWriter<'_>) -> Result<(), MetricsError>,
 {
@@ -210,7 +210,7 @@ where
 }
 
 /// Writes one family filled by `fill`, enums in `form`.
-pub fn write_family_in<F>(
+pub(super) fn write_family_in<F>(
     out: &mut String,
     spec: &Spec,
     form: EnumSeries,
@@ -225,7 +225,7 @@ where
 }
 
 /// A DRBD state enum exported as one series per known value.
-pub trait EnumValue: PartialEq + Sized + 'static {
+pub(super) trait EnumValue: PartialEq + Sized + 'static {
     fn known() -> &'static [Self];
     fn wire(&self) -> &str;
     fn is_other(&self) -> bool;
@@ -259,7 +259,7 @@ enum_value!(
 /// `current`, 0 for the others), plus a series with 1 for a `current` this
 /// version does not know. [`EnumSeries::Current`]: only the series of
 /// `current`, 1. The value label comes last.
-pub fn add_enum<T: EnumValue>(
+pub(super) fn add_enum<T: EnumValue>(
     writer: &mut FamilyWriter<'_>,
     labels: &[&str],
     current: &T,
@@ -287,7 +287,7 @@ pub fn add_enum<T: EnumValue>(
 /// series per known value of `T`, 1 for each value in `set`, and a series
 /// (1) for each value this version does not know. [`EnumSeries::Current`]:
 /// one series (1) per value in `set`, none for an empty set.
-pub fn add_flags<T: EnumValue>(
+pub(super) fn add_flags<T: EnumValue>(
     writer: &mut FamilyWriter<'_>,
     labels: &[&str],
     set: &[T],
@@ -314,13 +314,13 @@ pub fn add_flags<T: EnumValue>(
 }
 
 /// A family: its spec and how to fill it from an input `I`.
-pub struct Def<I> {
+pub(super) struct Def<I> {
     pub spec: Spec,
     pub fill: fn(&I, &mut FamilyWriter<'_>) -> Result<(), MetricsError>,
 }
 
 /// Writes the families sorted by name (the order Prometheus' own clients use).
-pub fn write_sorted<I>(
+pub(super) fn write_sorted<I>(
     out: &mut String,
     mut defs: Vec<Def<I>>,
     input: &I,
@@ -334,7 +334,7 @@ pub fn write_sorted<I>(
 
 /// Each family rendered on its own, with its name (for merging the
 /// families of inputs of different types in name order).
-pub fn render_each<I>(
+pub(super) fn render_each<I>(
     defs: Vec<Def<I>>,
     input: &I,
 ) -> Result<Vec<(&'static str, String)>, MetricsError> {
@@ -342,7 +342,7 @@ pub fn render_each<I>(
 }
 
 /// [`render_each`] with enums in `form`.
-pub fn render_each_in<I>(
+pub(super) fn render_each_in<I>(
     defs: Vec<Def<I>>,
     input: &I,
     form: EnumSeries,

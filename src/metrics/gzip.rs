@@ -23,13 +23,13 @@ use super::MetricsError;
 const LEVEL: u32 = 1;
 
 /// The gzip member header: deflate, no flags, no time, OS unknown.
-pub const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+pub(super) const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
 /// A final, empty block with fixed codes: BFINAL=1, BTYPE=01, end-of-block.
 const LAST_BLOCK: [u8; 2] = [0x03, 0x00];
 
 /// Bytes after the pieces: the last block and the trailer.
-pub const TRAILER_LEN: usize = LAST_BLOCK.len() + 8;
+pub(super) const TRAILER_LEN: usize = LAST_BLOCK.len() + 8;
 
 /// A raw deflate compressor reused for many independent pieces.
 pub struct Deflater {
@@ -109,14 +109,14 @@ impl Part {
 
 /// The CRC-32 and length of a text built piece by piece.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Crc {
+pub(super) struct Crc {
     pub crc: u32,
     pub len: u64,
 }
 
 impl Crc {
     /// Extends the text by a piece of `len` bytes with CRC `crc`.
-    pub fn push(&mut self, crc: u32, len: u64) {
+    pub(super) fn push(&mut self, crc: u32, len: u64) {
         if len == 0 {
             return;
         }
@@ -125,12 +125,12 @@ impl Crc {
     }
 
     /// Extends the text by another built text.
-    pub fn append(&mut self, other: Crc) {
+    pub(super) fn append(&mut self, other: Crc) {
         self.push(other.crc, other.len);
     }
 
     /// The last block and the gzip trailer for this text.
-    pub fn trailer(&self) -> [u8; TRAILER_LEN] {
+    pub(super) fn trailer(&self) -> [u8; TRAILER_LEN] {
         let mut out = [0; TRAILER_LEN];
         out[..2].copy_from_slice(&LAST_BLOCK);
         out[2..6].copy_from_slice(&self.crc.to_le_bytes());
@@ -194,7 +194,7 @@ const SHIFT_TABLE_LEN: usize = 4096;
 /// combination is a single 32-step multiplication, about four times faster
 /// than `crc32fast`'s matrix method; a scrape and a background refresh
 /// combine thousands.
-pub fn crc32_combine(a: u32, b: u32, len_b: u64) -> u32 {
+pub(super) fn crc32_combine(a: u32, b: u32, len_b: u64) -> u32 {
     static SHIFTS: std::sync::OnceLock<Box<[u32]>> = std::sync::OnceLock::new();
     let shifts = SHIFTS.get_or_init(|| (0..SHIFT_TABLE_LEN as u64).map(shift_factor).collect());
     let factor = usize::try_from(len_b)

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::family::{header, Def, EnumSeries, FamilyWriter};
 use super::gzip::{Deflater, Part};
 use super::{drbd, extra, MetricsError};
-use crate::drbd::StreamStats;
+use crate::runtime::StreamStats;
 use crate::state::Resource;
 
 /// What the families about all resources together are rendered from.

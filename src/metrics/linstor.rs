@@ -5,7 +5,7 @@ use super::family::{Def, Kind, Spec};
 use crate::linstor::LinstorStatus;
 
 /// The `drbd_agent_linstor_*` families.
-pub fn defs() -> Vec<Def<LinstorStatus>> {
+pub(super) fn defs() -> Vec<Def<LinstorStatus>> {
     vec![
         Def {
             spec: Spec {

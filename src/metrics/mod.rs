@@ -37,8 +37,8 @@ mod version;
 
 use std::collections::BTreeMap;
 
-use crate::drbd::StreamStats;
 use crate::linstor::LinstorStatus;
+use crate::runtime::StreamStats;
 use crate::state::Model;
 use crate::throttle::ThrottleStatus;
 

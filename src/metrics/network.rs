@@ -74,7 +74,7 @@ macro_rules! if_family {
 }
 
 /// The network families.
-pub fn defs() -> Vec<Def<NetworkStatus>> {
+pub(super) fn defs() -> Vec<Def<NetworkStatus>> {
     vec![
         Def {
             spec: spec(
@@ -219,7 +219,7 @@ pub fn defs() -> Vec<Def<NetworkStatus>> {
 mod tests {
     use super::*;
     use crate::metrics::family::render_each_in;
-    use crate::netlink::{ConnectionNet, PathStatus};
+    use crate::netlink::tracker::{ConnectionNet, PathStatus};
 
     fn path(interface: Option<&str>, local: &str) -> PathStatus {
         PathStatus {

@@ -3,11 +3,11 @@
 use crate::state::{Connection, Device, Path, PeerDevice, Resource};
 
 /// Label names of each object kind, in drbd-reactor's order.
-pub const RESOURCE: &[&str] = &["name"];
-pub const CONNECTION: &[&str] = &["name", "conn_name", "peer_node_id"];
-pub const PEER_DEVICE: &[&str] = &["name", "conn_name", "peer_node_id", "volume"];
-pub const DEVICE: &[&str] = &["name", "volume", "minor"];
-pub const PATH: &[&str] = &["name", "conn_name", "peer_node_id", "local", "peer"];
+pub(super) const RESOURCE: &[&str] = &["name"];
+pub(super) const CONNECTION: &[&str] = &["name", "conn_name", "peer_node_id"];
+pub(super) const PEER_DEVICE: &[&str] = &["name", "conn_name", "peer_node_id", "volume"];
+pub(super) const DEVICE: &[&str] = &["name", "volume", "minor"];
+pub(super) const PATH: &[&str] = &["name", "conn_name", "peer_node_id", "local", "peer"];
 
 /// A number label, empty while unknown.
 fn number(value: Option<u32>) -> String {
@@ -16,7 +16,7 @@ fn number(value: Option<u32>) -> String {
 
 /// The resource's devices with their labels `[volume, minor]` and the
 /// resource name.
-pub fn devices(resource: &Resource) -> impl Iterator<Item = (&Device, [String; 2], &str)> {
+pub(super) fn devices(resource: &Resource) -> impl Iterator<Item = (&Device, [String; 2], &str)> {
     resource.devices.values().map(move |device| {
         let labels = [device.volume.to_string(), number(device.minor)];
         (device.as_ref(), labels, resource.name.as_str())
@@ -24,7 +24,9 @@ pub fn devices(resource: &Resource) -> impl Iterator<Item = (&Device, [String; 2
 }
 
 /// The resource's connections with the resource name and peer node id label.
-pub fn connections(resource: &Resource) -> impl Iterator<Item = (&str, &Connection, String)> {
+pub(super) fn connections(
+    resource: &Resource,
+) -> impl Iterator<Item = (&str, &Connection, String)> {
     resource.connections.values().map(move |connection| {
         (
             resource.name.as_str(),
@@ -36,7 +38,7 @@ pub fn connections(resource: &Resource) -> impl Iterator<Item = (&str, &Connecti
 
 /// The resource's peer devices with `[name, conn_name]`, peer node id and
 /// volume labels.
-pub fn peer_devices(
+pub(super) fn peer_devices(
     resource: &Resource,
 ) -> impl Iterator<Item = (&str, &Connection, String, &PeerDevice, String)> {
     connections(resource).flat_map(|(name, connection, node)| {
@@ -53,7 +55,9 @@ pub fn peer_devices(
 }
 
 /// The resource's paths with its name, connection and peer node id label.
-pub fn paths(resource: &Resource) -> impl Iterator<Item = (&str, &Connection, String, &Path)> {
+pub(super) fn paths(
+    resource: &Resource,
+) -> impl Iterator<Item = (&str, &Connection, String, &Path)> {
     connections(resource).flat_map(|(name, connection, node)| {
         connection
             .paths

@@ -27,7 +27,7 @@ const RESULTS: [&str; 8] = [
 ];
 
 /// The pressure families.
-pub fn defs() -> Vec<Def<ThrottleStatus>> {
+pub(super) fn defs() -> Vec<Def<ThrottleStatus>> {
     vec![
         Def {
             spec: Spec {

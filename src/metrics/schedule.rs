@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 /// How long before an expected scrape the refresher starts rendering.
-pub const LEAD: Duration = Duration::from_secs(1);
+pub(super) const LEAD: Duration = Duration::from_secs(1);
 
 /// Gaps shorter than this are concurrent scrapers, not an interval.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
@@ -26,7 +26,7 @@ const MISSED: u32 = 2;
 
 /// What the refresher should do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refresh {
+pub(super) enum Refresh {
     /// Render now: a scrape is due soon or the interval is unknown.
     Now,
     /// Nothing due before this instant.
@@ -37,19 +37,19 @@ pub enum Refresh {
 
 /// The scrapes seen lately.
 #[derive(Debug, Clone, Default)]
-pub struct ScrapeClock {
+pub(super) struct ScrapeClock {
     last: Option<Instant>,
     /// The latest gaps of at least [`MIN_INTERVAL`], newest last.
     gaps: Vec<Duration>,
 }
 
 impl ScrapeClock {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::default()
     }
 
     /// Records a scrape at `at`.
-    pub fn scraped(&mut self, at: Instant) {
+    pub(super) fn scraped(&mut self, at: Instant) {
         if let Some(last) = self.last {
             let gap = at.saturating_duration_since(last);
             if gap < MIN_INTERVAL {
@@ -65,12 +65,12 @@ impl ScrapeClock {
 
     /// The scrape interval: the shortest recent gap (two Prometheus servers
     /// scraping the same target interleave their scrapes).
-    pub fn interval(&self) -> Option<Duration> {
+    pub(super) fn interval(&self) -> Option<Duration> {
         self.gaps.iter().min().copied()
     }
 
     /// What to do about a change at `now`.
-    pub fn refresh(&self, now: Instant) -> Refresh {
+    pub(super) fn refresh(&self, now: Instant) -> Refresh {
         let (Some(last), Some(interval)) = (self.last, self.interval()) else {
             return Refresh::Now;
         };

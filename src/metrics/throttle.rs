@@ -118,7 +118,7 @@ macro_rules! node_counter {
 }
 
 /// The `drbd_agent_throttle_*` families.
-pub fn defs() -> Vec<Def<ThrottleStatus>> {
+pub(super) fn defs() -> Vec<Def<ThrottleStatus>> {
     vec![
         Def {
             spec: spec(

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::table::NetEvent;
 
 /// How long before a connection loss a network event still explains it.
-pub const ATTRIBUTION_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const ATTRIBUTION_WINDOW: Duration = Duration::from_secs(10);
 
 /// Why a connection was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -34,7 +34,7 @@ impl Cause {
 
 /// What the connection's paths ran over when it was last connected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PathsSeen {
+pub(crate) struct PathsSeen {
     /// The interfaces carrying its paths (and their lower devices).
     pub interfaces: Vec<String>,
     /// The local addresses of its paths.
@@ -43,7 +43,7 @@ pub struct PathsSeen {
 
 /// The verdict: the cause and the interface it happened on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attribution {
+pub(crate) struct Attribution {
     pub cause: Cause,
     pub interface: Option<String>,
 }
@@ -54,7 +54,7 @@ pub struct Attribution {
 /// comes first; else the removal of one of the paths' own addresses (a
 /// link set down also drops its IPv6 addresses, which must not hide the
 /// link-down); else unknown. Among events of one kind the latest wins.
-pub fn attribute(
+pub(crate) fn attribute(
     history: &[NetEvent],
     paths: &PathsSeen,
     lost_at: Instant,

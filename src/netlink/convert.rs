@@ -9,7 +9,7 @@ use super::table::{Link, LinkStats};
 
 /// A link message as a [`Link`]; `None` without a name (never from a
 /// well-formed kernel message).
-pub fn link_of(message: &LinkMessage) -> Option<Link> {
+pub(crate) fn link_of(message: &LinkMessage) -> Option<Link> {
     let mut link = Link {
         index: message.header.index,
         name: String::new(),
@@ -46,7 +46,7 @@ pub fn link_of(message: &LinkMessage) -> Option<Link> {
 }
 
 /// The local address of an address message and its interface index.
-pub fn address_of(message: &AddressMessage) -> Option<(IpAddr, u32)> {
+pub(crate) fn address_of(message: &AddressMessage) -> Option<(IpAddr, u32)> {
     let mut address = None;
     let mut local = None;
     for attribute in &message.attributes {
@@ -63,7 +63,7 @@ pub fn address_of(message: &AddressMessage) -> Option<(IpAddr, u32)> {
 
 /// The link speed in bytes/s from sysfs (`/sys/class/net/NAME/speed`, in
 /// Mbit/s; unknown or -1 for virtual devices without one).
-pub fn link_speed(name: &str) -> Option<f64> {
+pub(crate) fn link_speed(name: &str) -> Option<f64> {
     if name.contains('/') || name.starts_with('.') {
         return None;
     }

@@ -8,13 +8,13 @@
 //! - `tracker` — joins table and DRBD model into [`NetworkStatus`].
 //! - `convert` — netlink messages to table types; `watch` — the driver.
 
-pub mod cause;
-pub mod convert;
-pub mod path;
-pub mod table;
-pub mod tracker;
+pub(crate) mod cause;
+pub(crate) mod convert;
+pub(crate) mod path;
+pub(crate) mod table;
+pub(crate) mod tracker;
 mod watch;
 
-pub use cause::{attribute, Cause};
-pub use tracker::{ConnectionNet, InterfaceStatus, NetworkStatus, PathStatus, WatcherStatus};
-pub use watch::{watch_network, SharedNetwork, WatchError};
+pub(crate) use cause::Cause;
+pub(crate) use tracker::{InterfaceStatus, NetworkStatus};
+pub(crate) use watch::{watch_network, SharedNetwork};

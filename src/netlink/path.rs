@@ -9,7 +9,7 @@ use super::table::Table;
 
 /// Why a path address could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AddressError {
+pub(crate) enum AddressError {
     #[error("path address '{0}': no address family prefix (ipv4:/ipv6:)")]
     NoFamily(String),
     #[error("path address '{0}': address family not supported (only ipv4, ipv6)")]
@@ -20,14 +20,14 @@ pub enum AddressError {
 
 /// A path's local endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub ip: IpAddr,
     /// The IPv6 scope (`%eth0` or `%2`), as written.
     pub scope: Option<String>,
 }
 
 /// Reads `ipv4:A.B.C.D:PORT` or `ipv6:[ADDR%SCOPE]:PORT` (port optional).
-pub fn parse_endpoint(text: &str) -> Result<Endpoint, AddressError> {
+pub(crate) fn parse_endpoint(text: &str) -> Result<Endpoint, AddressError> {
     let (family, rest) = text
         .split_once(':')
         .ok_or_else(|| AddressError::NoFamily(text.to_owned()))?;
@@ -69,7 +69,7 @@ pub fn parse_endpoint(text: &str) -> Result<Endpoint, AddressError> {
 
 /// The interface carrying a path, as the status API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Carrier {
+pub(crate) struct Carrier {
     pub interface: String,
     pub index: u32,
     /// Up with carrier.
@@ -91,7 +91,7 @@ pub enum Unmapped {
 
 /// Maps `endpoint` to the interface holding its address. A link-local IPv6
 /// address with a scope only counts when the holder matches the scope.
-pub fn map_endpoint(table: &Table, endpoint: &Endpoint) -> Result<Carrier, Unmapped> {
+pub(crate) fn map_endpoint(table: &Table, endpoint: &Endpoint) -> Result<Carrier, Unmapped> {
     let index = table.holder(&endpoint.ip).ok_or(Unmapped::NoInterface)?;
     if let Some(scope) = &endpoint.scope {
         let matches = table.link(index).is_some_and(|l| &l.name == scope)

@@ -19,7 +19,7 @@ pub struct LinkStats {
 
 /// One link as the kernel reported it (`RTM_NEWLINK`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Link {
+pub(crate) struct Link {
     pub index: u32,
     pub name: String,
     /// `IFF_UP`: administratively up.
@@ -42,14 +42,14 @@ impl Link {
     /// Up and with carrier: can carry traffic. `unknown` operational state
     /// (loopback, some virtual devices) counts as up when admin up with
     /// carrier, as the kernel itself treats it.
-    pub fn carries(&self) -> bool {
+    pub(crate) fn carries(&self) -> bool {
         self.admin_up && self.carrier && matches!(self.oper_state.as_str(), "up" | "unknown")
     }
 }
 
 /// A network event kept for cause attribution.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetEvent {
+pub(crate) enum NetEvent {
     /// The link stopped carrying (carrier lost, set down, or deleted).
     LinkDown { interface: String, at: Instant },
     /// An address was removed from an interface.
@@ -61,7 +61,7 @@ pub enum NetEvent {
 }
 
 impl NetEvent {
-    pub fn at(&self) -> Instant {
+    pub(crate) fn at(&self) -> Instant {
         match self {
             NetEvent::LinkDown { at, .. } | NetEvent::AddressRemoved { at, .. } => *at,
         }
@@ -73,20 +73,20 @@ const HISTORY: usize = 256;
 
 /// Links by index and addresses with the index of their interface.
 #[derive(Debug, Clone, Default)]
-pub struct Table {
+pub(crate) struct Table {
     links: BTreeMap<u32, Link>,
     addresses: BTreeMap<IpAddr, u32>,
     history: Vec<NetEvent>,
 }
 
 impl Table {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// A new or changed link. Records a [`NetEvent::LinkDown`] when a link
     /// that carried stops carrying.
-    pub fn upsert_link(&mut self, link: Link, at: Instant) {
+    pub(crate) fn upsert_link(&mut self, link: Link, at: Instant) {
         if let Some(old) = self.links.get(&link.index) {
             if old.carries() && !link.carries() {
                 self.record(NetEvent::LinkDown {
@@ -99,7 +99,7 @@ impl Table {
     }
 
     /// A deleted link (counts as down if it carried); its addresses go too.
-    pub fn remove_link(&mut self, index: u32, at: Instant) {
+    pub(crate) fn remove_link(&mut self, index: u32, at: Instant) {
         if let Some(old) = self.links.remove(&index) {
             if old.carries() {
                 self.record(NetEvent::LinkDown {
@@ -111,12 +111,12 @@ impl Table {
         self.addresses.retain(|_, i| *i != index);
     }
 
-    pub fn add_address(&mut self, address: IpAddr, index: u32) {
+    pub(crate) fn add_address(&mut self, address: IpAddr, index: u32) {
         self.addresses.insert(address, index);
     }
 
     /// A removed address (recorded when it was known).
-    pub fn remove_address(&mut self, address: IpAddr, at: Instant) {
+    pub(crate) fn remove_address(&mut self, address: IpAddr, at: Instant) {
         if let Some(index) = self.addresses.remove(&address) {
             let interface = self.name_of(index);
             self.record(NetEvent::AddressRemoved {
@@ -130,7 +130,7 @@ impl Table {
     /// Replaces links and addresses with a full dump (after start or an
     /// overrun), recording the differences as events: a link that carried
     /// and is gone or no longer carries, an address that is gone.
-    pub fn replace(&mut self, links: Vec<Link>, addresses: Vec<(IpAddr, u32)>, at: Instant) {
+    pub(crate) fn replace(&mut self, links: Vec<Link>, addresses: Vec<(IpAddr, u32)>, at: Instant) {
         let fresh: BTreeMap<IpAddr, u32> = addresses.into_iter().collect();
         let gone: Vec<IpAddr> = self
             .addresses
@@ -157,29 +157,25 @@ impl Table {
         self.addresses = fresh;
     }
 
-    pub fn link(&self, index: u32) -> Option<&Link> {
+    pub(crate) fn link(&self, index: u32) -> Option<&Link> {
         self.links.get(&index)
     }
 
-    pub fn links(&self) -> impl Iterator<Item = &Link> {
+    pub(crate) fn links(&self) -> impl Iterator<Item = &Link> {
         self.links.values()
     }
 
-    pub fn link_by_name(&self, name: &str) -> Option<&Link> {
-        self.links.values().find(|l| l.name == name)
-    }
-
     /// The interface index holding `address`.
-    pub fn holder(&self, address: &IpAddr) -> Option<u32> {
+    pub(crate) fn holder(&self, address: &IpAddr) -> Option<u32> {
         self.addresses.get(address).copied()
     }
 
-    pub fn history(&self) -> &[NetEvent] {
+    pub(crate) fn history(&self) -> &[NetEvent] {
         &self.history
     }
 
     /// The interface's name, or `#INDEX` when the link is unknown.
-    pub fn name_of(&self, index: u32) -> String {
+    pub(crate) fn name_of(&self, index: u32) -> String {
         self.links
             .get(&index)
             .map_or_else(|| format!("#{index}"), |l| l.name.clone())

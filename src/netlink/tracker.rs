@@ -15,7 +15,7 @@ use super::table::{LinkStats, Table};
 
 /// What the tracker needs of one DRBD connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnView {
+pub(crate) struct ConnView {
     pub name: String,
     pub conn_name: String,
     pub peer_node_id: Option<u32>,
@@ -115,7 +115,7 @@ struct Sample {
 
 /// The tracker's state.
 #[derive(Debug, Default)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     memory: BTreeMap<String, Memory>,
     samples: BTreeMap<u32, Sample>,
     rates: BTreeMap<u32, (f64, f64)>,
@@ -123,12 +123,12 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Records the links' statistics read at `at` for the traffic rates.
-    pub fn sample_stats(&mut self, table: &Table, at: Instant) {
+    pub(crate) fn sample_stats(&mut self, table: &Table, at: Instant) {
         for link in table.links() {
             let Some(stats) = link.stats else { continue };
             if let Some(prev) = self.samples.get(&link.index) {
@@ -147,7 +147,7 @@ impl Tracker {
 
     /// Maps every path, detects losses (Connected → anything else) and
     /// attributes them; `speed` gives an interface's speed in bytes/s.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         table: &Table,
         conns: &[ConnView],
@@ -265,17 +265,17 @@ impl Tracker {
         self.status.interfaces = interfaces;
     }
 
-    pub fn status(&self) -> &NetworkStatus {
+    pub(crate) fn status(&self) -> &NetworkStatus {
         &self.status
     }
 
-    pub fn watcher_mut(&mut self) -> &mut WatcherStatus {
+    pub(crate) fn watcher_mut(&mut self) -> &mut WatcherStatus {
         &mut self.status.watcher
     }
 }
 
 /// The share of a link's speed replication may fill; the rest is margin.
-pub const NIC_SHARE: f64 = 0.9;
+pub(crate) const NIC_SHARE: f64 = 0.9;
 
 impl NetworkStatus {
     /// What the interface carrying `resource`'s connection to

@@ -10,18 +10,19 @@ use futures_util::StreamExt;
 use netlink_packet_core::NetlinkPayload;
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::{new_multicast_connection, Handle, MulticastGroup};
-use tokio::sync::{watch, RwLock};
+use tokio::sync::RwLock;
 use tracing::{info, warn};
 
 use super::convert::{address_of, link_of, link_speed};
 use super::table::Table;
 use super::tracker::{ConnView, NetworkStatus, Tracker};
 use crate::backoff::{Backoff, BackoffPolicy};
-use crate::drbd::{wait_shutdown, Shared};
 use crate::events2::ConnectionState;
+use crate::runtime::CancellationToken;
+use crate::runtime::Shared;
 
 /// The status the API and the exporter read.
-pub type SharedNetwork = Arc<RwLock<NetworkStatus>>;
+pub(crate) type SharedNetwork = Arc<RwLock<NetworkStatus>>;
 
 /// How often the links are dumped again for their statistics (this also
 /// catches any change a lost notification would hide).
@@ -32,7 +33,7 @@ const OBSERVE_EVERY: Duration = Duration::from_millis(250);
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
-pub enum WatchError {
+pub(crate) enum WatchError {
     #[error("cannot open the rtnetlink socket: {0}")]
     Open(std::io::Error),
     #[error("netlink dump failed: {0}")]
@@ -42,10 +43,10 @@ pub enum WatchError {
 }
 
 /// Runs until `stop`, reopening the socket with backoff after errors.
-pub async fn watch_network(
+pub(crate) async fn watch_network(
     shared: Arc<Shared>,
     out: SharedNetwork,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let mut tracker = Tracker::new();
     let mut backoff = Backoff::new(BackoffPolicy {
@@ -57,7 +58,7 @@ pub async fn watch_network(
         let started = Instant::now();
         let result = tokio::select! {
             r = session(&shared, &out, &mut tracker) => r,
-            _ = wait_shutdown(&mut stop) => return,
+            _ = stop.cancelled() => return,
         };
         let error = match result {
             Ok(()) => WatchError::Closed,
@@ -73,7 +74,7 @@ pub async fn watch_network(
         *out.write().await = tracker.status().clone();
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = wait_shutdown(&mut stop) => return,
+            _ = stop.cancelled() => return,
         }
     }
 }

@@ -7,12 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, RwLock};
+use tokio::sync::RwLock;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{info, warn};
 
-use crate::drbd::{wait_shutdown, Shared};
+use crate::runtime::CancellationToken;
+use crate::runtime::Shared;
 use crate::state::Model;
 use crate::throttle::sync_targets;
 
@@ -224,14 +225,14 @@ pub async fn run_fetcher(
     auth: PeerAuth,
     shared: Arc<Shared>,
     peers: SharedPeers,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(config.interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = wait_shutdown(&mut stop) => return,
+            _ = stop.cancelled() => return,
         }
         let wanted = {
             let state = shared.state.read().await;

@@ -78,10 +78,19 @@ pub fn pressure(latency_ms: Option<f64>, target_ms: f64) -> Option<f64> {
     (target_ms.is_finite() && target_ms > 0.0).then(|| latency / target_ms)
 }
 
+/// A peer's report with a figure out of range (not finite, negative, a
+/// target of zero).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("resource {resource}/{volume}: figures out of range")]
+pub struct BadReport {
+    pub resource: String,
+    pub volume: u32,
+}
+
 impl PressureReport {
     /// Checks a report received from a peer: finite, non-negative figures,
     /// a pressure consistent with latency and target. Garbage is refused.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), BadReport> {
         for v in &self.resources {
             let finite = |x: f64| x.is_finite() && x >= 0.0;
             let fine = v.write_latency_ms.is_none_or(finite)
@@ -91,10 +100,10 @@ impl PressureReport {
                 && finite(v.target_ms)
                 && v.target_ms > 0.0;
             if !fine {
-                return Err(format!(
-                    "resource {}/{}: figures out of range",
-                    v.resource, v.volume
-                ));
+                return Err(BadReport {
+                    resource: v.resource.clone(),
+                    volume: v.volume,
+                });
             }
         }
         Ok(())

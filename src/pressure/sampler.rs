@@ -10,9 +10,10 @@ use tokio::sync::{watch, RwLock};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, warn};
 
-use crate::diskstats::{derive, parse_stat, DiskStat, IoRates};
-use crate::drbd::{wait_shutdown, Shared};
+use crate::diskstats::{derive, read_stat_file, DiskStat, IoRates};
 use crate::events2::Role;
+use crate::runtime::CancellationToken;
+use crate::runtime::Shared;
 use crate::state::Model;
 use crate::throttle::ThrottleConfig;
 
@@ -80,7 +81,7 @@ pub async fn run_sampler(
     policies: Policies,
     shared: Arc<Shared>,
     report: SharedReport,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -89,7 +90,7 @@ pub async fn run_sampler(
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = wait_shutdown(&mut stop) => return,
+            _ = stop.cancelled() => return,
         }
         let volumes = primary_volumes(&shared.state.read().await.model);
         let config = policies.throttle.borrow().clone();
@@ -99,16 +100,14 @@ pub async fn run_sampler(
         let mut seen = BTreeMap::new();
         for v in &volumes {
             let path = sysfs_root.join(format!("block/drbd{}/stat", v.minor));
-            let stat = match tokio::fs::read_to_string(&path).await {
-                Ok(text) => match parse_stat(&text) {
-                    Ok(stat) => stat,
-                    Err(e) => {
-                        warn!(resource = %v.resource, volume = v.volume, path = %path.display(), error = %e, "pressure: bad stat file");
-                        continue;
-                    }
-                },
+            let stat = match read_stat_file(&path).await {
+                Ok(stat) => stat,
+                Err(e) if e.is_missing() => {
+                    debug!(resource = %v.resource, volume = v.volume, error = %e, "pressure: no stat file");
+                    continue;
+                }
                 Err(e) => {
-                    debug!(resource = %v.resource, volume = v.volume, path = %path.display(), error = %e, "pressure: no stat file");
+                    warn!(resource = %v.resource, volume = v.volume, error = %e, "pressure: bad stat file");
                     continue;
                 }
             };

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+
 use tokio::task::JoinHandle;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -27,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use crate::api::{self, is_no_ipv6_error, Limits};
+use crate::runtime::CancellationToken;
 
 use super::config::MtlsFiles;
 
@@ -192,7 +193,7 @@ pub fn serve(
     router: Router,
     acceptor: TlsAcceptor,
     limits: Limits,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     let handshake_timeout = limits.header_read_timeout;
     api::serve_prepared(listener, router, limits, shutdown, move |stream, peer| {

@@ -8,7 +8,8 @@ use tracing::{info, warn};
 
 use crate::api::Limits;
 use crate::config::Config;
-use crate::drbd::Shared;
+use crate::runtime::CancellationToken;
+use crate::runtime::Shared;
 use crate::throttle::ThrottleConfig;
 
 use super::api::{self, Access, PressureApi};
@@ -48,7 +49,7 @@ pub fn start(
     shared: Arc<Shared>,
     throttle: watch::Receiver<ThrottleConfig>,
     remote: crate::linstor::policy::SharedRemotePolicies,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<Option<Started>, StartError> {
     let pressure = &config.pressure;
     if !pressure.enabled {

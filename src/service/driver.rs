@@ -17,7 +17,7 @@ use super::notify::{
 };
 use crate::config::parse_duration;
 use crate::daemon::Daemon;
-use crate::drbd::DrbdState;
+use crate::runtime::DrbdState;
 
 /// Test hook: when set (e.g. `2s`), the main loop stops ticking that long
 /// after the start, as a wedged loop would (no more watchdog pings, no more

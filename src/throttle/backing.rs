@@ -18,10 +18,9 @@ use std::path::{Component, Path, PathBuf};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::diskstats::{derive, DiskStat, IoRates};
+use crate::diskstats::{derive, read_stat_file, DiskStat, IoRates};
 
 use super::options::PeerKey;
-use super::runner::read_stat_file;
 
 /// Why a volume's backing device cannot be sampled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -221,8 +220,8 @@ impl BackingSampler {
         };
         let stat = match read_stat_file(file).await {
             Ok(stat) => stat,
-            Err(message) => {
-                warn!(resource = %key.resource, peer = key.peer_node_id, volume = key.volume, error = %message, "no backing diskstats sample");
+            Err(e) => {
+                warn!(resource = %key.resource, peer = key.peer_node_id, volume = key.volume, error = %e, "no backing diskstats sample");
                 self.sample = None;
                 // Resolve again next time: the device may have been replaced.
                 self.resolved = None;

@@ -18,7 +18,7 @@ use super::options::{PeerKey, PeerOptions};
 /// The journal's file name under `[state] directory`.
 pub const JOURNAL_FILE: &str = "throttle-journal.json";
 /// The format version written and accepted.
-pub const JOURNAL_VERSION: u32 = 1;
+pub(super) const JOURNAL_VERSION: u32 = 1;
 /// Largest journal read (a corrupt giant file is not loaded).
 const MAX_JOURNAL_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -59,9 +59,14 @@ struct SourceEntry {
     c_min_rate_kib: u64,
 }
 
-fn check_resource(name: &str) -> Result<(), String> {
+/// A resource name DRBD would not accept (empty, blanks, control characters).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("resource name {0:?} is not valid")]
+struct InvalidResource(String);
+
+fn check_resource(name: &str) -> Result<(), InvalidResource> {
     if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("resource name {name:?} is not valid"));
+        return Err(InvalidResource(name.to_owned()));
     }
     Ok(())
 }
@@ -118,7 +123,7 @@ impl Journal {
         let mut entries = BTreeMap::new();
         for (index, e) in file.entries.into_iter().enumerate() {
             let bad = |message: String| JournalError::Entry { index, message };
-            check_resource(&e.resource).map_err(bad)?;
+            check_resource(&e.resource).map_err(|e| bad(e.to_string()))?;
             let limit = super::rate::KibPerSec::MAX.get();
             if e.c_max_rate_kib > limit || e.c_min_rate_kib > limit {
                 return Err(bad(format!("rate above {limit} KiB/s")));
@@ -139,7 +144,7 @@ impl Journal {
         let mut sources = BTreeMap::new();
         for (index, e) in file.sources.into_iter().enumerate() {
             let bad = |message: String| JournalError::Source { index, message };
-            check_resource(&e.resource).map_err(bad)?;
+            check_resource(&e.resource).map_err(|e| bad(e.to_string()))?;
             let limit = super::rate::KibPerSec::MAX.get();
             if e.c_min_rate_kib > limit {
                 return Err(bad(format!("rate above {limit} KiB/s")));

@@ -18,19 +18,19 @@ pub const MEAN_TOLERANCE: f64 = 1.1;
 /// A p99 target is already a bound on each interval's tail, and where it is
 /// estimated from the mean (× 4.6) the estimate's own error is not in the
 /// samples' noise: its tolerance is under 1.
-pub const P99_TOLERANCE: f64 = 0.93;
+pub(super) const P99_TOLERANCE: f64 = 0.93;
 pub const NOISE_SIGMAS: f64 = 2.33;
 /// The set point is never lower than this share of the target.
-pub const MIN_SETPOINT: f64 = 0.6;
+pub(super) const MIN_SETPOINT: f64 = 0.6;
 /// Weight of the newest sample in the bias (observed ÷ modelled latency).
-pub const BIAS_SMOOTHING: f64 = 0.15;
+pub(super) const BIAS_SMOOTHING: f64 = 0.15;
 /// Weight of the newest sample in the recent residual variance.
-pub const RESIDUAL_SMOOTHING: f64 = 0.05;
+pub(super) const RESIDUAL_SMOOTHING: f64 = 0.05;
 /// A sample this far off the model (ratio, either way) is not fitted;
 /// `MAX_MISMATCHES` of them in a row mean the plant has changed: the model
 /// starts again.
-pub const MISMATCH: f64 = 3.0;
-pub const MAX_MISMATCHES: u32 = 3;
+pub(super) const MISMATCH: f64 = 3.0;
+pub(super) const MAX_MISMATCHES: u32 = 3;
 /// A sample nearer the curve than [`MISMATCH`] but further than this many
 /// of its own noise's standard deviations (ratio at least `HOLD_MIN_RATIO`)
 /// is a window whose load and latency disagree — a stalled source that
@@ -38,40 +38,40 @@ pub const MAX_MISMATCHES: u32 = 3;
 /// sample is neither fitted nor taken as a foreground step. A genuine change
 /// of the load moves both together and stays near the curve. At most
 /// `MAX_HELD` windows in a row are held; a disagreement that lasts is news.
-pub const HOLD_SIGMAS: f64 = 3.0;
-pub const HOLD_MIN_RATIO: f64 = 1.5;
-pub const MAX_HELD: u32 = 2;
+pub(super) const HOLD_SIGMAS: f64 = 3.0;
+pub(super) const HOLD_MIN_RATIO: f64 = 1.5;
+pub(super) const MAX_HELD: u32 = 2;
 /// … and only when the load counted is this share off the load in force
 /// (the foreground's level plus the rate set).
-pub const HOLD_LOAD_SHARE: f64 = 0.1;
+pub(super) const HOLD_LOAD_SHARE: f64 = 0.1;
 /// Trims move this share of the way to the predicted point …
-pub const TRIM_GAIN: f64 = 0.5;
+pub(super) const TRIM_GAIN: f64 = 0.5;
 /// … or this share when the point is below the current rate.
-pub const TRIM_GAIN_DOWN: f64 = 0.8;
+pub(super) const TRIM_GAIN_DOWN: f64 = 0.8;
 /// … and not at all when it is within this share of the current rate
 /// (or `TRIM_DEADBAND_PER_NOISE` × the relative noise, if wider).
-pub const TRIM_DEADBAND: f64 = 0.03;
-pub const TRIM_DEADBAND_PER_NOISE: f64 = 0.5;
+pub(super) const TRIM_DEADBAND: f64 = 0.03;
+pub(super) const TRIM_DEADBAND_PER_NOISE: f64 = 0.5;
 /// A foreground whose interval-to-interval noise (relative standard
 /// deviation) is above this is trimmed on its smoothed level.
-pub const TRIM_ON_LEVEL_NOISE: f64 = 0.05;
+pub(super) const TRIM_ON_LEVEL_NOISE: f64 = 0.05;
 /// Probing (no fit yet): the total load grows by this share first, by
 /// one more such share each interval up to `PROBE_MAX`, while the latency
 /// stays under `PROBE_BELOW × set point`; at most `MAX_PROBES` intervals.
-pub const PROBE_FIRST: f64 = 0.1;
-pub const PROBE_MAX: f64 = 0.3;
-pub const PROBE_BELOW: f64 = 0.8;
-pub const MAX_PROBES: u32 = 8;
+pub(super) const PROBE_FIRST: f64 = 0.1;
+pub(super) const PROBE_MAX: f64 = 0.3;
+pub(super) const PROBE_BELOW: f64 = 0.8;
+pub(super) const MAX_PROBES: u32 = 8;
 /// A foreground step must also exceed this many standard deviations of the
 /// foreground's own interval-to-interval noise (a source whose throughput
 /// reads ±20 % per interval from sampling alone would otherwise step every
 /// few intervals); the noise is smoothed with `STEP_NOISE_SMOOTHING`, and a
 /// move counts in it at most as `STEP_NOISE_CLAMP` of the level.
-pub const STEP_NOISE_SIGMAS: f64 = 3.0;
-pub const STEP_NOISE_SMOOTHING: f64 = 0.1;
-pub const STEP_NOISE_CLAMP: f64 = 1.0;
+pub(super) const STEP_NOISE_SIGMAS: f64 = 3.0;
+pub(super) const STEP_NOISE_SMOOTHING: f64 = 0.1;
+pub(super) const STEP_NOISE_CLAMP: f64 = 1.0;
 /// Nonsense samples in a row that make the model start again.
-pub const MAX_REJECTED: u32 = 3;
+pub(super) const MAX_REJECTED: u32 = 3;
 
 /// What woke the model to jump to its predicted point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -180,14 +180,14 @@ pub fn operating_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -
 
 /// Prediction errors this large are taken as this large (a jump still
 /// happens, to a lower point).
-pub const MAX_PREDICTION_ERROR: f64 = 0.5;
+pub(super) const MAX_PREDICTION_ERROR: f64 = 0.5;
 /// A jump aims this many prediction errors under the set point.
-pub const JUMP_SIGMAS: f64 = 2.0;
+pub(super) const JUMP_SIGMAS: f64 = 2.0;
 
 /// [`operating_rate`] for a jump: the set point lowered by the model's own
 /// prediction error there, so that an uncertain fit jumps short and the
 /// trim covers the rest.
-pub fn jump_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -> f64 {
+pub(super) fn jump_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -> f64 {
     let at = fit.load_for(setpoint_ms / bias);
     let error = fit.latency_error_at(at);
     let error = if error.is_finite() {
@@ -239,7 +239,7 @@ pub fn foreground_load(obs: &Observation) -> Option<f64> {
 /// with it then carry the resync's change. The resync's share is the larger
 /// of the rate in force and `dbdt1`, at most what was written. `None`
 /// elsewhere.
-pub fn secondary_load(obs: &Observation, current: f64) -> Option<(f64, f64)> {
+pub(super) fn secondary_load(obs: &Observation, current: f64) -> Option<(f64, f64)> {
     let valid = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0);
     valid(obs.replicated_write_kib_per_sec).filter(|r| *r > 0.0)?;
     let written = valid(obs.backing_write_kib_per_sec)?;
@@ -253,7 +253,7 @@ pub fn secondary_load(obs: &Observation, current: f64) -> Option<(f64, f64)> {
 
 impl ModelLaw {
     /// The previous law's memory: never steers.
-    pub fn feedback_only() -> Self {
+    pub(super) fn feedback_only() -> Self {
         Self {
             feedback_only: true,
             ..Self::default()
@@ -275,7 +275,7 @@ impl ModelLaw {
 
     /// Takes the step's sample; the rate to set and why, or `None` for the
     /// feedback law to decide.
-    pub fn step(&mut self, sig: &Signals, obs: &Observation) -> Option<(f64, Reason)> {
+    pub(super) fn step(&mut self, sig: &Signals, obs: &Observation) -> Option<(f64, Reason)> {
         self.report = ModelReport::default();
         if self.feedback_only {
             return None;

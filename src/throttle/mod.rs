@@ -114,7 +114,8 @@ pub use options::{
 };
 pub use policy::{
     parse_days, parse_time_of_day, Days, EffectivePolicy, Mode, PolicyEntry, PolicyOrigins,
-    ThrottleConfig, ThrottleConfigError, TimeOfDay, Window, INTERVAL_RANGE, TARGET_RANGE,
+    ScheduleError, ThrottleConfig, ThrottleConfigError, TimeOfDay, Window, INTERVAL_RANGE,
+    TARGET_RANGE,
 };
 pub use rate::{parse_rate, KibPerSec, RateError};
 pub use runner::{

@@ -46,24 +46,9 @@ pub enum ShowError {
 }
 
 /// Parses a DRBD size as `show` prints it (`"102400k"`, `"250k"`, `"1M"`,
-/// a bare number = KiB) into KiB.
+/// a bare number = KiB) into KiB (drbd-model's `units` grammar).
 pub fn parse_kib(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    if digits.is_empty() {
-        return None;
-    }
-    let value: u64 = digits.parse().ok()?;
-    let factor = match unit {
-        "" | "k" | "K" => 1,
-        "M" | "m" => 1024,
-        "G" | "g" => 1024 * 1024,
-        _ => return None,
-    };
-    value.checked_mul(factor)
+    drbd_model::units::parse_kib(text).ok()
 }
 
 /// The c-max-rate/c-min-rate in force for `key` in the `show --json` text

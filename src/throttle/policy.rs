@@ -116,7 +116,18 @@ impl Days {
 
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-fn day_index(name: &str) -> Result<u32, String> {
+/// Why a `days` list or a time of day was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("unknown day {0:?} (mon … sun, a range like mon-fri, or *)")]
+    UnknownDay(String),
+    #[error("days is empty (leave it out for every day)")]
+    NoDays,
+    #[error("time {0:?} is not HH:MM or HH:MM:SS (00:00 to 24:00)")]
+    BadTime(String),
+}
+
+fn day_index(name: &str) -> Result<u32, ScheduleError> {
     const FULL: [&str; 7] = [
         "monday",
         "tuesday",
@@ -132,13 +143,13 @@ fn day_index(name: &str) -> Result<u32, String> {
         .zip(FULL)
         .position(|(short, full)| lower == *short || lower == full)
         .map(|i| i as u32)
-        .ok_or_else(|| format!("unknown day {name:?} (mon … sun, a range like mon-fri, or *)"))
+        .ok_or_else(|| ScheduleError::UnknownDay(name.to_owned()))
 }
 
 /// Parses day names and ranges (`sat-mon` wraps over the week end).
-pub fn parse_days<S: AsRef<str>>(items: &[S]) -> Result<Days, String> {
+pub fn parse_days<S: AsRef<str>>(items: &[S]) -> Result<Days, ScheduleError> {
     if items.is_empty() {
-        return Err("days is empty (leave it out for every day)".to_owned());
+        return Err(ScheduleError::NoDays);
     }
     let mut mask = 0u8;
     for item in items {
@@ -184,8 +195,8 @@ impl TimeOfDay {
 }
 
 /// Parses `HH:MM[:SS]` (00:00 to 24:00).
-pub fn parse_time_of_day(text: &str) -> Result<TimeOfDay, String> {
-    let bad = || format!("time {text:?} is not HH:MM or HH:MM:SS (00:00 to 24:00)");
+pub fn parse_time_of_day(text: &str) -> Result<TimeOfDay, ScheduleError> {
+    let bad = || ScheduleError::BadTime(text.to_owned());
     let parts: Vec<&str> = text.trim().split(':').collect();
     if !(2..=3).contains(&parts.len()) {
         return Err(bad());

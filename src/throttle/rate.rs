@@ -12,7 +12,7 @@ pub struct KibPerSec(u64);
 
 impl KibPerSec {
     /// The largest rate accepted (DRBD's own limit for c-max-rate is 4 GiB/s).
-    pub const MAX: KibPerSec = KibPerSec(4 * 1024 * 1024);
+    pub const MAX: KibPerSec = KibPerSec(drbd_model::units::RATE_MAX_KIB);
     /// The smallest rate.
     pub const MIN: KibPerSec = KibPerSec(1);
 
@@ -56,80 +56,15 @@ impl fmt::Display for KibPerSec {
     }
 }
 
-/// Why a rate string was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RateError {
-    #[error("empty rate")]
-    Empty,
-    #[error("rate {0:?} has no number (write e.g. \"250KiB/s\", \"40MiB/s\")")]
-    NoNumber(String),
-    #[error("rate {0:?} has no unit (one of KiB/s, MiB/s, GiB/s or K, M, G)")]
-    NoUnit(String),
-    #[error("rate {text:?}: unknown unit {unit:?} (one of KiB/s, MiB/s, GiB/s or K, M, G)")]
-    BadUnit { text: String, unit: String },
-    #[error("rate {text:?}: {unit:?} is a decimal unit; DRBD rates are binary, write KiB/MiB/GiB")]
-    DecimalUnit { text: String, unit: String },
-    #[error("rate {0:?} must be greater than zero (DRBD reads 0 as unlimited)")]
-    Zero(String),
-    #[error("rate {0:?} is not a whole number of KiB/s")]
-    Fraction(String),
-    #[error("rate {0:?} is above the maximum of 4GiB/s")]
-    TooLarge(String),
-}
+// The grammar and its errors: drbd-model's `units`, one for every file.
+pub use drbd_model::units::RateError;
 
 /// Parses `<number><unit>[/s]`: unit `KiB`, `MiB`, `GiB` or the short
 /// `K`, `M`, `G` (any case, binary as in drbdsetup). A decimal number is fine
 /// if the result is a whole number of KiB/s (`"1.5MiB/s"` = 1536 KiB/s).
 pub fn parse_rate(text: &str) -> Result<KibPerSec, RateError> {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(RateError::Empty);
-    }
-    let split = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let unit = unit.trim();
-    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
-        return Err(RateError::NoNumber(text.to_owned()));
-    }
-    let value: f64 = number
-        .parse()
-        .map_err(|_| RateError::NoNumber(text.to_owned()))?;
-    let bare = unit
-        .strip_suffix("/s")
-        .or_else(|| unit.strip_suffix("/sec"))
-        .unwrap_or(unit)
-        .trim();
-    let kib_per_unit: f64 = match bare {
-        "" => return Err(RateError::NoUnit(text.to_owned())),
-        "K" | "k" | "KiB" | "kiB" | "Ki" => 1.0,
-        "M" | "m" | "MiB" | "Mi" => 1024.0,
-        "G" | "g" | "GiB" | "Gi" => 1024.0 * 1024.0,
-        "KB" | "kB" | "kb" | "MB" | "mB" | "mb" | "GB" | "gB" | "gb" => {
-            return Err(RateError::DecimalUnit {
-                text: text.to_owned(),
-                unit: bare.to_owned(),
-            })
-        }
-        other => {
-            return Err(RateError::BadUnit {
-                text: text.to_owned(),
-                unit: other.to_owned(),
-            })
-        }
-    };
-    let kib = value * kib_per_unit;
-    if kib == 0.0 {
-        return Err(RateError::Zero(text.to_owned()));
-    }
-    if kib > KibPerSec::MAX.as_f64() {
-        return Err(RateError::TooLarge(text.to_owned()));
-    }
-    if (kib - kib.round()).abs() > 1e-6 || kib < 1.0 {
-        return Err(RateError::Fraction(text.to_owned()));
-    }
-    KibPerSec::new(kib.round() as u64).ok_or_else(|| RateError::Zero(text.to_owned()))
+    let kib = drbd_model::units::parse_rate(text)?;
+    KibPerSec::new(kib).ok_or_else(|| RateError::Zero(text.to_owned()))
 }
 
 impl<'de> Deserialize<'de> for KibPerSec {

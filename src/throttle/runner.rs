@@ -22,8 +22,9 @@ use tokio::sync::{watch, RwLock};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
-use crate::diskstats::{derive, parse_stat, DiskStat};
-use crate::drbd::{wait_shutdown, Shared};
+use crate::diskstats::{derive, read_stat_file, DiskStat};
+use crate::runtime::CancellationToken;
+use crate::runtime::Shared;
 
 use super::actuator::Actuator;
 use super::backing::{Backing, BackingSampler};
@@ -546,7 +547,7 @@ impl Throttler {
 
     /// Runs until `stop`: recovers the journal, ticks every interval,
     /// restores everything on the way out.
-    pub async fn run(self, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    pub async fn run(self, shared: Arc<Shared>, stop: CancellationToken) {
         self.run_reloadable(shared, stop, None).await;
     }
 
@@ -557,7 +558,7 @@ impl Throttler {
     pub async fn run_reloadable(
         mut self,
         shared: Arc<Shared>,
-        mut stop: watch::Receiver<bool>,
+        stop: CancellationToken,
         mut configs: Option<watch::Receiver<ThrottleConfig>>,
     ) {
         self.recover().await;
@@ -607,7 +608,7 @@ impl Throttler {
                     // The sender is gone: no more reloads.
                     None => configs = None,
                 },
-                _ = wait_shutdown(&mut stop) => break,
+                _ = stop.cancelled() => break,
             }
         }
         self.restore_all().await;
@@ -654,13 +655,7 @@ async fn next_config(
 /// Reads and parses `<sysfs>/block/drbd<minor>/stat`.
 async fn read_stat(sysfs_root: &std::path::Path, minor: Option<u32>) -> Result<DiskStat, String> {
     let minor = minor.ok_or_else(|| "device minor unknown".to_owned())?;
-    read_stat_file(&sysfs_root.join(format!("block/drbd{minor}/stat"))).await
-}
-
-/// Reads and parses one diskstats `stat` file.
-pub(super) async fn read_stat_file(path: &std::path::Path) -> Result<DiskStat, String> {
-    let text = tokio::fs::read_to_string(&path)
+    read_stat_file(&sysfs_root.join(format!("block/drbd{minor}/stat")))
         .await
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    parse_stat(&text).map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| e.to_string())
 }

@@ -3,6 +3,10 @@
 //!
 //! Run: `cargo bench --bench parse_apply`
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -6,7 +6,9 @@
 //! - [`state`]: the replication state model a stream of lines builds
 //!   ([`state::Model::apply`]);
 //! - [`diskstats`]: `/sys/block/<dev>/stat` lines and the rates between two
-//!   samples.
+//!   samples;
+//! - [`units`]: durations, KiB sizes and rates as every configuration and
+//!   scenario file writes them (one grammar).
 //!
 //! No tokio, no files, no clocks: every function here is deterministic, and
 //! the daemon (drbd-agent) and the simulator (drbd-sim) both build on it.
@@ -16,3 +18,4 @@
 pub mod diskstats;
 pub mod events2;
 pub mod state;
+pub mod units;

@@ -2,6 +2,10 @@
 //! applied to a model as one batch, the batch is printed again with
 //! `format::batch` and the result must equal the fixture byte for byte.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use drbd_model::events2::format::{
     batch, end_of_dump, helper_event, BatchKind, FormatOptions, HelperLine,
 };

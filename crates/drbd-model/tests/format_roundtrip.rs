@@ -1,6 +1,10 @@
 //! Property tests: what the formatter prints, parsed and applied to a model,
 //! gives back the state it printed.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::collections::BTreeMap;
 
 use drbd_model::events2::format::{batch, end_of_dump, BatchKind, FormatOptions};

@@ -1,5 +1,9 @@
 //! One test per formatting rule of `events2::format`.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use drbd_model::events2::format::{
     batch, end_of_dump, helper_event, helper_line, rename_line, timestamp_prefix, BatchKind,

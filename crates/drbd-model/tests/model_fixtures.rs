@@ -1,6 +1,10 @@
 //! Real lines of the real tools (copied into tests/data) parse into the model
 //! the tests expect.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use drbd_model::events2::{
     parse_line, ConnectionState, DiskState, Eta, ReplicationState, Role, Tristate, YesNo,
 };

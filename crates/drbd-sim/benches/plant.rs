@@ -4,6 +4,10 @@
 //!
 //! Run: `cargo bench --bench plant`
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -13,7 +13,7 @@ use super::server::StatFiles;
 /// device file `device` (relative too). The device file is an empty regular
 /// file: only its name matters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DevLink {
+pub(crate) struct DevLink {
     pub link: PathBuf,
     pub device: PathBuf,
 }
@@ -22,7 +22,7 @@ pub struct DevLink {
 /// under `DIR/sys` (and `DIR/<first>/sys`), so it gets both `DIR/dev` and
 /// `DIR/<first>/dev`. Backing paths that are not plain absolute paths under
 /// `/dev` are skipped.
-pub fn dev_links(scenario: &Scenario, stat_files: StatFiles) -> Vec<DevLink> {
+pub(crate) fn dev_links(scenario: &Scenario, stat_files: StatFiles) -> Vec<DevLink> {
     let first = scenario.nodes.first().map(|n| n.name.as_str());
     let mut out = Vec::new();
     for resource in &scenario.resources {
@@ -79,7 +79,7 @@ fn relative_dev_path(path: &str) -> Option<PathBuf> {
 
 /// Makes the links under `dir` (replacing stale ones). Errors are logged:
 /// without the links the agent only lacks the backing device's signal.
-pub fn make_dev_links(dir: &Path, links: &[DevLink]) {
+pub(crate) fn make_dev_links(dir: &Path, links: &[DevLink]) {
     for DevLink { link, device } in links {
         let (link, device) = (dir.join(link), dir.join(device));
         let made = (|| -> std::io::Result<()> {

@@ -53,36 +53,68 @@ impl ScaleSpec {
     }
 }
 
-/// `Some` if `name` is a `scale:` name (then parsed or an error message).
-pub fn parse_name(name: &str) -> Option<Result<ScaleSpec, String>> {
-    let rest = name.strip_prefix(PREFIX)?;
-    Some(parse_fields(rest).map_err(|m| format!("'{name}': {m} (syntax: scale:N[:P[:V[:R]]])")))
+/// Why a `scale:` name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{name}': {reason} (syntax: scale:N[:P[:V[:R]]])")]
+pub struct ScaleNameError {
+    pub name: String,
+    pub reason: ScaleFieldError,
 }
 
-fn parse_fields(rest: &str) -> Result<ScaleSpec, String> {
+/// What is wrong with the fields of a `scale:` name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScaleFieldError {
+    #[error("too many fields")]
+    TooManyFields,
+    #[error("resources missing")]
+    NoResources,
+    #[error("{what} '{text}' is not a number")]
+    NotANumber { what: &'static str, text: String },
+    #[error("{what} {value} is out of range [1..{max}]")]
+    OutOfRange {
+        what: &'static str,
+        value: u32,
+        max: u32,
+    },
+    #[error("resources x volumes must not exceed 1000000")]
+    TooManyDevices,
+}
+
+/// `Some` if `name` is a `scale:` name (then parsed or why not).
+pub fn parse_name(name: &str) -> Option<Result<ScaleSpec, ScaleNameError>> {
+    let rest = name.strip_prefix(PREFIX)?;
+    Some(parse_fields(rest).map_err(|reason| ScaleNameError {
+        name: name.to_owned(),
+        reason,
+    }))
+}
+
+fn parse_fields(rest: &str) -> Result<ScaleSpec, ScaleFieldError> {
     let fields: Vec<&str> = rest.split(':').collect();
     if fields.len() > 4 {
-        return Err("too many fields".into());
+        return Err(ScaleFieldError::TooManyFields);
     }
-    let number = |index: usize, what: &str, max: u32| -> Result<Option<u32>, String> {
-        let Some(text) = fields.get(index) else {
-            return Ok(None);
+    let number =
+        |index: usize, what: &'static str, max: u32| -> Result<Option<u32>, ScaleFieldError> {
+            let Some(text) = fields.get(index) else {
+                return Ok(None);
+            };
+            let value: u32 = text.parse().map_err(|_| ScaleFieldError::NotANumber {
+                what,
+                text: (*text).to_owned(),
+            })?;
+            if value == 0 || value > max {
+                return Err(ScaleFieldError::OutOfRange { what, value, max });
+            }
+            Ok(Some(value))
         };
-        let value: u32 = text
-            .parse()
-            .map_err(|_| format!("{what} '{text}' is not a number"))?;
-        if value == 0 || value > max {
-            return Err(format!("{what} {value} is out of range [1..{max}]"));
-        }
-        Ok(Some(value))
-    };
-    let resources = number(0, "resources", 100_000)?.ok_or("resources missing")?;
+    let resources = number(0, "resources", 100_000)?.ok_or(ScaleFieldError::NoResources)?;
     let peers = number(1, "peers", 30)?.unwrap_or(2);
     let volumes = number(2, "volumes", 16)?.unwrap_or(1);
     let rate = number(3, "rate", 10_000)?.unwrap_or((resources / 150).max(1));
     // Minors 1000.. must stay below 2^20.
     if u64::from(resources) * u64::from(volumes) > 1_000_000 {
-        return Err("resources x volumes must not exceed 1000000".into());
+        return Err(ScaleFieldError::TooManyDevices);
     }
     Ok(ScaleSpec {
         resources,
@@ -261,7 +293,9 @@ mod tests {
             "scale:1000000:1:2",
         ] {
             let err = parse_name(bad).unwrap().unwrap_err();
-            assert!(err.contains(bad) && err.contains("syntax"), "{err}");
+            assert_eq!(err.name, bad);
+            let text = err.to_string();
+            assert!(text.contains(bad) && text.contains("syntax"), "{text}");
         }
     }
 

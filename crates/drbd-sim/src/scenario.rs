@@ -65,7 +65,7 @@ pub enum ScenarioError {
     )]
     Unknown(String),
     #[error("generated scenario {0}")]
-    Scale(String),
+    Scale(#[from] super::scale::ScaleNameError),
 }
 
 /// A checked scenario.
@@ -190,48 +190,10 @@ pub enum Fault {
 
 // ---- value parsing (pure, reused by tests) ----
 
-/// `"5s"`, `"500ms"`, `"2m"`, `"1.5s"`, `"1h"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration (like 5s, 500ms, 2m)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("'{text}': unit must be ms, s, m or h")),
-    };
-    if !seconds.is_finite() || !(0.0..=1.0e9).contains(&seconds) {
-        return Err(format!("'{text}' is out of range"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-/// A KiB amount (or KiB/s rate): a plain number, or with k, M, G, T.
-pub fn parse_kib(text: &str) -> Result<u64, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a size (like 1048576, 512M, 10G)"))?;
-    let factor: u64 = match unit {
-        "" | "k" | "K" => 1,
-        "M" => 1 << 10,
-        "G" => 1 << 20,
-        "T" => 1 << 30,
-        _ => return Err(format!("'{text}': unit must be k, M, G or T")),
-    };
-    value
-        .checked_mul(factor)
-        .ok_or_else(|| format!("'{text}' is too large"))
-}
+// Durations (`"5s"`, `"1.5s"`, `"0s"`) and KiB sizes (`"512M"`, a plain
+// number): the one grammar of drbd-model's `units`, as in the agent's
+// configuration.
+pub use drbd_model::units::{parse_duration, parse_kib};
 
 /// Scenario text → checked scenario; `file` names the source in errors.
 pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {

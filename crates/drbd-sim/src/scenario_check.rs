@@ -202,7 +202,7 @@ impl Checker<'_> {
             if let Some(table) = &node.get_ref().disk {
                 any = true;
                 let spec = scenario_plant::disk(table.get_ref(), DiskSpec::default())
-                    .map_err(|m| self.err(table.span(), m))?;
+                    .map_err(|e| self.err(table.span(), e.to_string()))?;
                 config.disks.insert(node.get_ref().name.clone(), spec);
             }
         }
@@ -241,7 +241,7 @@ impl Checker<'_> {
             if let Some(table) = &res.get_ref().load {
                 any = true;
                 let profile = scenario_plant::load(table.get_ref(), base_dir)
-                    .map_err(|m| self.err(table.span(), m))?;
+                    .map_err(|e| self.err(table.span(), e.to_string()))?;
                 config.loads.insert(res.get_ref().name.clone(), profile);
             }
         }

@@ -21,17 +21,20 @@
 //! # load = { trace = "ingest.csv" }               # relative to the scenario file
 //! ```
 //!
-//! Rates: a number (MiB/s) or text with `KiB/s`, `MiB/s` or `GiB/s`.
-//! Times: a number (ms) or text with `us`, `ms` or `s`. Counts: a number or
-//! text with `k`/`M`. Periods and step times: `parse_duration` text or a
-//! number of seconds. Errors are plain messages; the caller adds file:line.
+//! Rates: a number (MiB/s) or a rate of drbd-model's `units` grammar
+//! (`KiB/s`, `MiB/s`, `GiB/s`, `K`, `M`, `G`). Times: a number (ms) or a
+//! `units` duration (`us`, `ms`, `s`, …). Counts: a number or text with
+//! `k`/`M`. Periods and step times: a `units` duration or a number of
+//! seconds. Errors are plain messages; the caller adds file:line.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use toml::Value;
 
-use super::plant::{parse_trace, DiskSpec, LinkSpec, LoadProfile};
+use drbd_model::units;
+
+use super::plant::{parse_trace, DiskSpec, LinkSpec, LoadError, LoadProfile, PlantError};
 use super::scenario::parse_duration;
 
 /// What the plant needs beyond the cluster: per node disks, links and
@@ -63,105 +66,176 @@ fn number(v: &Value) -> Option<f64> {
     }
 }
 
+/// Why a plant key of a scenario was refused; the scenario checker adds
+/// the file and line.
+#[derive(Debug, thiserror::Error)]
+pub enum PlantKeyError {
+    #[error("{key}: '{text}' does not start with a number")]
+    NoNumber { key: String, text: String },
+    #[error("{key}: {value} must be a finite number >= 0")]
+    Negative { key: String, value: f64 },
+    #[error("{key}: {source}")]
+    Rate {
+        key: String,
+        source: units::RateError,
+    },
+    #[error("{key}: {source}")]
+    Duration {
+        key: String,
+        source: units::DurationError,
+    },
+    #[error("{key}: '{text}': unit must be k or M")]
+    CountUnit { key: String, text: String },
+    #[error("{key}: expected {expected}")]
+    Type { key: String, expected: &'static str },
+    #[error("{what}: unknown key '{key}' (expected {allowed})")]
+    UnknownKey {
+        what: &'static str,
+        key: String,
+        allowed: String,
+    },
+    #[error("load: profile '{profile}' needs '{key}'")]
+    Needs { profile: String, key: String },
+    #[error("load: {0}")]
+    Load(&'static str),
+    #[error("load: step {0} is not {{ at, write }}")]
+    Step(usize),
+    #[error("load: unknown profile '{0}' (constant, steps, bursts, diurnal, or trace = FILE)")]
+    Profile(String),
+    #[error("load: trace {}: {source}", path.display())]
+    TraceRead {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("load: {}: {source}", path.display())]
+    Trace {
+        path: std::path::PathBuf,
+        source: LoadError,
+    },
+    #[error(transparent)]
+    Spec(#[from] PlantError),
+    #[error(transparent)]
+    Profiles(#[from] LoadError),
+}
+
 /// Splits `"12.5MiB/s"` into 12.5 and `"MiB/s"`.
-fn split_unit(text: &str) -> Result<(f64, &str), String> {
+fn split_unit<'a>(key: &str, text: &'a str) -> Result<(f64, &'a str), PlantKeyError> {
     let text = text.trim();
     let at = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (num, unit) = text.split_at(at);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("'{text}' does not start with a number"))?;
+    let value: f64 = num.parse().map_err(|_| PlantKeyError::NoNumber {
+        key: key.to_owned(),
+        text: text.to_owned(),
+    })?;
     Ok((value, unit.trim()))
 }
 
-fn finite_non_negative(key: &str, value: f64) -> Result<f64, String> {
+fn finite_non_negative(key: &str, value: f64) -> Result<f64, PlantKeyError> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
-        Err(format!("{key}: {value} must be a finite number >= 0"))
+        Err(PlantKeyError::Negative {
+            key: key.to_owned(),
+            value,
+        })
     }
 }
 
-/// A rate in MiB/s.
-pub fn rate_mib_s(key: &str, v: &Value) -> Result<f64, String> {
+fn wrong_type(key: &str, expected: &'static str) -> PlantKeyError {
+    PlantKeyError::Type {
+        key: key.to_owned(),
+        expected,
+    }
+}
+
+/// A rate in MiB/s: a number or a bare number text (MiB/s), else a rate in
+/// the `units` grammar (`"200MiB/s"`, `"512K"`, `"1.5G"`).
+pub fn rate_mib_s(key: &str, v: &Value) -> Result<f64, PlantKeyError> {
     let mib = match (number(v), v) {
         (Some(n), _) => n,
-        (None, Value::String(s)) => {
-            let (value, unit) = split_unit(s).map_err(|m| format!("{key}: {m}"))?;
-            match unit {
-                "KiB/s" => value / 1024.0,
-                "MiB/s" | "" => value,
-                "GiB/s" => value * 1024.0,
-                _ => return Err(format!("{key}: '{s}': unit must be KiB/s, MiB/s or GiB/s")),
+        (None, Value::String(s)) => match split_unit(key, s)? {
+            (value, "") => value,
+            _ => {
+                units::rate_kib_s(s).map_err(|source| PlantKeyError::Rate {
+                    key: key.to_owned(),
+                    source,
+                })? / 1024.0
             }
-        }
-        _ => return Err(format!("{key}: expected a rate like \"200MiB/s\"")),
+        },
+        _ => return Err(wrong_type(key, "a rate like \"200MiB/s\"")),
     };
     finite_non_negative(key, mib)
 }
 
-/// A short time in ms.
-pub fn time_ms(key: &str, v: &Value) -> Result<f64, String> {
+fn duration(key: &str, text: &str) -> Result<std::time::Duration, PlantKeyError> {
+    parse_duration(text).map_err(|source| PlantKeyError::Duration {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// A short time in ms: a number or a bare number text (ms), else a
+/// duration in the `units` grammar (`"0.5ms"`, `"250us"`).
+pub fn time_ms(key: &str, v: &Value) -> Result<f64, PlantKeyError> {
     let ms = match (number(v), v) {
         (Some(n), _) => n,
-        (None, Value::String(s)) => {
-            let (value, unit) = split_unit(s).map_err(|m| format!("{key}: {m}"))?;
-            match unit {
-                "us" => value / 1000.0,
-                "ms" | "" => value,
-                "s" => value * 1000.0,
-                _ => return Err(format!("{key}: '{s}': unit must be us, ms or s")),
-            }
-        }
-        _ => return Err(format!("{key}: expected a time like \"0.5ms\"")),
+        (None, Value::String(s)) => match split_unit(key, s)? {
+            (value, "") => value,
+            _ => duration(key, s)?.as_secs_f64() * 1000.0,
+        },
+        _ => return Err(wrong_type(key, "a time like \"0.5ms\"")),
     };
     finite_non_negative(key, ms)
 }
 
 /// A plain count (`20000`, `"20k"`).
-fn count(key: &str, v: &Value) -> Result<f64, String> {
+fn count(key: &str, v: &Value) -> Result<f64, PlantKeyError> {
     let n = match (number(v), v) {
         (Some(n), _) => n,
         (None, Value::String(s)) => {
-            let (value, unit) = split_unit(s).map_err(|m| format!("{key}: {m}"))?;
+            let (value, unit) = split_unit(key, s)?;
             match unit {
                 "" => value,
                 "k" => value * 1e3,
                 "M" => value * 1e6,
-                _ => return Err(format!("{key}: '{s}': unit must be k or M")),
+                _ => {
+                    return Err(PlantKeyError::CountUnit {
+                        key: key.to_owned(),
+                        text: s.clone(),
+                    })
+                }
             }
         }
-        _ => return Err(format!("{key}: expected a number")),
+        _ => return Err(wrong_type(key, "a number")),
     };
     finite_non_negative(key, n)
 }
 
 /// A period or a point in time, seconds.
-fn seconds(key: &str, v: &Value) -> Result<f64, String> {
+fn seconds(key: &str, v: &Value) -> Result<f64, PlantKeyError> {
     match (number(v), v) {
         (Some(n), _) => finite_non_negative(key, n),
-        (None, Value::String(s)) => parse_duration(s)
-            .map(|d| d.as_secs_f64())
-            .map_err(|m| format!("{key}: {m}")),
-        _ => Err(format!("{key}: expected a duration like \"30s\"")),
+        (None, Value::String(s)) => duration(key, s).map(|d| d.as_secs_f64()),
+        _ => Err(wrong_type(key, "a duration like \"30s\"")),
     }
 }
 
 /// Refuses keys of `table` not in `allowed`.
-fn only(what: &str, table: &toml::Table, allowed: &[&str]) -> Result<(), String> {
+fn only(what: &'static str, table: &toml::Table, allowed: &[&str]) -> Result<(), PlantKeyError> {
     match table.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(key) => Err(format!(
-            "{what}: unknown key '{key}' (expected {})",
-            allowed.join(", ")
-        )),
+        Some(key) => Err(PlantKeyError::UnknownKey {
+            what,
+            key: key.clone(),
+            allowed: allowed.join(", "),
+        }),
         None => Ok(()),
     }
 }
 
 /// `disk = { ... }` on top of `base`.
-pub fn disk(table: &toml::Table, base: DiskSpec) -> Result<DiskSpec, String> {
+pub fn disk(table: &toml::Table, base: DiskSpec) -> Result<DiskSpec, PlantKeyError> {
     only("disk", table, DISK_KEYS)?;
     let mut spec = base;
     for (key, value) in table {
@@ -174,12 +248,12 @@ pub fn disk(table: &toml::Table, base: DiskSpec) -> Result<DiskSpec, String> {
             _ => spec.noise = count(&key_name, value)?,
         }
     }
-    spec.validate().map_err(|e| e.to_string())?;
+    spec.validate()?;
     Ok(spec)
 }
 
 /// A `[[link]]`'s bandwidth and RTT on top of the defaults.
-pub fn link(bandwidth: Option<&Value>, rtt: Option<&Value>) -> Result<LinkSpec, String> {
+pub fn link(bandwidth: Option<&Value>, rtt: Option<&Value>) -> Result<LinkSpec, PlantKeyError> {
     let mut spec = LinkSpec::default();
     if let Some(v) = bandwidth {
         spec.bandwidth_mib_s = rate_mib_s("bandwidth", v)?;
@@ -187,32 +261,35 @@ pub fn link(bandwidth: Option<&Value>, rtt: Option<&Value>) -> Result<LinkSpec, 
     if let Some(v) = rtt {
         spec.rtt_ms = time_ms("rtt", v)?;
     }
-    spec.validate().map_err(|e| e.to_string())?;
+    spec.validate()?;
     Ok(spec)
 }
 
-fn need<'a>(table: &'a toml::Table, profile: &str, key: &str) -> Result<&'a Value, String> {
-    table
-        .get(key)
-        .ok_or_else(|| format!("load: profile '{profile}' needs '{key}'"))
+fn need<'a>(table: &'a toml::Table, profile: &str, key: &str) -> Result<&'a Value, PlantKeyError> {
+    table.get(key).ok_or_else(|| PlantKeyError::Needs {
+        profile: profile.to_owned(),
+        key: key.to_owned(),
+    })
 }
 
 /// `load = { ... }`; a trace path is taken relative to `base_dir`.
-pub fn load(table: &toml::Table, base_dir: &Path) -> Result<LoadProfile, String> {
+pub fn load(table: &toml::Table, base_dir: &Path) -> Result<LoadProfile, PlantKeyError> {
     if let Some(trace) = table.get("trace") {
         only("load", table, &["trace"])?;
         let Value::String(name) = trace else {
-            return Err("load: trace must be a file name".into());
+            return Err(PlantKeyError::Load("trace must be a file name"));
         };
         let path = base_dir.join(name);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("load: trace {}: {e}", path.display()))?;
-        return parse_trace(&text).map_err(|e| format!("load: {}: {e}", path.display()));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(source) => return Err(PlantKeyError::TraceRead { path, source }),
+        };
+        return parse_trace(&text).map_err(|source| PlantKeyError::Trace { path, source });
     }
     let profile = match table.get("profile") {
         Some(Value::String(p)) => p.as_str(),
-        Some(_) => return Err("load: profile must be text".into()),
-        None => return Err("load: needs `profile` or `trace`".into()),
+        Some(_) => return Err(PlantKeyError::Load("profile must be text")),
+        None => return Err(PlantKeyError::Load("needs `profile` or `trace`")),
     };
     let profile_result = match profile {
         "constant" => {
@@ -231,12 +308,12 @@ pub fn load(table: &toml::Table, base_dir: &Path) -> Result<LoadProfile, String>
         "steps" => {
             only("load", table, &["profile", "steps"])?;
             let Value::Array(rows) = need(table, profile, "steps")? else {
-                return Err("load: steps must be a list of { at, write }".into());
+                return Err(PlantKeyError::Load("steps must be a list of { at, write }"));
             };
             let mut steps = Vec::new();
             for (i, row) in rows.iter().enumerate() {
                 let Value::Table(t) = row else {
-                    return Err(format!("load: step {} is not {{ at, write }}", i + 1));
+                    return Err(PlantKeyError::Step(i + 1));
                 };
                 only("load.steps", t, &["at", "write"])?;
                 let at = seconds("at", need(t, profile, "at")?)?;
@@ -261,13 +338,9 @@ pub fn load(table: &toml::Table, base_dir: &Path) -> Result<LoadProfile, String>
                 period_s: seconds("period", need(table, profile, "period")?)?,
             }
         }
-        other => {
-            return Err(format!(
-            "load: unknown profile '{other}' (constant, steps, bursts, diurnal, or trace = FILE)"
-        ))
-        }
+        other => return Err(PlantKeyError::Profile(other.to_owned())),
     };
-    profile_result.validate().map_err(|e| e.to_string())?;
+    profile_result.validate()?;
     Ok(profile_result)
 }
 
@@ -281,9 +354,15 @@ mod tests {
 
     #[test]
     fn units() {
-        assert_eq!(rate_mib_s("x", &Value::String("1GiB/s".into())), Ok(1024.0));
-        assert_eq!(rate_mib_s("x", &Value::String("512KiB/s".into())), Ok(0.5));
-        assert_eq!(time_ms("x", &Value::String("250us".into())), Ok(0.25));
+        assert_eq!(
+            rate_mib_s("x", &Value::String("1GiB/s".into())).unwrap(),
+            1024.0
+        );
+        assert_eq!(
+            rate_mib_s("x", &Value::String("512KiB/s".into())).unwrap(),
+            0.5
+        );
+        assert_eq!(time_ms("x", &Value::String("250us".into())).unwrap(), 0.25);
         assert!(rate_mib_s("x", &Value::String("5MB".into())).is_err());
         assert!(time_ms("x", &Value::String("-1ms".into())).is_err());
     }
@@ -299,8 +378,15 @@ mod tests {
         assert_eq!(d.capacity_iops, 5000.0);
         assert_eq!(d.service_ms, 0.5);
         let err = disk(&table("capacity = 1"), DiskSpec::default()).unwrap_err();
+        assert!(
+            matches!(&err, PlantKeyError::UnknownKey { what: "disk", key, .. } if key == "capacity"),
+            "{err:?}"
+        );
+        let err = err.to_string();
         assert!(err.contains("unknown key 'capacity'"), "{err}");
-        let err = disk(&table("service-ms = 0"), DiskSpec::default()).unwrap_err();
+        let err = disk(&table("service-ms = 0"), DiskSpec::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("service_ms"), "{err}");
     }
 
@@ -317,17 +403,23 @@ mod tests {
             &table("profile = \"bursts\"\nperiod = \"10s\"\nlevel = 5"),
             dir,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("needs 'duty'"), "{err}");
         let err = load(
             &table("profile = \"bursts\"\nperiod = \"10s\"\nlevel = 5\nduty = 2"),
             dir,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("duty"), "{err}");
-        let err = load(&table("profile = \"sine\""), dir).unwrap_err();
+        let err = load(&table("profile = \"sine\""), dir)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown profile 'sine'"), "{err}");
-        let err = load(&table("profile = \"constant\"\nwrite = 1\nburst = 2"), dir).unwrap_err();
+        let err = load(&table("profile = \"constant\"\nwrite = 1\nburst = 2"), dir)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown key 'burst'"), "{err}");
     }
 
@@ -335,9 +427,16 @@ mod tests {
     fn trace_errors_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("t.csv"), "time,w,r\n0,10,0\n5,x,0\n").unwrap();
-        let err = load(&table("trace = \"t.csv\""), dir.path()).unwrap_err();
+        let err = load(&table("trace = \"t.csv\""), dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("t.csv: trace line 3"), "{err}");
         let err = load(&table("trace = \"missing.csv\""), dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, PlantKeyError::TraceRead { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        let err = err.to_string();
         assert!(err.contains("missing.csv"), "{err}");
         std::fs::write(dir.path().join("ok.csv"), "0,10,0\n5,20,1\n").unwrap();
         assert!(matches!(

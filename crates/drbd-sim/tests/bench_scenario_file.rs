@@ -2,6 +2,10 @@
 //! the bench (library and binary, deterministic), and a bad file is a clear
 //! error naming file, line and key.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;

@@ -3,6 +3,10 @@
 //! agent beats DRBD's defaults under steady ingest by ≥ 5× (a regression
 //! test on deterministic model output, not a timing).
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use drbd_sim::bench::run::{constant_options, run_agent, run_constant, C_MAX_RATE_DEFAULT};
 use drbd_sim::bench::{builtin, builtins, run_scenario, select, Report, BUILTIN_NAMES};
 

@@ -1,6 +1,10 @@
 //! Property tests for `diskstats`: arbitrary input never panics, rates are
 //! never negative, and the simulator's stat text round-trips.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::time::Duration;
 
 use drbd_model::diskstats::{derive, parse_stat, DeltaError, DiskStat, StatError};

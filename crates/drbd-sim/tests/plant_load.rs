@@ -1,6 +1,10 @@
 //! Load profiles give the right rates at the right times; traces parse or
 //! fail naming the line; a plant driven by a profile writes what it says.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::time::Duration;
 
 use drbd_sim::plant::*;

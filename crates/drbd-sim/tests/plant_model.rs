@@ -1,6 +1,10 @@
 //! The plant as the throttle benchmark will drive it: two nodes, one
 //! volume, one resync from the Primary to the Secondary.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::time::Duration;
 
 use drbd_sim::options::PeerDeviceOptions;

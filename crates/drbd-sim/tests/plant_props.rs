@@ -1,5 +1,9 @@
 //! Properties of the disk model and the plant's counters.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::time::Duration;
 
 use drbd_sim::plant::*;

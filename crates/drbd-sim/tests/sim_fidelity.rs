@@ -3,6 +3,10 @@
 //! (tests/data/events2/resync-3node*.txt): same lines, in the same order,
 //! apart from the measured numbers.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::time::Duration;
 
 use drbd_model::events2::format::FormatOptions;

@@ -1,6 +1,10 @@
 //! Plant keys of scenario files: values map onto the plant's specs, and
 //! mistakes are refused naming file, line and key.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use drbd_sim::plant::LoadProfile;
 use drbd_sim::scenario::{parse, ScenarioError};
 

@@ -1,5 +1,9 @@
 //! The scripted `resync-3node` story renders exactly as drbdsetup printed it.
 
+// A test, bench or tool: a panic is its failure report, and its helpers
+// are reachable only from here.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use drbd_model::events2::parse_line;
 use drbd_model::state::Model;
 use drbd_sim::story::{render, story, StoryError, StoryOptions, STORIES};

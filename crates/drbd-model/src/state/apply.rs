@@ -90,7 +90,9 @@ impl Model {
                 },
             });
         }
-        // Inserted just above when missing.
+        // Inserted just above when missing. (The entry API would allocate the
+        // name on every event of the hot path, which this avoids.)
+        #[allow(clippy::expect_used)]
         self.resources.get_mut(name).expect("resource present")
     }
 
@@ -452,7 +454,9 @@ fn connection_entry<'r>(
             },
         });
     }
-    // Inserted just above when missing.
+    // Inserted just above when missing (no entry API: it would allocate the
+    // name on every event).
+    #[allow(clippy::expect_used)]
     let connection = resource
         .connections
         .get_mut(conn_name)
