@@ -22,7 +22,7 @@ use tokio::sync::{watch, RwLock};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
-use crate::diskstats::{derive, read_stat_file, DiskStat};
+use crate::diskstats::{derive, read_stat_file, DiskStat, StatFileError};
 use crate::runtime::CancellationToken;
 use crate::runtime::Shared;
 
@@ -403,10 +403,10 @@ impl Throttler {
             });
             let stat = match read_stat(&self.options.sysfs_root, target.minor).await {
                 Ok(stat) => stat,
-                Err(message) => {
+                Err(e) => {
                     state.sample = None;
-                    warn!(resource = %key.resource, peer = key.peer_node_id, volume = key.volume, error = %message, "no diskstats sample");
-                    self.fail(Some(key), message);
+                    warn!(resource = %key.resource, peer = key.peer_node_id, volume = key.volume, error = %e, "no diskstats sample");
+                    self.fail(Some(key), e.to_string());
                     continue;
                 }
             };
@@ -652,10 +652,20 @@ async fn next_config(
     }
 }
 
+/// Why a peer device gave no DRBD-device sample.
+#[derive(Debug, thiserror::Error)]
+enum SampleError {
+    #[error("device minor unknown")]
+    NoMinor,
+    #[error(transparent)]
+    File(#[from] StatFileError),
+}
+
 /// Reads and parses `<sysfs>/block/drbd<minor>/stat`.
-async fn read_stat(sysfs_root: &std::path::Path, minor: Option<u32>) -> Result<DiskStat, String> {
-    let minor = minor.ok_or_else(|| "device minor unknown".to_owned())?;
-    read_stat_file(&sysfs_root.join(format!("block/drbd{minor}/stat")))
-        .await
-        .map_err(|e| e.to_string())
+async fn read_stat(
+    sysfs_root: &std::path::Path,
+    minor: Option<u32>,
+) -> Result<DiskStat, SampleError> {
+    let minor = minor.ok_or(SampleError::NoMinor)?;
+    Ok(read_stat_file(&sysfs_root.join(format!("block/drbd{minor}/stat"))).await?)
 }

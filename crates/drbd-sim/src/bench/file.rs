@@ -159,7 +159,7 @@ impl At<'_> {
 pub fn parse(
     file: &Path,
     text: &str,
-    read_trace: impl Fn(&Path) -> Result<String, String>,
+    read_trace: impl Fn(&Path) -> std::io::Result<String>,
 ) -> Result<Scenario, ScenarioFileError> {
     let at = At { file, text };
     let raw: RawFile = toml::from_str(text).map_err(|e| {
@@ -302,7 +302,7 @@ fn volume(
     at: &At<'_>,
     i: usize,
     v: &RawVolume,
-    read_trace: &impl Fn(&Path) -> Result<String, String>,
+    read_trace: &impl Fn(&Path) -> std::io::Result<String>,
 ) -> Result<VolumeCase, ScenarioFileError> {
     let key = |name: &str| format!("volume[{i}].{name}");
     let gib = at.number(&v.out_of_sync_gib, &key("out-of-sync-gib"), false)?;
@@ -402,9 +402,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioFileError> {
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    parse(path, &text, |p| {
-        std::fs::read_to_string(p).map_err(|e| e.to_string())
-    })
+    parse(path, &text, |p| std::fs::read_to_string(p))
 }
 
 /// Whether a `--scenario` argument names a file rather than a built-in.

@@ -1,7 +1,10 @@
 use super::*;
 
 fn ok(text: &str) -> Scenario {
-    parse(Path::new("/s/x.toml"), text, |_| Err("no traces".into())).unwrap()
+    parse(Path::new("/s/x.toml"), text, |_| {
+        Err(std::io::Error::other("no traces"))
+    })
+    .unwrap()
 }
 
 fn bad(text: &str) -> String {
@@ -9,7 +12,7 @@ fn bad(text: &str) -> String {
         if p == Path::new("/s/t.csv") {
             Ok("0,1\n".into())
         } else {
-            Err("not found".into())
+            Err(std::io::Error::other("not found"))
         }
     })
     .unwrap_err()
