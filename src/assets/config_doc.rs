@@ -155,7 +155,8 @@ pub fn man_page(sections: &[DocSection], version: &str) -> String {
         "[throttle] applies live, every other key needs a restart. ",
         "An invalid configuration is logged and the running one stays.\n",
         ".PP\n",
-        "Durations are strings with a unit: \"500ms\", \"10s\", \"5m\", \"1h\". ",
+        "Durations are strings with a unit (us, ms, s, m, h; a decimal number is fine): ",
+        "\"500ms\", \"1.5s\", \"10s\", \"5m\", \"1h\". ",
         "Rates are binary units per second: \"250KiB/s\", \"40MiB/s\", \"1GiB/s\".\n",
     ));
     for section in sections {

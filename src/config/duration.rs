@@ -43,6 +43,9 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration(" 3s "), Ok(Duration::from_secs(3)));
+        // The one grammar of drbd-model's units: decimals and microseconds.
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
     }
 
     #[test]
@@ -61,6 +64,10 @@ mod tests {
             Err(DurationError::BadUnit { .. })
         ));
         assert!(matches!(parse_duration("0s"), Err(DurationError::Zero(_))));
+        assert!(matches!(
+            parse_duration("0.0s"),
+            Err(DurationError::Zero(_))
+        ));
         assert!(matches!(
             parse_duration("99999999999999999999s"),
             Err(DurationError::Overflow(_))
