@@ -617,9 +617,41 @@ fn demo_runs_from_the_two_packages() {
     let message = String::from_utf8_lossy(&alone.stderr);
     assert!(!alone.status.success(), "{message}");
     assert!(message.contains(SIM_PKG), "{message}");
+    // `bench` runs the simulator's benchmarks: without it, the same advice.
+    let alone = Command::new(&agent)
+        .args(["bench", "pressure"])
+        .output()
+        .expect("drbd-agent runs");
+    let message = String::from_utf8_lossy(&alone.stderr);
+    assert!(!alone.status.success(), "{message}");
+    assert!(message.contains(SIM_PKG), "{message}");
 
     let sim_deb = package(SIM_PKG, "deb");
     stdout("dpkg", &["-x", sim_deb.to_str().expect("utf-8"), root_str]);
+
+    // With both packages `bench` runs through the installed drbd-sim, its
+    // exit status and stderr passed on.
+    let bench = Command::new(&agent)
+        .args(["bench", "pressure", "--json"])
+        .output()
+        .expect("drbd-agent runs");
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&bench.stdout).expect("bench JSON");
+    assert!(report.is_object(), "{report}");
+    let unknown = Command::new(&agent)
+        .args(["bench", "throttle", "--scenario", "no-such-scenario"])
+        .output()
+        .expect("drbd-agent runs");
+    let message = String::from_utf8_lossy(&unknown.stderr);
+    assert!(!unknown.status.success(), "{message}");
+    assert!(
+        message.contains("unknown scenario 'no-such-scenario'"),
+        "{message}"
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
