@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Splits `text` into its number and its unit (both trimmed), or `None`
 /// when it does not start with a number.
-fn split(text: &str) -> Option<(&str, &str)> {
+fn split_text(text: &str) -> Option<(&str, &str)> {
     let text = text.trim();
     let end = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -24,6 +24,15 @@ fn split(text: &str) -> Option<(&str, &str)> {
         && !number.ends_with('.')
         && number.matches('.').count() <= 1;
     well_formed.then_some((number, unit.trim()))
+}
+
+/// The number of a quantity and its unit text (trimmed, possibly empty):
+/// `"12.5 MiB/s"` → (12.5, `"MiB/s"`); `None` when the text does not start
+/// with a number of the grammar. For keys whose units are their own (the
+/// simulator's counts, a bare number in a default unit).
+pub fn split(text: &str) -> Option<(f64, &str)> {
+    let (number, unit) = split_text(text)?;
+    Some((number.parse().ok()?, unit))
 }
 
 /// Why a duration was rejected.
@@ -53,7 +62,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     if text.trim().is_empty() {
         return Err(DurationError::Empty);
     }
-    let (number, unit) = split(text).ok_or_else(|| DurationError::NoNumber(text.to_owned()))?;
+    let (number, unit) =
+        split_text(text).ok_or_else(|| DurationError::NoNumber(text.to_owned()))?;
     let micros_per_unit: u64 = match unit {
         "" => return Err(DurationError::NoUnit(text.to_owned())),
         "us" => 1,
@@ -76,14 +86,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
             .ok()
             .and_then(|n| n.checked_mul(micros_per_unit))
             .ok_or_else(overflow)?,
+        // ≥ 0 (no sign in the grammar); `as` saturates a huge or infinite
+        // value at u64::MAX, which the bound below refuses.
         Some(_) => {
             let value: f64 = number.parse().map_err(|_| overflow())?;
-            let micros = (value * micros_per_unit as f64).round();
-            if !micros.is_finite() || micros > (MAX_DURATION_SECS * 1_000_000) as f64 {
-                return Err(overflow());
-            }
-            // Finite, ≥ 0 (no sign in the grammar) and within the bound.
-            micros as u64
+            (value * micros_per_unit as f64).round() as u64
         }
     };
     if micros > MAX_DURATION_SECS * 1_000_000 {
@@ -133,7 +140,7 @@ pub enum SizeError {
 /// A size in KiB: a whole number, bare (KiB, as drbdsetup prints sizes)
 /// or with `k`, `M`, `G`, `T` (binary, any case).
 pub fn parse_kib(text: &str) -> Result<u64, SizeError> {
-    let (number, unit) = split(text).ok_or_else(|| SizeError::NoNumber(text.to_owned()))?;
+    let (number, unit) = split_text(text).ok_or_else(|| SizeError::NoNumber(text.to_owned()))?;
     let factor: u64 = match unit {
         "" | "k" | "K" => 1,
         "m" | "M" => 1 << 10,
@@ -188,7 +195,7 @@ pub fn rate_kib_s(text: &str) -> Result<f64, RateError> {
     if text.trim().is_empty() {
         return Err(RateError::Empty);
     }
-    let (number, unit) = split(text).ok_or_else(|| RateError::NoNumber(text.to_owned()))?;
+    let (number, unit) = split_text(text).ok_or_else(|| RateError::NoNumber(text.to_owned()))?;
     let value: f64 = number
         .parse()
         .map_err(|_| RateError::NoNumber(text.to_owned()))?;
@@ -305,6 +312,16 @@ mod tests {
     fn formats_round_trip() {
         for text in ["5m", "90s", "1500ms", "2h", "0ms"] {
             assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+    }
+
+    #[test]
+    fn splits() {
+        assert_eq!(split(" 12.5 MiB/s "), Some((12.5, "MiB/s")));
+        assert_eq!(split("20k"), Some((20.0, "k")));
+        assert_eq!(split("7"), Some((7.0, "")));
+        for bad in ["", "MiB", "-1", ".5", "1.", "1.2.3"] {
+            assert_eq!(split(bad), None, "{bad}");
         }
     }
 

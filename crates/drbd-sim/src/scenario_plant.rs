@@ -118,18 +118,12 @@ pub enum PlantKeyError {
     Profiles(#[from] LoadError),
 }
 
-/// Splits `"12.5MiB/s"` into 12.5 and `"MiB/s"`.
+/// Splits `"12.5MiB/s"` into 12.5 and `"MiB/s"` (the `units` grammar).
 fn split_unit<'a>(key: &str, text: &'a str) -> Result<(f64, &'a str), PlantKeyError> {
-    let text = text.trim();
-    let at = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (num, unit) = text.split_at(at);
-    let value: f64 = num.parse().map_err(|_| PlantKeyError::NoNumber {
+    units::split(text).ok_or_else(|| PlantKeyError::NoNumber {
         key: key.to_owned(),
-        text: text.to_owned(),
-    })?;
-    Ok((value, unit.trim()))
+        text: text.trim().to_owned(),
+    })
 }
 
 fn finite_non_negative(key: &str, value: f64) -> Result<f64, PlantKeyError> {
