@@ -121,7 +121,8 @@ pub enum BenchCommand {
         /// `/` or ending in .toml); repeatable; default all built-ins.
         /// `family`: the family of plants of a different kind (S, C,
         /// noise, load and role spread), its own table; `family-unseen`:
-        /// a second family the law was not tuned on.
+        /// a second family the law was not tuned on; `family-seeds`,
+        /// `family-unseen-seeds`: the agent on each with 10 seeds, pooled.
         #[arg(long)]
         scenario: Vec<String>,
         /// Print the results as JSON.

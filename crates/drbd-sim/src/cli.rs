@@ -189,6 +189,22 @@ fn bench(what: BenchCommand) -> BenchResult {
 
 fn bench_throttle(names: &[String], json: bool) -> BenchResult {
     use crate::bench;
+    let seeds = names.iter().any(|n| n == "family-seeds");
+    let unseen_seeds = names.iter().any(|n| n == "family-unseen-seeds");
+    if seeds || unseen_seeds {
+        let plants = if unseen_seeds {
+            bench::family::unseen_plants()
+        } else {
+            bench::family::plants()
+        };
+        let report = bench::family_seeds::run_seeds(&plants, bench::family_seeds::SEEDS)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", bench::family_seeds::render_seeds(&report));
+        }
+        return Ok(());
+    }
     let family = names.iter().any(|n| n == "family");
     let unseen = names.iter().any(|n| n == "family-unseen");
     if family || unseen {

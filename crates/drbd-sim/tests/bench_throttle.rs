@@ -123,3 +123,33 @@ fn family_is_deterministic_and_every_plant_is_in_the_table() {
     let table = render_family(&report);
     assert!(table.contains(&first.name()), "{table}");
 }
+
+#[test]
+fn the_seed_sweep_pools_every_plant_and_names_it_in_the_table() {
+    use drbd_sim::bench::family::plants;
+    use drbd_sim::bench::family_seeds::{render_seeds, run_seeds};
+    // A steady and a stepped plant, three seeds each.
+    let all = plants();
+    let steady = *all.iter().find(|p| !p.is_step()).unwrap();
+    let stepped = *all.iter().find(|p| p.is_step()).unwrap();
+    let report = run_seeds(&[steady, stepped], 3).unwrap();
+    assert_eq!(report.rows.len(), 2);
+    let (a, b) = (&report.rows[0], &report.rows[1]);
+    assert_eq!(a.seeds, 3);
+    assert!(a.step_median_s.is_none() && a.oracle_constant_over_pooled.is_some());
+    assert!(b.step_median_s.is_some() && b.oracle_constant_over_pooled.is_none());
+    for r in &report.rows {
+        assert!(r.over_pooled <= r.over_worst + 1e-12, "{r:?}");
+        assert!(r.seeds_over_aim <= r.seeds);
+        assert!(r.oracle_ratio_min > 0.0 && r.oracle_ratio_min <= r.oracle_ratio_mean);
+        assert!(r.settle_median_s <= r.settle_max_s);
+    }
+    // Deterministic: the same seeds give the same figures.
+    assert_eq!(report, run_seeds(&[steady, stepped], 3).unwrap());
+    let table = render_seeds(&report);
+    assert!(
+        table.contains(&steady.name()) && table.contains(&stepped.name()),
+        "{table}"
+    );
+    assert!(table.contains("orc-c%"), "{table}");
+}

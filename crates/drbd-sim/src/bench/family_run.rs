@@ -338,6 +338,13 @@ pub fn run_plant(p: &Plant, s: FamilyStrategy) -> Result<FamilyMetrics, BenchErr
     Ok(judge(p, &run))
 }
 
+/// A constant c-max-rate of `kib_s` on one plant (the oracle's rate, for
+/// the seed sweep: how often the plant's own noise puts a window over).
+pub fn run_constant_rate(p: &Plant, kib_s: u64) -> Result<FamilyMetrics, BenchError> {
+    let run = run_constant(p, constant_options(kib_s, 0))?;
+    Ok(judge(p, &run))
+}
+
 /// Every strategy on every plant of the family.
 pub fn run_family() -> Result<FamilyReport, BenchError> {
     run_family_of(&plants())

@@ -10,6 +10,7 @@
 
 pub mod family;
 pub mod family_run;
+pub mod family_seeds;
 pub mod file;
 pub mod metrics;
 pub mod oracle;
