@@ -610,3 +610,51 @@ proptest! {
         }
     }
 }
+
+/// One overloaded interval (a hard miss) is no sample of the noise: the set
+/// point the model aims at once it steers again is within 10 % of where it
+/// was before the miss (the bias takes the miss, and the few windows after
+/// it read under the raised bias), not lowered for the next half minute (it fell to the floor of
+/// 0.6 × target when the miss entered the residual variance).
+#[test]
+fn a_hard_miss_does_not_widen_the_margin() {
+    let (s, cap, target, noise) = (1.0, 200.0 * MIB, 5.0, 0.05);
+    let app = 0.5 * cap;
+    let p = policy(target);
+    let mut c = Controller::new();
+    let trace = closed_loop(&mut c, &p, (s, cap, noise), |_| app, 60, 3);
+    let before = c.model_report().setpoint_ms.unwrap();
+    let mut rate = trace.last().unwrap().1.rate.as_f64();
+    let mut rng = StdRng::seed_from_u64(4);
+    // The disk stalls for one interval: 20 × the target.
+    let mut stalled = obs(&mut rng, s, cap, noise, app, rate);
+    stalled.app_write_latency_ms = Some(20.0 * target);
+    let d = c.step(&p, &stalled);
+    assert!(
+        matches!(
+            d.reason,
+            Reason::ModelJump {
+                trigger: JumpTrigger::HardMiss,
+                ..
+            } | Reason::HardMiss { .. }
+        ),
+        "{d:?}"
+    );
+    rate = d.rate.as_f64();
+    let mut after = Vec::new();
+    for _ in 0..5 {
+        let d = c.step(&p, &obs(&mut rng, s, cap, noise, app, rate));
+        rate = d.rate.as_f64();
+        after.extend(c.model_report().setpoint_ms);
+    }
+    assert!(!after.is_empty(), "the model never steered again");
+    for set in &after {
+        assert!(
+            *set >= 0.9 * before,
+            "{set} after the miss, {before} before"
+        );
+    }
+    // And the rate is back near the operating point.
+    let best = oracle(s, cap, target, app);
+    assert!(rate >= 0.8 * best, "{rate} vs {best}");
+}

@@ -118,6 +118,9 @@ pub(super) struct ModelLaw {
     bias: Option<f64>,
     probes: u32,
     jumped: bool,
+    /// The rate in force is a jump to the model's point (not a cut, a trim
+    /// or the feedback law's): an overload at it is the model's error.
+    jumped_last: bool,
     /// Samples far off the curve in a row.
     mismatches: u32,
     /// The (load, latency) sample the first probe was decided on.
@@ -267,6 +270,7 @@ impl ModelLaw {
         self.residual_variance = None;
         self.probes = 0;
         self.jumped = false;
+        self.jumped_last = false;
         self.after_miss = false;
         self.mismatches = 0;
         self.held = 0;
@@ -277,6 +281,7 @@ impl ModelLaw {
     /// feedback law to decide.
     pub(super) fn step(&mut self, sig: &Signals, obs: &Observation) -> Option<(f64, Reason)> {
         self.report = ModelReport::default();
+        let jumped_last = std::mem::take(&mut self.jumped_last);
         if self.feedback_only {
             return None;
         }
@@ -326,7 +331,14 @@ impl ModelLaw {
         // An overload and the interval after it read what was served, not
         // what was asked: no sample of the foreground's own noise.
         let calm = !sig.hard_miss && !self.after_miss;
+        let level_before = self.foreground_level;
         let foreground_step = self.foreground_step(foreground, sig.ceiling, calm);
+        // The foreground rose beyond a step's threshold in this interval
+        // (confirmed or not yet).
+        let risen = (foreground_step || self.step_pending.is_some())
+            && foreground
+                .zip(level_before)
+                .is_some_and(|(now, before)| now > before);
         let accepted = match load {
             Some(load) if sig.hard_miss && load.is_finite() && load >= 0.0 => true,
             Some(load) => self.model.observe(load, latency).is_ok(),
@@ -353,7 +365,16 @@ impl ModelLaw {
             return self.probe(sig, load, foreground, foreground_step, latency);
         };
         let modelled = fit.latency_at(load);
-        let bias = if modelled.is_finite() {
+        // An overload says the curve is higher than modelled only when it
+        // came at a point the model just jumped to and no rise of the
+        // foreground explains it: then the bias takes it (or the next jump
+        // repeats the miss). A stall under a rate the samples had confirmed,
+        // a foreground step, and the window after an overload (its backlog
+        // draining) say nothing about the curve.
+        let model_missed = sig.hard_miss && jumped_last && !risen;
+        let bias = if (sig.hard_miss && !model_missed) || self.after_miss {
+            self.bias.unwrap_or(1.0)
+        } else if modelled.is_finite() {
             let ratio = (latency / modelled).clamp(1.0 / MISMATCH, MISMATCH);
             match self.bias {
                 Some(old) => BIAS_SMOOTHING * ratio + (1.0 - BIAS_SMOOTHING) * old,
@@ -368,7 +389,14 @@ impl ModelLaw {
         // The margin covers the fit's residual noise and what the recent
         // samples really spread around the bias-corrected curve, both
         // with the bias filter's own error.
-        let recent = self.track_residual(latency / modelled, bias);
+        // An overload, and the window after it (its backlog draining), are
+        // no sample of the noise the margin is drawn from: taken in, one
+        // miss kept the set point 15 % low for the next half minute.
+        let recent = if sig.hard_miss || self.after_miss {
+            self.residual_variance.unwrap_or(0.0).sqrt()
+        } else {
+            self.track_residual(latency / modelled, bias)
+        };
         let noise = fit.noise.max(recent) * (1.0 + BIAS_SMOOTHING / (2.0 - BIAS_SMOOTHING)).sqrt();
         let set = setpoint(sig.target_ms, noise, sig.tolerance);
         self.last_setpoint = Some(set);
@@ -396,6 +424,7 @@ impl ModelLaw {
         let predicted = jump_rate(&fit, bias, set, fg_now);
         if let Some(trigger) = trigger {
             self.jumped = true;
+            self.jumped_last = !sig.hard_miss;
             let rate = if sig.hard_miss {
                 // Overloaded: what was served understates the demand; cut
                 // at least as the feedback law would, jump back next step.
@@ -511,7 +540,9 @@ impl ModelLaw {
         let off = latency.is_finite()
             && latency > 0.0
             && ratio.is_some_and(|r| (r > limit && harmless && low) || (r < 1.0 / limit && high));
-        if sig.hard_miss || !off || self.held >= MAX_HELD {
+        // Nor the window after an overload: the cut to a new point moved
+        // the load, and the model jumps back from what it shows.
+        if sig.hard_miss || self.after_miss || !off || self.held >= MAX_HELD {
             self.held = 0;
             return None;
         }
