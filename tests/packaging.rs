@@ -682,12 +682,68 @@ fn demo_runs_from_the_two_packages() {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let _ = demo.kill();
-    let _ = demo.wait();
+    // Ctrl-C, as a user stops it: the demo stops its simulator too (a
+    // SIGKILL here used to leave the packaged drbd-sim running).
+    let interrupted = Command::new("kill")
+        .args(["-INT", &demo.id().to_string()])
+        .status()
+        .expect("kill runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let exit = loop {
+        match demo.try_wait() {
+            Ok(Some(exit)) => break Some(exit),
+            _ if std::time::Instant::now() >= deadline => break None,
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    };
+    if exit.is_none() {
+        let _ = demo.kill();
+        let _ = demo.wait();
+    }
+    let leftover = processes_under(root.path());
+    for pid in &leftover {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
     assert!(
         status.contains("\"db\""),
         "the packaged demo did not serve its cluster within 60 s: {status}"
     );
+    assert!(
+        interrupted.success() && exit.is_some(),
+        "the demo ignored SIGINT"
+    );
+    assert!(
+        leftover.is_empty(),
+        "processes from the packages still run after the demo stopped: {leftover:?}"
+    );
+}
+
+/// PIDs of processes whose executable path lies under `root`.
+fn processes_under(root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| {
+                    let argv0 = c.split(|b| *b == 0).next().unwrap_or_default();
+                    Path::new(std::ffi::OsStr::new(
+                        std::str::from_utf8(argv0).unwrap_or_default(),
+                    ))
+                    .starts_with(root)
+                })
+                .unwrap_or(false)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Whether `needle` occurs in `haystack`.
