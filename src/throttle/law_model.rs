@@ -371,8 +371,9 @@ impl ModelLaw {
         // repeats the miss). A stall under a rate the samples had confirmed,
         // a foreground step, and the window after an overload (its backlog
         // draining) say nothing about the curve.
+        let transient = sig.hard_miss || self.after_miss;
         let model_missed = sig.hard_miss && jumped_last && !risen;
-        let bias = if (sig.hard_miss && !model_missed) || self.after_miss {
+        let bias = if transient && !model_missed {
             self.bias.unwrap_or(1.0)
         } else if modelled.is_finite() {
             let ratio = (latency / modelled).clamp(1.0 / MISMATCH, MISMATCH);
@@ -392,7 +393,7 @@ impl ModelLaw {
         // An overload, and the window after it (its backlog draining), are
         // no sample of the noise the margin is drawn from: taken in, one
         // miss kept the set point 15 % low for the next half minute.
-        let recent = if sig.hard_miss || self.after_miss {
+        let recent = if transient {
             self.residual_variance.unwrap_or(0.0).sqrt()
         } else {
             self.track_residual(latency / modelled, bias)
