@@ -48,18 +48,24 @@ pub(super) const HOLD_LOAD_SHARE: f64 = 0.1;
 pub(super) const TRIM_GAIN: f64 = 0.5;
 /// … or this share when the point is below the current rate.
 pub(super) const TRIM_GAIN_DOWN: f64 = 0.8;
-/// … and not at all when it is within this share of the current rate
-/// (or `TRIM_DEADBAND_PER_NOISE` × the relative noise, if wider).
+/// … and not at all when the latency the model predicts at the current
+/// rate is within this share of the set point (or
+/// `TRIM_DEADBAND_PER_NOISE` × the relative noise, if wider). The band is
+/// drawn in latency, not in rate: near the knee of the curve 2 % more rate
+/// is 10–20 % more latency, and a band in rate held a rate above the
+/// operating point for a minute on the noisiest plants.
 pub(super) const TRIM_DEADBAND: f64 = 0.03;
 pub(super) const TRIM_DEADBAND_PER_NOISE: f64 = 0.5;
 /// A foreground whose interval-to-interval noise (relative standard
 /// deviation) is above this is trimmed on its smoothed level.
 pub(super) const TRIM_ON_LEVEL_NOISE: f64 = 0.05;
-/// Probing (no fit yet): the total load grows by this share first, by
-/// one more such share each interval up to `PROBE_MAX`, while the latency
+/// Probing (no fit yet): the total load grows by `PROBE_FIRST` first, by
+/// `PROBE_GROWTH` more each interval up to `PROBE_MAX`, while the latency
 /// stays under `PROBE_BELOW × set point`; at most `MAX_PROBES` intervals.
+/// (Every probe after the first is also bounded by the secant.)
 pub(super) const PROBE_FIRST: f64 = 0.1;
-pub(super) const PROBE_MAX: f64 = 0.3;
+pub(super) const PROBE_GROWTH: f64 = 0.15;
+pub(super) const PROBE_MAX: f64 = 0.4;
 pub(super) const PROBE_BELOW: f64 = 0.8;
 pub(super) const MAX_PROBES: u32 = 8;
 /// A foreground step must also exceed this many standard deviations of the
@@ -190,7 +196,7 @@ pub(super) const JUMP_SIGMAS: f64 = 2.0;
 /// [`operating_rate`] for a jump: the set point lowered by the model's own
 /// prediction error there, so that an uncertain fit jumps short and the
 /// trim covers the rest.
-pub(super) fn jump_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -> f64 {
+pub fn jump_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -> f64 {
     let at = fit.load_for(setpoint_ms / bias);
     let error = fit.latency_error_at(at);
     let error = if error.is_finite() {
@@ -482,7 +488,17 @@ impl ModelLaw {
         };
         // Noisier samples make a noisier prediction: hold a wider band.
         let deadband = TRIM_DEADBAND.max(TRIM_DEADBAND_PER_NOISE * noise);
-        if (wanted - sig.current).abs() <= deadband * sig.current {
+        // In latency: the model's prediction at the rate in force against
+        // the set point (past the fitted capacity there is no prediction:
+        // the band in rate then).
+        let predicted_now = fit.latency_at(fg_trim + sig.current) * bias;
+        let off = (predicted_now / set).ln().abs();
+        let within = if off.is_finite() {
+            off <= deadband
+        } else {
+            (wanted - sig.current).abs() <= deadband * sig.current
+        };
+        if within {
             return Some((sig.current, reason));
         }
         // Down faster than up: an excess costs the application, a
@@ -493,7 +509,19 @@ impl ModelLaw {
             TRIM_GAIN
         };
         let step = (wanted - sig.current) * gain;
-        Some(((sig.current + step).min(sig.current * 2.0), reason))
+        let mut next = sig.current + step;
+        if wanted > sig.current {
+            // Up at least to where a jump would go now: the refreshed fit,
+            // aimed short by its own prediction error (which shrinks as
+            // samples arrive near the point), is sure the set point is not
+            // passed there — halving the way each interval from a short
+            // first jump took 4–6 s on a young fit.
+            let safe = jump_rate(&fit, bias, set, fg_trim).min(wanted);
+            if safe.is_finite() {
+                next = next.max(safe);
+            }
+        }
+        Some((next.min(sig.current * 2.0), reason))
     }
 
     /// A window whose latency is off the bias-corrected curve at its own
@@ -659,7 +687,7 @@ impl ModelLaw {
         {
             return None;
         }
-        let share = (PROBE_FIRST * f64::from(self.probes + 1)).min(PROBE_MAX);
+        let share = (PROBE_FIRST + PROBE_GROWTH * f64::from(self.probes)).min(PROBE_MAX);
         self.probes += 1;
         let fg = foreground.unwrap_or(0.0);
         let mut wanted = load * (1.0 + share) - fg;

@@ -104,7 +104,7 @@ pub use glob::glob_match;
 pub use journal::{Journal, JournalError, JournalIoError, JournalStore, Loaded, JOURNAL_FILE};
 pub use law::*;
 pub use law_model::{
-    foreground_load, operating_rate, secant_load, setpoint, JumpTrigger, ModelReport,
+    foreground_load, jump_rate, operating_rate, secant_load, setpoint, JumpTrigger, ModelReport,
     MEAN_TOLERANCE, NOISE_SIGMAS,
 };
 pub use model::{Fit, QueueModel, Rejected, Unfit};
