@@ -7,6 +7,13 @@
 //! Scrapes come as Prometheus sends them (`Accept-Encoding: gzip`) and as
 //! plain text; the series per family of the exposition are printed.
 //!
+//! With `--static-dump` it measures instead, as issue 15 compared the agent
+//! with drbd-reactor, the same dump served while nothing changes: the dump
+//! of `scale:N` printed by a stand-in `drbdsetup events2`, plain and gzip
+//! scrapes by a client that reuses its buffer, and the same plain body sent
+//! by a trivial server writing one prebuilt buffer (the floor for that body
+//! on this machine, in the same run).
+//!
 //! Run: `cargo bench --bench metrics_e2e` (optionally `-- 1000 5000`, and
 //! `--enum-series all` for the one-hot form). `METRICS_E2E_AGENT=PATH` runs
 //! another drbd-agent binary, e.g. the packaged one (`packaging/build`,
@@ -465,7 +472,167 @@ fn main() {
         .position(|a| a == "--enum-series")
         .and_then(|i| args.get(i + 1))
         .map_or("current", String::as_str);
+    let static_dump = args.iter().any(|a| a == "--static-dump");
     for resources in sizes {
-        run(resources, enum_series);
+        if static_dump {
+            run_static(resources, enum_series);
+        } else {
+            run(resources, enum_series);
+        }
     }
+}
+
+/// One GET with a buffer kept between requests (as a scraper keeps one):
+/// request to last byte in ms, and the response (head and body) in `buf`.
+fn fetch(port: u16, gzip: bool, buf: &mut Vec<u8>) -> std::io::Result<f64> {
+    buf.clear();
+    let start = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let accept = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\n{accept}Connection: close\r\n\r\n"
+    )?;
+    stream.read_to_end(buf)?;
+    Ok(start.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// `count` fetches `gap` apart: sorted latencies and the last response.
+fn fetches(port: u16, gzip: bool, count: usize, gap: Duration) -> (Vec<f64>, Vec<u8>) {
+    let mut buf = Vec::with_capacity(32 << 20);
+    let mut latencies = Vec::new();
+    for _ in 0..count {
+        latencies.push(fetch(port, gzip, &mut buf).expect("a scrape"));
+        std::thread::sleep(gap);
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    (latencies, buf)
+}
+
+/// A server answering `count` requests with `response` as is, on a thread.
+fn floor_server(response: Vec<u8>, count: usize) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = listener.local_addr().expect("its address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(count) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut byte) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&byte[..n]),
+                }
+            }
+            let _ = stream.write_all(&response);
+        }
+    });
+    port
+}
+
+/// The same dump while nothing changes (see the module doc).
+fn run_static(resources: usize, enum_series: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let _sim = Proc(
+        Command::new(sim())
+            .args([
+                "serve",
+                "--scenario",
+                &format!("scale:{resources}"),
+                "--dir",
+            ])
+            .arg(root)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start drbd-sim"),
+    );
+    wait_for("sim.sock", Duration::from_secs(30), || {
+        root.join("sim.sock").exists()
+    });
+    let dump = Command::new(sim())
+        .args(["drbdsetup", "events2", "--now", "--statistics", "all"])
+        .env("DRBD_SIM_DIR", root)
+        .env("DRBD_SIM_NODE", "alpha")
+        .output()
+        .expect("a dump");
+    assert!(dump.status.success(), "the dump failed");
+    let dump_path = root.join("dump.txt");
+    std::fs::write(&dump_path, &dump.stdout).expect("dump file");
+    // events2 prints the dump (and, without --now, then waits while its
+    // parent lives); everything else goes to the simulator.
+    let fake = root.join("drbdsetup-static");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = events2 ]; then\n  cat '{}'\n  for a in \"$@\"; do [ \"$a\" = --now ] && exit 0; done\n  while kill -0 $PPID 2>/dev/null; do sleep 1; done\n  exit 0\nfi\nexec '{}' drbdsetup \"$@\"\n",
+            dump_path.display(),
+            sim()
+        ),
+    )
+    .expect("stand-in");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("executable");
+    let bin = root.join("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    std::os::unix::fs::symlink(sim(), bin.join("drbdadm")).expect("symlink");
+    let port = free_port();
+    let config = root.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node-name = \"alpha\"\nlog-level = \"warn\"\n[drbd]\ndrbdsetup = \"{}\"\ndrbdadm = \"{}\"\nstatistics-poll-interval = \"1h\"\n[api]\nlisten = [\"127.0.0.1:{port}\"]\n[metrics]\nenum-series = \"{enum_series}\"\n",
+            fake.display(),
+            bin.join("drbdadm").display()
+        ),
+    )
+    .expect("config");
+    let agent = Proc(
+        Command::new(agent_binary())
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("DRBD_SIM_DIR", root)
+            .env("DRBD_SIM_NODE", "alpha")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start drbd-agent"),
+    );
+    wait_for("the agent's initial dump", Duration::from_secs(120), || {
+        get(port, "/metrics")
+            .map(|b| String::from_utf8_lossy(&b).contains("drbd_agent_drbd_up 1"))
+            .unwrap_or(false)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let gap = Duration::from_millis(100);
+    let (plain, response) = fetches(port, false, 100, gap);
+    let (gzip, gzipped) = fetches(port, true, 100, gap);
+    let (_, rss) = cpu_and_rss(agent.0.id());
+    let floor_port = floor_server(response.clone(), 100);
+    let (floor, _) = fetches(floor_port, false, 100, gap);
+    println!(
+        "scale:{resources} enum-series {enum_series}, static dump: response {:.2} MB plain, {:.2} MB gzip | agent RSS {:.1} MiB\n  \
+         plain, 100 scrapes 100 ms apart: median {:.2} ms min {:.2} ms p90 {:.2} ms\n  \
+         gzip, the same: median {:.2} ms min {:.2} ms p90 {:.2} ms\n  \
+         the same plain response from a server writing one prebuilt buffer: median {:.2} ms min {:.2} ms p90 {:.2} ms",
+        response.len() as f64 / 1e6,
+        gzipped.len() as f64 / 1e6,
+        rss as f64 / 1024.0,
+        percentile(&plain, 0.5),
+        plain[0],
+        percentile(&plain, 0.9),
+        percentile(&gzip, 0.5),
+        gzip[0],
+        percentile(&gzip, 0.9),
+        percentile(&floor, 0.5),
+        floor[0],
+        percentile(&floor, 0.9),
+    );
 }

@@ -95,6 +95,16 @@ async fn both_in(exporter: &Exporter, shared: &Shared, form: EnumSeries) -> (Str
     (served, fresh)
 }
 
+/// A render from scratch of the DRBD part in `form`.
+async fn fresh_now(shared: &Shared, form: EnumSeries) -> String {
+    let state = shared.state.read().await;
+    match form {
+        EnumSeries::Current => render_drbd(&DrbdInput::new(&state.model, &state.stats)),
+        other => render_drbd_in(&DrbdInput::new(&state.model, &state.stats), other),
+    }
+    .unwrap()
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     /// A fixture line applied to one of `NAMES`.
@@ -170,6 +180,12 @@ proptest! {
                 if *scrape || index + 1 == steps.len() {
                     let (served, fresh) = both_in(&exporter, &shared, form).await;
                     prop_assert_eq!(served, fresh, "after step {} {:?}", index, step);
+                    // A plain scrape's body (no agent part or tail compressed)
+                    // is the same DRBD part.
+                    let plain = exporter.plain_exposition(&shared).await.unwrap();
+                    prop_assert_eq!(plain.len(), plain.clone().into_frames().map(|f| f.len()).sum::<usize>());
+                    let body: Vec<u8> = plain.into_frames().flat_map(|f| f.to_vec()).collect();
+                    prop_assert_eq!(drbd_part(&String::from_utf8(body).unwrap()), fresh_now(&shared, form).await);
                 }
             }
             Ok(())

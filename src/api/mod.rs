@@ -131,7 +131,7 @@ async fn status(
         None => LinstorStatus::default(),
     };
     let network = match network {
-        Some(Extension(status)) => Some(status.read().await.clone()),
+        Some(Extension(status)) => Some(NetworkStatus::clone(&**status.read().await)),
         None => None,
     };
     let state = api.shared.state.read().await;
@@ -182,16 +182,43 @@ async fn metrics(State(metrics): State<Arc<MetricsState>>, headers: HeaderMap) -
         .iter()
         .filter_map(|value| value.to_str().ok())
         .any(accepts_gzip);
-    match metrics.exporter.exposition(&metrics.shared).await {
-        Ok(exposition) => {
-            let (length, frames) = if gzip {
-                (exposition.gzip_len(), exposition.into_gzip_chunks())
-            } else {
-                (exposition.len(), exposition.into_chunks())
-            };
-            let body = Body::from_stream(futures_util::stream::iter(
-                frames.map(Ok::<_, std::convert::Infallible>),
-            ));
+    // A plain body is the cached text as is; a gzip body the cached
+    // deflated pieces copied into frames between a header and a trailer.
+    let built = if gzip {
+        metrics
+            .exporter
+            .exposition(&metrics.shared)
+            .await
+            .map(|exposition| {
+                let length = exposition.gzip_len();
+                (
+                    length,
+                    Body::from_stream(futures_util::stream::iter(
+                        exposition
+                            .into_gzip_chunks()
+                            .map(Ok::<_, std::convert::Infallible>),
+                    )),
+                )
+            })
+    } else {
+        metrics
+            .exporter
+            .plain_exposition(&metrics.shared)
+            .await
+            .map(|exposition| {
+                let length = exposition.len();
+                (
+                    length,
+                    Body::from_stream(futures_util::stream::iter(
+                        exposition
+                            .into_frames()
+                            .map(Ok::<_, std::convert::Infallible>),
+                    )),
+                )
+            })
+    };
+    match built {
+        Ok((length, body)) => {
             let mut response = (
                 [
                     (header::CONTENT_TYPE, CONTENT_TYPE.to_owned()),

@@ -25,7 +25,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::exposition::{DrbdPart, Exposition};
+use super::exposition::{DrbdPart, Exposition, PlainExposition};
 use super::family::EnumSeries;
 use super::gzip::{Deflater, Part};
 use super::layout::{Layout, Rendered, Slot, Totals};
@@ -266,7 +266,7 @@ pub struct Exporter {
 /// The network's families rendered from a status.
 #[derive(Debug)]
 struct NetworkRendered {
-    status: crate::netlink::NetworkStatus,
+    status: Arc<crate::netlink::NetworkStatus>,
     families: Vec<(&'static str, String)>,
 }
 
@@ -297,22 +297,23 @@ impl Exporter {
     }
 
     /// The network's families for `status`: the cached render while the
-    /// status is the one it was made from.
+    /// status is the one it was made from (the watcher replaces the `Arc` on
+    /// every change: no comparison of thousands of paths per scrape).
     fn network_families(
         &self,
-        status: &crate::netlink::NetworkStatus,
+        status: Arc<crate::netlink::NetworkStatus>,
     ) -> Result<Vec<(&'static str, String)>, MetricsError> {
         // A poisoned lock only means a holder panicked; the cache is rebuilt.
         let mut cached = self
             .network_rendered
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(rendered) = cached.as_ref().filter(|r| r.status == *status) {
+        if let Some(rendered) = cached.as_ref().filter(|r| Arc::ptr_eq(&r.status, &status)) {
             return Ok(rendered.families.clone());
         }
-        let families = render_network(status, self.enum_series)?;
+        let families = render_network(&status, self.enum_series)?;
         *cached = Some(NetworkRendered {
-            status: status.clone(),
+            status,
             families: families.clone(),
         });
         Ok(families)
@@ -550,10 +551,41 @@ impl Exporter {
 
     /// The full exposition: `drbd_agent_*` (with `drbd_agent_throttle_*`
     /// when a throttle status is set), the DRBD part, `drbd_version`,
-    /// `process_*`. The DRBD part shows every change applied before the
-    /// scrape, unless a background refresh is rendering the latest ones
-    /// right then (see `part_for_scrape`).
+    /// `process_*`, in both encodings. The DRBD part shows every change
+    /// applied before the scrape, unless a background refresh is rendering
+    /// the latest ones right then (see `part_for_scrape`).
     pub async fn exposition(&self, shared: &Shared) -> Result<Exposition, MetricsError> {
+        let (head, drbd, tail) = self.parts(shared).await?;
+        let (head, tail) = {
+            // A poisoned lock only means a holder panicked; reset per piece anyway.
+            let mut deflater = self
+                .tail_deflater
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (
+                Part::new(Bytes::from(head), &mut deflater)?,
+                Part::new(Bytes::from(tail), &mut deflater)?,
+            )
+        };
+        Ok(Exposition::new(head, drbd, tail))
+    }
+
+    /// [`Exporter::exposition`] as text only: the agent part and the tail
+    /// are not compressed.
+    pub async fn plain_exposition(&self, shared: &Shared) -> Result<PlainExposition, MetricsError> {
+        let (head, drbd, tail) = self.parts(shared).await?;
+        Ok(PlainExposition::new(
+            Bytes::from(head),
+            drbd,
+            Bytes::from(tail),
+        ))
+    }
+
+    /// The agent part, the DRBD part and the tail of a scrape.
+    async fn parts(
+        &self,
+        shared: &Shared,
+    ) -> Result<(String, Arc<DrbdPart>, String), MetricsError> {
         self.scrape_clock().scraped(Instant::now().into_std());
         let Fresh {
             drbd,
@@ -570,7 +602,10 @@ impl Exporter {
             None => None,
         };
         let network = match &self.network {
-            Some(status) => Some(self.network_families(&*status.read().await)?),
+            Some(status) => {
+                let current = status.read().await.clone();
+                Some(self.network_families(current)?)
+            }
             None => None,
         };
         let head = render_agent_head_parts(
@@ -592,18 +627,7 @@ impl Exporter {
         drop(linstor);
         let mut tail = render_version(self.drbd_versions().as_ref())?;
         TextEncoder::new().encode_utf8(&self.process.gather(), &mut tail)?;
-        let (head, tail) = {
-            // A poisoned lock only means a holder panicked; reset per piece anyway.
-            let mut deflater = self
-                .tail_deflater
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            (
-                Part::new(Bytes::from(head), &mut deflater)?,
-                Part::new(Bytes::from(tail), &mut deflater)?,
-            )
-        };
-        Ok(Exposition::new(head, drbd, tail))
+        Ok((head, drbd, tail))
     }
 
     /// Bytes held by the per-resource cache (for benchmarks and tests).

@@ -4,8 +4,10 @@
 //! The cache keeps each chunk twice: as text and as an independent
 //! raw-deflate piece (see `gzip.rs`). A gzip body is the pieces copied into
 //! frames between a gzip header and trailer, with no compression at scrape
-//! time; a text body is the text chunks copied into frames. Nothing is
-//! rendered or compressed on the request path while nothing changed.
+//! time; a text body is the text chunks copied into frames (and, since
+//! 2026-12-03, the agent part and the tail are not compressed for it:
+//! [`PlainExposition`]). Nothing is rendered or compressed on the request
+//! path while nothing changed.
 //!
 //! (From issue 15 until the series budget, only the deflated pieces were
 //! kept and a plain scrape inflated them: the text of 133,000 series cost
@@ -28,10 +30,22 @@
 //! | 64 KiB frames                 |     ~7 ms  |   26 ms  | 64 KiB          |
 //! | every piece a frame (no copy) |     ~1 ms  |   78 ms  | ~1 MiB handles  |
 //!
-//! Frames answer about as fast as one copy end to end (the transfer
-//! dominates) without a second copy of the body per scraper. Zero-copy
-//! pieces lose: hyper writes at most 16 buffers per `writev`, ~550 bytes
-//! each, so some 2,000 system calls per scrape.
+//! Frames answer about as fast as one copy made per scrape (the copy from
+//! ~31,000 pieces costs about what it saves) without a second copy of the
+//! body per scraper. Zero-copy pieces lose: hyper writes at most 16 buffers
+//! per `writev`, ~550 bytes each, so some 2,000 system calls per scrape.
+//!
+//! Two ways to a faster plain body were measured on 2026-12-03 (`cargo
+//! bench --bench metrics_e2e -- 1000 --static-dump`: the same 5.25 MB body
+//! from a server writing one prebuilt buffer takes 2.5–2.7 ms here, these
+//! frames 5.5–6.9 ms) and not kept: the DRBD part's text assembled once per
+//! part and sent as is (3.8 ms while nothing changes, but it holds the 5 MB
+//! beside the per-resource chunks: RSS 29.5 → 32.7 MiB, over issue 15's
+//! 32 MiB, and under a flowing stream each plain scrape assembles it anew:
+//! no faster), and keeping only that text with the per-resource chunks as
+//! views into it (no extra memory, 3.5–4.4 ms plain under change, but every
+//! rebuild then copies and maps 5 MB: gzip p50 3.5 → 7.5 ms, 60 % more CPU
+//! per event).
 
 use std::sync::Arc;
 
@@ -448,6 +462,36 @@ impl Exposition {
             exposition: self,
             cursor: Cursor::default(),
         }
+    }
+}
+
+/// One scrape's exposition as text only (a plain scrape: the agent part
+/// and the tail are not compressed).
+#[derive(Debug, Clone)]
+pub struct PlainExposition(Exposition);
+
+impl PlainExposition {
+    pub fn new(head: Bytes, drbd: Arc<DrbdPart>, tail: Bytes) -> Self {
+        let text_only = |text: Bytes| Part {
+            text,
+            ..Part::default()
+        };
+        Self(Exposition::new(text_only(head), drbd, text_only(tail)))
+    }
+
+    /// Total length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when nothing was rendered.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The body in frames of about [`CHUNK_BYTES`] (see the module doc).
+    pub fn into_frames(self) -> Chunks {
+        self.0.into_chunks()
     }
 }
 

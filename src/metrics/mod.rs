@@ -44,7 +44,7 @@ use crate::throttle::ThrottleStatus;
 
 pub use agent::AgentInput;
 pub use exporter::{Exporter, Facts, Fresh, CONTENT_TYPE};
-pub use exposition::{Chunks, DrbdPart, Exposition, Pieces, CHUNK_BYTES};
+pub use exposition::{Chunks, DrbdPart, Exposition, Pieces, PlainExposition, CHUNK_BYTES};
 pub use family::EnumSeries;
 pub use gzip::accepts_gzip;
 pub use layout::Totals;

@@ -21,8 +21,11 @@ use crate::events2::ConnectionState;
 use crate::runtime::CancellationToken;
 use crate::runtime::Shared;
 
-/// The status the API and the exporter read.
-pub(crate) type SharedNetwork = Arc<RwLock<NetworkStatus>>;
+/// The status the API and the exporter read. Replaced whole on a change
+/// (never edited in place), so a reader that kept the `Arc` it saw tells a
+/// change by pointer (the exporter re-renders the per-path families only
+/// then).
+pub(crate) type SharedNetwork = Arc<RwLock<Arc<NetworkStatus>>>;
 
 /// How often the links are dumped again for their statistics (this also
 /// catches any change a lost notification would hide).
@@ -71,7 +74,7 @@ pub(crate) async fn watch_network(
         warn!(error = %error, retry_in = ?delay, "network watcher stopped, reopening");
         tracker.watcher_mut().running = false;
         tracker.watcher_mut().last_error = Some(error.to_string());
-        *out.write().await = tracker.status().clone();
+        *out.write().await = Arc::new(tracker.status().clone());
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = stop.cancelled() => return,
@@ -128,9 +131,9 @@ async fn session(
                     let conns = connection_views(shared).await;
                     tracker.observe(&table, &conns, Instant::now(), chrono::Utc::now(), link_speed);
                     // Most observations change nothing: no copy, no write lock.
-                    let changed = *out.read().await != *tracker.status();
+                    let changed = **out.read().await != *tracker.status();
                     if changed {
-                        *out.write().await = tracker.status().clone();
+                        *out.write().await = Arc::new(tracker.status().clone());
                     }
                 }
             }
