@@ -163,11 +163,20 @@ impl BenchCommand {
     }
 }
 
+/// Why an `--interval` was refused.
+#[derive(Debug, thiserror::Error)]
+enum IntervalError {
+    #[error(transparent)]
+    Unreadable(#[from] crate::config::DurationError),
+    #[error("{0}: must be between 100ms and 1h")]
+    OutOfRange(String),
+}
+
 /// `--interval`: a duration with a unit, 100 ms to 1 h.
-fn parse_interval(text: &str) -> Result<Duration, String> {
-    let interval = crate::config::parse_duration(text).map_err(|e| e.to_string())?;
+fn parse_interval(text: &str) -> Result<Duration, IntervalError> {
+    let interval = crate::config::parse_duration(text)?;
     if interval < Duration::from_millis(100) || interval > Duration::from_secs(3600) {
-        return Err(format!("{text}: must be between 100ms and 1h"));
+        return Err(IntervalError::OutOfRange(text.to_owned()));
     }
     Ok(interval)
 }
@@ -175,6 +184,28 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_are_read_with_units_and_bounded() {
+        assert_eq!(parse_interval("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_interval("100ms").unwrap(), Duration::from_millis(100));
+        assert!(matches!(
+            parse_interval("50ms"),
+            Err(IntervalError::OutOfRange(text)) if text == "50ms"
+        ));
+        assert!(matches!(
+            parse_interval("2h"),
+            Err(IntervalError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_interval("2"),
+            Err(IntervalError::Unreadable(_))
+        ));
+        assert_eq!(
+            parse_interval("1ms").unwrap_err().to_string(),
+            "1ms: must be between 100ms and 1h"
+        );
+    }
 
     /// `drbd-agent bench` hands `args()` to `drbd-sim bench`, which parses
     /// them with the same definitions: every form must come back unchanged.

@@ -141,9 +141,14 @@ impl<'de> Deserialize<'de> for PeerAddress {
     }
 }
 
+/// A peer address that is not `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("peer address {0:?} must be HOST:PORT, e.g. \"10.0.0.2:9943\"")]
+pub struct BadPeerAddress(String);
+
 /// Checks `host:port` (`[v6]:port` for IPv6).
-pub fn check_peer_address(text: &str) -> Result<(), String> {
-    let bad = || format!("peer address {text:?} must be HOST:PORT, e.g. \"10.0.0.2:9943\"");
+pub fn check_peer_address(text: &str) -> Result<(), BadPeerAddress> {
+    let bad = || BadPeerAddress(text.to_owned());
     let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
     let port: u16 = port.parse().map_err(|_| bad())?;
     if host.is_empty() || port == 0 || host.chars().any(|c| c.is_whitespace() || c == '/') {
