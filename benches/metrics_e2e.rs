@@ -200,15 +200,9 @@ fn series_per_family(text: &str) -> (Vec<(String, usize)>, usize) {
     (counts, total)
 }
 
-fn run(resources: usize, enum_series: &str) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
-    let bin = root.join("bin");
-    std::fs::create_dir(&bin).expect("bin dir");
-    for tool in ["drbdsetup", "drbdadm"] {
-        std::os::unix::fs::symlink(sim(), bin.join(tool)).expect("symlink");
-    }
-    let _sim = Proc(
+/// `drbd-sim serve --scenario scale:N` in `root`, up once its socket is.
+fn start_sim(root: &Path, resources: usize) -> Proc {
+    let sim = Proc(
         Command::new(sim())
             .args([
                 "serve",
@@ -226,15 +220,26 @@ fn run(resources: usize, enum_series: &str) {
     wait_for("sim.sock", Duration::from_secs(30), || {
         root.join("sim.sock").exists()
     });
+    sim
+}
 
+/// The agent following node alpha with `drbdsetup`/`drbdadm` as given,
+/// up once its initial dump is complete; its API port.
+fn start_agent(
+    root: &Path,
+    drbdsetup: &Path,
+    drbdadm: &Path,
+    poll: &str,
+    enum_series: &str,
+) -> (Proc, u16) {
     let port = free_port();
     let config = root.join("agent.toml");
     std::fs::write(
         &config,
         format!(
-            "node-name = \"alpha\"\nlog-level = \"warn\"\n[drbd]\ndrbdsetup = \"{}\"\ndrbdadm = \"{}\"\nstatistics-poll-interval = \"2s\"\n[api]\nlisten = [\"127.0.0.1:{port}\"]\n[metrics]\nenum-series = \"{enum_series}\"\n",
-            bin.join("drbdsetup").display(),
-            bin.join("drbdadm").display()
+            "node-name = \"alpha\"\nlog-level = \"warn\"\n[drbd]\ndrbdsetup = \"{}\"\ndrbdadm = \"{}\"\nstatistics-poll-interval = \"{poll}\"\n[api]\nlisten = [\"127.0.0.1:{port}\"]\n[metrics]\nenum-series = \"{enum_series}\"\n",
+            drbdsetup.display(),
+            drbdadm.display()
         ),
     )
     .expect("config");
@@ -249,12 +254,31 @@ fn run(resources: usize, enum_series: &str) {
             .spawn()
             .expect("start drbd-agent"),
     );
-    let pid = agent.0.id();
     wait_for("the agent's initial dump", Duration::from_secs(120), || {
         get(port, "/metrics")
             .map(|b| String::from_utf8_lossy(&b).contains("drbd_agent_drbd_up 1"))
             .unwrap_or(false)
     });
+    (agent, port)
+}
+
+fn run(resources: usize, enum_series: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let bin = root.join("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    for tool in ["drbdsetup", "drbdadm"] {
+        std::os::unix::fs::symlink(sim(), bin.join(tool)).expect("symlink");
+    }
+    let _sim = start_sim(root, resources);
+    let (agent, port) = start_agent(
+        root,
+        &bin.join("drbdsetup"),
+        &bin.join("drbdadm"),
+        "2s",
+        enum_series,
+    );
+    let pid = agent.0.id();
     std::thread::sleep(Duration::from_secs(2));
 
     // CPU per 1,000 events without scrapes: the refresher then leaves
@@ -539,24 +563,7 @@ fn floor_server(response: Vec<u8>, count: usize) -> u16 {
 fn run_static(resources: usize, enum_series: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    let _sim = Proc(
-        Command::new(sim())
-            .args([
-                "serve",
-                "--scenario",
-                &format!("scale:{resources}"),
-                "--dir",
-            ])
-            .arg(root)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start drbd-sim"),
-    );
-    wait_for("sim.sock", Duration::from_secs(30), || {
-        root.join("sim.sock").exists()
-    });
+    let _sim = start_sim(root, resources);
     let dump = Command::new(sim())
         .args(["drbdsetup", "events2", "--now", "--statistics", "all"])
         .env("DRBD_SIM_DIR", root)
@@ -583,33 +590,7 @@ fn run_static(resources: usize, enum_series: &str) {
     let bin = root.join("bin");
     std::fs::create_dir(&bin).expect("bin dir");
     std::os::unix::fs::symlink(sim(), bin.join("drbdadm")).expect("symlink");
-    let port = free_port();
-    let config = root.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "node-name = \"alpha\"\nlog-level = \"warn\"\n[drbd]\ndrbdsetup = \"{}\"\ndrbdadm = \"{}\"\nstatistics-poll-interval = \"1h\"\n[api]\nlisten = [\"127.0.0.1:{port}\"]\n[metrics]\nenum-series = \"{enum_series}\"\n",
-            fake.display(),
-            bin.join("drbdadm").display()
-        ),
-    )
-    .expect("config");
-    let agent = Proc(
-        Command::new(agent_binary())
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("DRBD_SIM_DIR", root)
-            .env("DRBD_SIM_NODE", "alpha")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start drbd-agent"),
-    );
-    wait_for("the agent's initial dump", Duration::from_secs(120), || {
-        get(port, "/metrics")
-            .map(|b| String::from_utf8_lossy(&b).contains("drbd_agent_drbd_up 1"))
-            .unwrap_or(false)
-    });
+    let (agent, port) = start_agent(root, &fake, &bin.join("drbdadm"), "1h", enum_series);
     std::thread::sleep(Duration::from_secs(2));
     let gap = Duration::from_millis(100);
     let (plain, response) = fetches(port, false, 100, gap);

@@ -182,40 +182,15 @@ async fn metrics(State(metrics): State<Arc<MetricsState>>, headers: HeaderMap) -
         .iter()
         .filter_map(|value| value.to_str().ok())
         .any(accepts_gzip);
-    // A plain body is the cached text as is; a gzip body the cached
-    // deflated pieces copied into frames between a header and a trailer.
+    // A gzip body is the cached deflated pieces copied into frames between
+    // a header and a trailer; a plain body the cached text (nothing
+    // compressed for it).
     let built = if gzip {
-        metrics
-            .exporter
-            .exposition(&metrics.shared)
-            .await
-            .map(|exposition| {
-                let length = exposition.gzip_len();
-                (
-                    length,
-                    Body::from_stream(futures_util::stream::iter(
-                        exposition
-                            .into_gzip_chunks()
-                            .map(Ok::<_, std::convert::Infallible>),
-                    )),
-                )
-            })
+        let exposition = metrics.exporter.exposition(&metrics.shared).await;
+        exposition.map(|e| (e.gzip_len(), framed(e.into_gzip_chunks())))
     } else {
-        metrics
-            .exporter
-            .plain_exposition(&metrics.shared)
-            .await
-            .map(|exposition| {
-                let length = exposition.len();
-                (
-                    length,
-                    Body::from_stream(futures_util::stream::iter(
-                        exposition
-                            .into_frames()
-                            .map(Ok::<_, std::convert::Infallible>),
-                    )),
-                )
-            })
+        let exposition = metrics.exporter.plain_exposition(&metrics.shared).await;
+        exposition.map(|e| (e.len(), framed(e.into_frames())))
     };
     match built {
         Ok((length, body)) => {
@@ -241,6 +216,13 @@ async fn metrics(State(metrics): State<Arc<MetricsState>>, headers: HeaderMap) -
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n").into_response()
         }
     }
+}
+
+/// A body streaming `frames` (built as they are polled).
+fn framed(frames: crate::metrics::Chunks) -> Body {
+    Body::from_stream(futures_util::stream::iter(
+        frames.map(Ok::<_, std::convert::Infallible>),
+    ))
 }
 
 async fn not_found() -> Response {
