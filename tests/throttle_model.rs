@@ -726,3 +726,37 @@ fn a_trim_up_reaches_at_least_the_refreshed_jump_point() {
     }
     assert!(checked >= 4, "only {checked} trims up");
 }
+
+/// The jump back after a hard miss never returns to the rate the miss came
+/// at: at most 0.8 × it (a fit wrong enough to aim there repeated the miss
+/// every other interval at the ceiling on a loaded machine), and the trims
+/// climb from there.
+#[test]
+fn the_jump_after_a_miss_stays_under_the_missed_rate() {
+    let (s, cap, target, noise) = (1.0, 200.0 * MIB, 5.0, 0.05);
+    let app = 0.5 * cap;
+    let p = policy(target);
+    let mut c = Controller::new();
+    let trace = closed_loop(&mut c, &p, (s, cap, noise), |_| app, 60, 5);
+    let missed_at = trace.last().unwrap().1.rate.as_f64();
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut stalled = obs(&mut rng, s, cap, noise, app, missed_at);
+    stalled.app_write_latency_ms = Some(20.0 * target);
+    let cut = c.step(&p, &stalled).rate.as_f64();
+    let back = c.step(&p, &obs(&mut rng, s, cap, noise, app, cut));
+    assert!(
+        matches!(
+            back.reason,
+            Reason::ModelJump {
+                trigger: JumpTrigger::HardMiss,
+                ..
+            }
+        ),
+        "{back:?}"
+    );
+    assert!(
+        back.rate.as_f64() <= 0.8 * missed_at + 1.0,
+        "jumped back to {} after a miss at {missed_at}",
+        back.rate.as_f64()
+    );
+}

@@ -138,6 +138,9 @@ pub(super) struct ModelLaw {
     /// A hard miss cut last step: jump to the predicted point next (the
     /// foreground measured in an overload is what was served, not asked).
     after_miss: bool,
+    /// The rate in force when the last hard miss came: the jump back after
+    /// it stays under [`MISS_BACKOFF`] × this.
+    missed_rate: Option<f64>,
     /// Recent variance of ln(observed ÷ (bias × modelled latency)).
     residual_variance: Option<f64>,
     /// Smoothed foreground load, KiB/s (steps are measured against it).
@@ -192,6 +195,9 @@ pub fn operating_rate(fit: &Fit, bias: f64, setpoint_ms: f64, foreground: f64) -
 pub(super) const MAX_PREDICTION_ERROR: f64 = 0.5;
 /// A jump aims this many prediction errors under the set point.
 pub(super) const JUMP_SIGMAS: f64 = 2.0;
+/// The jump back after a hard miss goes at most to this share of the rate
+/// that was in force during the miss.
+pub(super) const MISS_BACKOFF: f64 = 0.8;
 
 /// [`operating_rate`] for a jump: the set point lowered by the model's own
 /// prediction error there, so that an uncertain fit jumps short and the
@@ -278,6 +284,7 @@ impl ModelLaw {
         self.jumped = false;
         self.jumped_last = false;
         self.after_miss = false;
+        self.missed_rate = None;
         self.mismatches = 0;
         self.held = 0;
         self.first_probe = None;
@@ -436,6 +443,7 @@ impl ModelLaw {
                 // Overloaded: what was served understates the demand; cut
                 // at least as the feedback law would, jump back next step.
                 self.after_miss = true;
+                self.missed_rate = Some(sig.current);
                 predicted.min(super::law::hard_cut(sig.current, sig.target_ms, latency))
             } else {
                 // The foreground this jump was aimed for is the level the
@@ -445,7 +453,16 @@ impl ModelLaw {
                     self.foreground_level = Some(fg_now);
                     self.step_pending = None;
                 }
-                predicted
+                // Never straight back to a rate that just overloaded the
+                // disk: a fit wrong enough to aim there (on a loaded
+                // machine, samples taken late) repeated the miss every
+                // other interval, at the ceiling.
+                match self.missed_rate.take() {
+                    Some(missed) if trigger == JumpTrigger::HardMiss => {
+                        predicted.min(MISS_BACKOFF * missed)
+                    }
+                    _ => predicted,
+                }
             };
             return Some((
                 rate,
