@@ -135,12 +135,10 @@ pub(super) struct ModelLaw {
     held: u32,
     /// The set point of the last step that had one.
     last_setpoint: Option<f64>,
-    /// A hard miss cut last step: jump to the predicted point next (the
-    /// foreground measured in an overload is what was served, not asked).
-    after_miss: bool,
-    /// The rate in force when the last hard miss came: the jump back after
-    /// it stays under [`MISS_BACKOFF`] × this.
-    missed_rate: Option<f64>,
+    /// A hard miss cut last step, at this rate in force: jump to the
+    /// predicted point next (the foreground measured in an overload is what
+    /// was served, not asked), at most [`MISS_BACKOFF`] × the rate.
+    after_miss: Option<f64>,
     /// Recent variance of ln(observed ÷ (bias × modelled latency)).
     residual_variance: Option<f64>,
     /// Smoothed foreground load, KiB/s (steps are measured against it).
@@ -283,8 +281,7 @@ impl ModelLaw {
         self.probes = 0;
         self.jumped = false;
         self.jumped_last = false;
-        self.after_miss = false;
-        self.missed_rate = None;
+        self.after_miss = None;
         self.mismatches = 0;
         self.held = 0;
         self.first_probe = None;
@@ -343,7 +340,7 @@ impl ModelLaw {
         }
         // An overload and the interval after it read what was served, not
         // what was asked: no sample of the foreground's own noise.
-        let calm = !sig.hard_miss && !self.after_miss;
+        let calm = !sig.hard_miss && self.after_miss.is_none();
         let level_before = self.foreground_level;
         let foreground_step = self.foreground_step(foreground, sig.ceiling, calm);
         // The foreground rose beyond a step's threshold in this interval
@@ -384,7 +381,7 @@ impl ModelLaw {
         // repeats the miss). A stall under a rate the samples had confirmed,
         // a foreground step, and the window after an overload (its backlog
         // draining) say nothing about the curve.
-        let transient = sig.hard_miss || self.after_miss;
+        let transient = sig.hard_miss || self.after_miss.is_some();
         let model_missed = sig.hard_miss && jumped_last && !risen;
         let bias = if transient && !model_missed {
             self.bias.unwrap_or(1.0)
@@ -432,7 +429,7 @@ impl ModelLaw {
             None
         };
         let trigger = match trigger {
-            None if std::mem::take(&mut self.after_miss) => Some(JumpTrigger::HardMiss),
+            None if self.after_miss.is_some() => Some(JumpTrigger::HardMiss),
             other => other,
         };
         let predicted = jump_rate(&fit, bias, set, fg_now);
@@ -442,8 +439,7 @@ impl ModelLaw {
             let rate = if sig.hard_miss {
                 // Overloaded: what was served understates the demand; cut
                 // at least as the feedback law would, jump back next step.
-                self.after_miss = true;
-                self.missed_rate = Some(sig.current);
+                self.after_miss = Some(sig.current);
                 predicted.min(super::law::hard_cut(sig.current, sig.target_ms, latency))
             } else {
                 // The foreground this jump was aimed for is the level the
@@ -457,10 +453,11 @@ impl ModelLaw {
                 // disk: a fit wrong enough to aim there (on a loaded
                 // machine, samples taken late) repeated the miss every
                 // other interval, at the ceiling.
-                match self.missed_rate.take() {
-                    Some(missed) if trigger == JumpTrigger::HardMiss => {
-                        predicted.min(MISS_BACKOFF * missed)
-                    }
+                match trigger {
+                    JumpTrigger::HardMiss => self
+                        .after_miss
+                        .take()
+                        .map_or(predicted, |missed| predicted.min(MISS_BACKOFF * missed)),
                     _ => predicted,
                 }
             };
@@ -588,7 +585,7 @@ impl ModelLaw {
             && ratio.is_some_and(|r| (r > limit && harmless && low) || (r < 1.0 / limit && high));
         // Nor the window after an overload: the cut to a new point moved
         // the load, and the model jumps back from what it shows.
-        if sig.hard_miss || self.after_miss || !off || self.held >= MAX_HELD {
+        if sig.hard_miss || self.after_miss.is_some() || !off || self.held >= MAX_HELD {
             self.held = 0;
             return None;
         }
