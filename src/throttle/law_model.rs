@@ -22,7 +22,16 @@ pub(super) const P99_TOLERANCE: f64 = 0.93;
 pub const NOISE_SIGMAS: f64 = 2.33;
 /// The set point is never lower than this share of the target.
 pub(super) const MIN_SETPOINT: f64 = 0.6;
-/// Weight of the newest sample in the bias (observed ÷ modelled latency).
+/// The bias (observed ÷ modelled latency) is a running mean of the samples
+/// since the last jump: the n-th of them (from 0) weighs
+/// 1 / (n + 1 / `BIAS_FIRST`), never less than `BIAS_SMOOTHING_MIN`. A new
+/// point is learned in a few windows, and in steady state the noise moves
+/// the bias (and so the rate) less than a fixed weight of 0.15 did.
+pub(super) const BIAS_FIRST: f64 = 0.3;
+pub(super) const BIAS_SMOOTHING_MIN: f64 = 0.1;
+/// The margin counts the bias filter's own error as for this weight (the
+/// steady one is lower; counting the weight of the moment lowered the set
+/// point just after every jump and slowed the approach).
 pub(super) const BIAS_SMOOTHING: f64 = 0.15;
 /// Weight of the newest sample in the recent residual variance.
 pub(super) const RESIDUAL_SMOOTHING: f64 = 0.05;
@@ -67,6 +76,12 @@ pub(super) const PROBE_FIRST: f64 = 0.1;
 pub(super) const PROBE_GROWTH: f64 = 0.15;
 pub(super) const PROBE_MAX: f64 = 0.4;
 pub(super) const PROBE_BELOW: f64 = 0.8;
+/// The probes after the first aim this many relative noise widths (the
+/// feedback law's spread) under the set point, and go on as long as the
+/// latency is under that aim: the secant bounding them rests on two noisy
+/// samples (a probe to the set point itself put 4 of the 29 windows over on
+/// the noisiest bench plant).
+pub(super) const PROBE_SECANT_SIGMAS: f64 = 1.0;
 pub(super) const MAX_PROBES: u32 = 8;
 /// A foreground step must also exceed this many standard deviations of the
 /// foreground's own interval-to-interval noise (a source whose throughput
@@ -129,6 +144,9 @@ pub(super) struct ModelLaw {
     jumped_last: bool,
     /// Samples far off the curve in a row.
     mismatches: u32,
+    /// A hard miss after a probe: no later probe goes above this rate
+    /// ([`MISS_BACKOFF`] × the rate the miss came at).
+    probe_cap: Option<f64>,
     /// The (load, latency) sample the first probe was decided on.
     first_probe: Option<(f64, f64)>,
     /// Windows held in a row as off the curve ([`HOLD_SIGMAS`]).
@@ -139,8 +157,12 @@ pub(super) struct ModelLaw {
     /// predicted point next (the foreground measured in an overload is what
     /// was served, not asked), at most [`MISS_BACKOFF`] × the rate.
     after_miss: Option<f64>,
+    /// Bias samples taken since the last jump.
+    bias_samples: u32,
     /// Recent variance of ln(observed ÷ (bias × modelled latency)).
     residual_variance: Option<f64>,
+    /// … and of its positive part only, doubled (the upper tail's).
+    residual_upper: Option<f64>,
     /// Smoothed foreground load, KiB/s (steps are measured against it).
     foreground_level: Option<f64>,
     /// The direction (up: true) and relative size of a move beyond the
@@ -278,13 +300,16 @@ impl ModelLaw {
         self.fit = None;
         self.bias = None;
         self.residual_variance = None;
+        self.residual_upper = None;
         self.probes = 0;
         self.jumped = false;
         self.jumped_last = false;
         self.after_miss = None;
+        self.bias_samples = 0;
         self.mismatches = 0;
         self.held = 0;
         self.first_probe = None;
+        self.probe_cap = None;
     }
 
     /// Takes the step's sample; the rate to set and why, or `None` for the
@@ -383,19 +408,23 @@ impl ModelLaw {
         // draining) say nothing about the curve.
         let transient = sig.hard_miss || self.after_miss.is_some();
         let model_missed = sig.hard_miss && jumped_last && !risen;
-        let bias = if transient && !model_missed {
-            self.bias.unwrap_or(1.0)
-        } else if modelled.is_finite() {
-            let ratio = (latency / modelled).clamp(1.0 / MISMATCH, MISMATCH);
-            match self.bias {
-                Some(old) => BIAS_SMOOTHING * ratio + (1.0 - BIAS_SMOOTHING) * old,
-                None => ratio,
+        // Beyond the fitted capacity (no finite model latency) the sample
+        // says the capacity is lower than fitted; the fit has it already:
+        // the bias stays too.
+        let learns = (!transient || model_missed) && modelled.is_finite();
+        let bias = match self.bias {
+            Some(old) if learns => {
+                let ratio = (latency / modelled).clamp(1.0 / MISMATCH, MISMATCH);
+                let gain = (1.0 / (f64::from(self.bias_samples) + 1.0 / BIAS_FIRST))
+                    .clamp(BIAS_SMOOTHING_MIN, BIAS_FIRST);
+                gain * ratio + (1.0 - gain) * old
             }
-        } else {
-            // Beyond the fitted capacity: the sample says the capacity is
-            // lower than fitted; the fit has it already, keep the bias.
-            self.bias.unwrap_or(1.0)
+            None if learns => (latency / modelled).clamp(1.0 / MISMATCH, MISMATCH),
+            kept => kept.unwrap_or(1.0),
         };
+        if learns {
+            self.bias_samples = self.bias_samples.saturating_add(1);
+        }
         self.bias = Some(bias);
         // The margin covers the fit's residual noise and what the recent
         // samples really spread around the bias-corrected curve, both
@@ -403,13 +432,17 @@ impl ModelLaw {
         // An overload, and the window after it (its backlog draining), are
         // no sample of the noise the margin is drawn from: taken in, one
         // miss kept the set point 15 % low for the next half minute.
-        let recent = if transient {
-            self.residual_variance.unwrap_or(0.0).sqrt()
-        } else {
-            self.track_residual(latency / modelled, bias)
-        };
-        let noise = fit.noise.max(recent) * (1.0 + BIAS_SMOOTHING / (2.0 - BIAS_SMOOTHING)).sqrt();
-        let set = setpoint(sig.target_ms, noise, sig.tolerance);
+        if !transient {
+            self.track_residual(latency / modelled, bias);
+        }
+        // The set point guards against the upper tail: a queue's latency
+        // windows are skewed (bursts), and the same variance with a long
+        // upper tail puts more windows over the line.
+        let recent = self.residual_variance.unwrap_or(0.0).sqrt();
+        let upper = self.residual_upper.unwrap_or(0.0).sqrt();
+        let filter = (1.0 + BIAS_SMOOTHING / (2.0 - BIAS_SMOOTHING)).sqrt();
+        let noise = fit.noise.max(recent) * filter;
+        let set = setpoint(sig.target_ms, noise.max(upper * filter), sig.tolerance);
         self.last_setpoint = Some(set);
         self.report = ModelReport {
             in_use: true,
@@ -435,6 +468,7 @@ impl ModelLaw {
         let predicted = jump_rate(&fit, bias, set, fg_now);
         if let Some(trigger) = trigger {
             self.jumped = true;
+            self.bias_samples = 0;
             self.jumped_last = !sig.hard_miss;
             let rate = if sig.hard_miss {
                 // Overloaded: what was served understates the demand; cut
@@ -606,19 +640,20 @@ impl ModelLaw {
         ))
     }
 
-    /// Folds the log of `ratio / bias` into the recent residual variance;
-    /// returns its standard deviation (0 while unknown or past the pole).
-    fn track_residual(&mut self, ratio: f64, bias: f64) -> f64 {
+    /// Folds the log of `ratio / bias` into the recent residual variance
+    /// and into the upper tail's (nothing while past the pole).
+    fn track_residual(&mut self, ratio: f64, bias: f64) {
         let r = (ratio / bias).ln();
         if !r.is_finite() {
-            return self.residual_variance.unwrap_or(0.0).sqrt();
+            return;
         }
-        let v = match self.residual_variance {
-            Some(old) => RESIDUAL_SMOOTHING * r * r + (1.0 - RESIDUAL_SMOOTHING) * old,
-            None => r * r,
+        let fold = |old: Option<f64>, x: f64| match old {
+            Some(old) => RESIDUAL_SMOOTHING * x + (1.0 - RESIDUAL_SMOOTHING) * old,
+            None => x,
         };
-        self.residual_variance = Some(v);
-        v.sqrt()
+        self.residual_variance = Some(fold(self.residual_variance, r * r));
+        let up = r.max(0.0);
+        self.residual_upper = Some(fold(self.residual_upper, 2.0 * up * up));
     }
 
     /// Whether the foreground load moved (either way) by more than
@@ -692,15 +727,38 @@ impl ModelLaw {
         foreground_step: bool,
         latency: f64,
     ) -> Option<(f64, Reason)> {
+        // Only a miss under a probe's rate is the probes' doing (one at
+        // the starting rate, say a burst as the agent starts, capped every
+        // probe under the floor).
+        if sig.hard_miss && !self.jumped && self.probes > 0 {
+            let cap = MISS_BACKOFF * sig.current;
+            self.probe_cap = Some(self.probe_cap.map_or(cap, |old: f64| old.min(cap)));
+        }
         let set = setpoint(sig.target_ms, sig.fallback_noise, sig.tolerance);
+        // The probes aim a noise's width under the set point: the secant
+        // rests on two noisy samples.
+        let aim = set / (1.0 + PROBE_SECANT_SIGMAS * sig.fallback_noise.clamp(0.0, 0.5));
         if self.jumped
             || self.probes >= MAX_PROBES
             || sig.hard_miss
             || foreground_step
-            || latency >= PROBE_BELOW * set
+            || latency >= aim
         {
             return None;
         }
+        // On a queue 1/latency falls about linearly with the load, so the
+        // secant from the first probe's sample (the widest spread: noise
+        // would swamp two neighbours) says where the aim is reached.
+        // (Drawn pessimistically, a noise's width lower at the first
+        // sample and higher at this one, it met the over-target aim on two
+        // more bench plants but settled slower on nine: not done.)
+        let secant = secant_load(self.first_probe, (load, latency), aim);
+        // The first probe has one sample only: it is blind, +10 % of the
+        // load, and only well under the set point.
+        if secant.is_none() && latency >= PROBE_BELOW * set {
+            return None;
+        }
+        self.first_probe.get_or_insert((load, latency));
         let share = (PROBE_FIRST + PROBE_GROWTH * f64::from(self.probes)).min(PROBE_MAX);
         self.probes += 1;
         let fg = foreground.unwrap_or(0.0);
@@ -709,17 +767,14 @@ impl ModelLaw {
         if let Ok(rough) = self.model.estimate() {
             wanted = wanted.min(operating_rate(&rough, 1.0, set, fg));
         }
-        // Before there is any, the probes' own samples do: on a queue
-        // 1/latency falls about linearly with the load, so the secant from
-        // the first probe's sample (the widest spread: noise would swamp two
-        // neighbours) says where the set point is reached. The first probe
-        // has one sample only: it is blind, +10 % of the load.
-        // (Drawn pessimistically, a noise's width lower at the first
-        // sample and higher at this one, it met the over-target aim on two
-        // more bench plants but settled slower on nine: not done.)
-        let first = *self.first_probe.get_or_insert((load, latency));
-        if let Some(at) = secant_load(Some(first), (load, latency), set) {
+        if let Some(at) = secant {
             wanted = wanted.min(at - fg);
+        }
+        // After an overload the probes' blind growth would repeat it (the
+        // secant is gone: the cut moved the load back below the first
+        // sample): they climb back to at most the capped rate.
+        if let Some(cap) = self.probe_cap {
+            wanted = wanted.min(cap);
         }
         let wanted = wanted.max(sig.current);
         Some((
